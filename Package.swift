@@ -1,0 +1,58 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "plateseg",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "plateseg", targets: ["plateseg"]),
+        .executable(name: "plateseg-bench", targets: ["plateseg-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+
+        .target(name: "Imaging", dependencies: ["CZstd", "CPNG"], swiftSettings: strict),
+        .target(name: "Models", dependencies: ["Imaging", "CDNNL"], swiftSettings: strict),
+        .target(
+            name: "JobStore",
+            dependencies: ["Imaging", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
+        .target(
+            name: "Worker",
+            dependencies: ["JobStore", "Models", "Imaging", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .target(name: "Ensemble", dependencies: ["Imaging"], swiftSettings: strict),
+        .executableTarget(
+            name: "plateseg",
+            dependencies: [
+                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "plateseg-bench",
+            dependencies: [
+                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], swiftSettings: strict),
+    ]
+)

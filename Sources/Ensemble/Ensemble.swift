@@ -1,0 +1,1 @@
+// Ensemble: see ../shared/DESIGN.md

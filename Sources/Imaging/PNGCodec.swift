@@ -1,0 +1,108 @@
+import CPNG
+import Foundation
+
+/// What a PNG's header says, read without decoding the pixels.
+public struct PNGHeader: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public let sixteenBit: Bool
+    public let color: Bool
+}
+
+/// PNG reading and writing through libpng's simplified `png_image` API.
+public enum PNGCodec {
+    public static func readHeader(_ path: String) throws -> PNGHeader {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_file(&image, path) != 0 else {
+            throw failure(path: path, image: &image)
+        }
+        defer { png_image_free(&image) }
+        return header(of: image)
+    }
+
+    /// Decodes an 8-bit grayscale PNG. Colour is converted to gray; 16-bit files are refused
+    /// because libpng's 16→8 conversion applies a display gamma that would distort intensities.
+    public static func readGray(_ path: String) throws -> GrayImage {
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ImagingError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")
+        }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ImagingError.unreadable(path: path, reason: "\(error.localizedDescription)")
+        }
+        return try decodeGray(data, name: path)
+    }
+
+    public static func decodeGray(_ data: Data, name: String) throws -> GrayImage {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        let begun = data.withUnsafeBytes { raw in
+            png_image_begin_read_from_memory(&image, raw.baseAddress, raw.count)
+        }
+        guard begun != 0 else { throw failure(path: name, image: &image) }
+        let h = header(of: image)
+        if h.sixteenBit {
+            png_image_free(&image)
+            throw ImagingError.unsupportedFormat(path: name, reason: "16-bit samples")
+        }
+        image.format = UInt32(PNG_FORMAT_GRAY)
+        var pixels = [UInt8](repeating: 0, count: h.width * h.height)
+        // begin_read_from_memory keeps a pointer into `data`, so finish inside the same borrow.
+        let finished = data.withUnsafeBytes { _ in
+            pixels.withUnsafeMutableBytes { out in
+                png_image_finish_read(&image, nil, out.baseAddress, Int32(h.width), nil)
+            }
+        }
+        guard finished != 0 else { throw failure(path: name, image: &image) }
+        return GrayImage(width: h.width, height: h.height, pixels: pixels)
+    }
+
+    public static func writeGray(_ gray: GrayImage, to path: String) throws {
+        try write(path: path, width: gray.width, height: gray.height, format: UInt32(PNG_FORMAT_GRAY), bytes: gray.pixels)
+    }
+
+    /// Writes 8-bit RGBA pixels, row-major, 4 bytes a pixel.
+    public static func writeRGBA(width: Int, height: Int, rgba: [UInt8], to path: String) throws {
+        precondition(rgba.count == width * height * 4)
+        try write(path: path, width: width, height: height, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA), bytes: rgba)
+    }
+
+    private static func write(path: String, width: Int, height: Int, format: UInt32, bytes: [UInt8]) throws {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = format
+        let ok = bytes.withUnsafeBytes { raw in
+            png_image_write_to_file(&image, path, 0, raw.baseAddress, 0, nil)
+        }
+        guard ok != 0 else {
+            let message = messageText(&image)
+            png_image_free(&image)
+            throw ImagingError.writeFailed(path: path, reason: message)
+        }
+    }
+
+    private static func header(of image: png_image) -> PNGHeader {
+        PNGHeader(
+            width: Int(image.width), height: Int(image.height),
+            sixteenBit: image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0,
+            color: image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0)
+    }
+
+    private static func failure(path: String, image: inout png_image) -> ImagingError {
+        let message = messageText(&image)
+        png_image_free(&image)
+        if !FileManager.default.fileExists(atPath: path) && !path.hasPrefix("<") {
+            return .unreadable(path: path, reason: "no such file")
+        }
+        return .corrupt(path: path, reason: message.isEmpty ? "libpng refused it" : message)
+    }
+
+    private static func messageText(_ image: inout png_image) -> String {
+        withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+    }
+}

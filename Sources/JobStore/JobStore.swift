@@ -1,0 +1,1 @@
+// JobStore: see ../shared/DESIGN.md

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages plateseg builds and tests against. Idempotent; silent when all is there.
+set -euo pipefail
+
+packages=(libsqlite3-dev libpng-dev libzstd-dev libdnnl-dev pkg-config postgresql)
+if [ "${PLATESEG_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "bootstrap: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
