@@ -1,1 +1,33 @@
-// JobStore: see ../shared/DESIGN.md
+/// The durable queue and the results, independent of the database behind them. Every driver
+/// (SQLite now, PostgreSQL past one machine) passes the same conformance suite.
+public protocol JobStore: Sendable {
+    /// Writes a plate's images, jobs and dependencies in one transaction; existing ones are kept.
+    func submit(_ submission: PlateSubmission) throws -> SubmitSummary
+
+    /// Claims the oldest ready job, or nil when none is ready. Expired leases are rescued first.
+    func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob?
+    /// Extends a lease; throws `leaseLost` if the job is no longer held under this token.
+    func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease
+    /// Stores the artifact (and, for a merge, replaces the image's cells), marks the job
+    /// succeeded and releases its dependants: all or nothing, and only under a valid lease.
+    func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws
+    /// Records a failure: back to the queue while attempts remain and `retryable`, else failed.
+    func fail(_ lease: Lease, error: String, retryable: Bool) throws
+    /// Gives a job back untouched (a worker asked to stop); the attempt is not counted.
+    func release(_ lease: Lease) throws
+    /// Returns jobs whose lease deadline passed to the queue (or fails them past max attempts).
+    func rescueExpiredLeases(now: Double) throws -> Int
+    /// Puts failed jobs (or one job) back in the queue with a fresh attempt budget.
+    func retry(_ selection: RetrySelection) throws -> Int
+
+    func progress(plate: String?) throws -> [PlateProgress]
+    func failedJobs(plate: String?, limit: Int) throws -> [FailedJob]
+    func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
+    /// The artifacts of the jobs that `jobID` waits on.
+    func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact]
+    func artifactCount(plate: String?) throws -> Int
+    func image(id: Int64) throws -> (path: String, width: Int, height: Int)?
+
+    func cells(_ query: CellQuery) throws -> [LocatedCell]
+    func wellCounts(_ query: CellQuery) throws -> [WellCount]
+}

@@ -1,0 +1,59 @@
+/// One segmented cell as the merge stores it; plate, well and field come from its image.
+public struct CellRecord: Sendable, Equatable {
+    public var cellType: String
+    public var score: Double
+    public var area: Int
+    public var box: (x: Int, y: Int, width: Int, height: Int)
+    public var centroid: (x: Double, y: Double)
+    /// The mask in COCO compressed RLE (column-major), in image coordinates.
+    public var rle: String
+
+    public init(cellType: String, score: Double, area: Int, box: (x: Int, y: Int, width: Int, height: Int),
+                centroid: (x: Double, y: Double), rle: String) {
+        self.cellType = cellType
+        self.score = score
+        self.area = area
+        self.box = box
+        self.centroid = centroid
+        self.rle = rle
+    }
+
+    public static func == (a: CellRecord, b: CellRecord) -> Bool {
+        a.cellType == b.cellType && a.score == b.score && a.area == b.area && a.box == b.box
+            && a.centroid == b.centroid && a.rle == b.rle
+    }
+}
+
+/// A stored cell with where it was found.
+public struct LocatedCell: Sendable {
+    public var plate: String
+    public var well: String?
+    public var field: Int?
+    public var imagePath: String
+    public var imageWidth: Int
+    public var imageHeight: Int
+    public var cell: CellRecord
+}
+
+public struct CellQuery: Sendable {
+    public var plate: String?
+    public var well: String?
+    public var cellType: String?
+
+    public init(plate: String? = nil, well: String? = nil, cellType: String? = nil) {
+        self.plate = plate
+        self.well = well
+        self.cellType = cellType
+    }
+}
+
+/// Cells of one type in one well.
+public struct WellCount: Sendable, Equatable {
+    public var plate: String
+    public var well: String
+    public var cellType: String
+    public var cells: Int
+    public var images: Int
+    public var meanArea: Double
+    public var meanScore: Double
+}

@@ -1,0 +1,157 @@
+import Foundation
+
+public typealias JobID = Int64
+
+/// A job's place in its life: `queued` jobs with `waitingOn > 0` are blocked on other jobs.
+public enum JobState: String, Sendable, Codable, CaseIterable {
+    case queued, running, succeeded, failed
+}
+
+/// A claim on one job: valid while `token` is the job's current fencing token and the
+/// deadline has not passed. A worker whose lease expired cannot complete, even if it wakes up.
+public struct Lease: Sendable, Equatable {
+    public let jobID: JobID
+    public let token: Int64
+    public let owner: String
+    public let deadline: Double
+}
+
+public struct ClaimedJob: Sendable {
+    public let id: JobID
+    public let kind: String
+    /// The job's arguments as JSON, as the coordinator wrote them.
+    public let args: String
+    public let plate: String
+    public let imageID: Int64?
+    public let attempt: Int
+    public let maxAttempts: Int
+    public let lease: Lease
+}
+
+/// An image found on a plate. `error` is set when it could not be read: it is recorded so that
+/// status shows it, and no jobs are made for it.
+public struct NewImage: Sendable {
+    public var path: String
+    public var well: String?
+    public var field: Int?
+    public var width: Int
+    public var height: Int
+    public var contentHash: String
+    public var error: String?
+
+    public init(path: String, well: String?, field: Int?, width: Int, height: Int, contentHash: String, error: String? = nil) {
+        self.path = path
+        self.well = well
+        self.field = field
+        self.width = width
+        self.height = height
+        self.contentHash = contentHash
+        self.error = error
+    }
+}
+
+/// A job to create. `key` makes submission idempotent: a key that exists already is skipped.
+public struct NewJob: Sendable {
+    public var key: String
+    public var kind: String
+    public var imagePath: String?
+    public var args: String
+    public var dependsOn: [String]
+    public var maxAttempts: Int
+
+    public init(key: String, kind: String, imagePath: String?, args: String, dependsOn: [String] = [], maxAttempts: Int = 3) {
+        self.key = key
+        self.kind = kind
+        self.imagePath = imagePath
+        self.args = args
+        self.dependsOn = dependsOn
+        self.maxAttempts = maxAttempts
+    }
+}
+
+public struct PlateSubmission: Sendable {
+    public var plate: String
+    public var root: String
+    public var images: [NewImage]
+    public var jobs: [NewJob]
+
+    public init(plate: String, root: String, images: [NewImage], jobs: [NewJob]) {
+        self.plate = plate
+        self.root = root
+        self.images = images
+        self.jobs = jobs
+    }
+}
+
+public struct SubmitSummary: Sendable, Equatable {
+    public var newImages: Int
+    public var unreadableImages: Int
+    public var newJobs: Int
+
+    public init(newImages: Int, unreadableImages: Int, newJobs: Int) {
+        self.newImages = newImages
+        self.unreadableImages = unreadableImages
+        self.newJobs = newJobs
+    }
+}
+
+public struct PlateProgress: Sendable, Equatable {
+    public var plate: String
+    public var images: Int
+    public var unreadableImages: Int
+    public var queued: Int
+    /// Queued jobs that still wait on others (a merge whose tiles are not all done).
+    public var blocked: Int
+    public var running: Int
+    public var succeeded: Int
+    public var failed: Int
+    /// Jobs finished in the last minute, for a rate and an ETA.
+    public var finishedLastMinute: Int
+
+    public var total: Int { queued + running + succeeded + failed }
+    public var done: Bool { queued == 0 && running == 0 }
+}
+
+public struct FailedJob: Sendable, Equatable {
+    public var id: JobID
+    public var plate: String
+    public var kind: String
+    public var imagePath: String?
+    public var attempts: Int
+    public var error: String
+}
+
+/// What a job left behind: bytes (zstd-compressed by whoever made them) and its job's kind and args.
+public struct StoredArtifact: Sendable {
+    public var jobID: JobID
+    public var kind: String
+    public var args: String
+    public var bytes: [UInt8]
+}
+
+public struct RetrySelection: Sendable {
+    public var jobID: JobID?
+    public var plate: String?
+    public var failedOnly: Bool
+
+    public init(jobID: JobID? = nil, plate: String? = nil, failedOnly: Bool = true) {
+        self.jobID = jobID
+        self.plate = plate
+        self.failedOnly = failedOnly
+    }
+}
+
+public enum JobStoreError: Error, Equatable, CustomStringConvertible {
+    /// The lease was taken back (expired and rescued, or the job was claimed again).
+    case leaseLost(JobID)
+    case unknownImage(String)
+    case database(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .leaseLost(id): return "job \(id): lease lost (it expired and the job went back to the queue); the result was discarded"
+        case let .unknownImage(path): return "job refers to image \(path), which this submission does not list"
+        case let .database(path, reason): return "\(path): \(reason)"
+        }
+    }
+}

@@ -1,0 +1,373 @@
+import Foundation
+import GRDB
+
+/// The embedded driver: one SQLite file in WAL mode, shared by the processes of one machine.
+public final class SQLiteJobStore: JobStore {
+    private let pool: DatabasePool
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        // Several worker processes write the same file; wait for the lock rather than fail.
+        config.busyMode = .timeout(30)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: config)
+            try SQLiteSchema.migrator.migrate(pool)
+        } catch {
+            throw JobStoreError.database(path: path, reason: "cannot open the job database (\(error)); check the path and that it is a plateseg database")
+        }
+    }
+
+    private static func now() -> Double { Date().timeIntervalSince1970 }
+
+    // MARK: submit
+
+    public func submit(_ s: PlateSubmission) throws -> SubmitSummary {
+        try pool.write { db in
+            let now = Self.now()
+            try db.execute(sql: "INSERT INTO plates (name, root, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                           arguments: [s.plate, s.root, now])
+            let plateID = try Int64.fetchOne(db, sql: "SELECT id FROM plates WHERE name = ?", arguments: [s.plate])!
+            var summary = SubmitSummary(newImages: 0, unreadableImages: 0, newJobs: 0)
+            var imageIDs: [String: Int64] = [:]
+            for image in s.images {
+                try db.execute(
+                    sql: """
+                        INSERT INTO images (plate_id, path, well, field, width, height, content_hash, error, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(plate_id, path) DO NOTHING
+                        """,
+                    arguments: [plateID, image.path, image.well, image.field, image.width, image.height,
+                                image.contentHash, image.error, now])
+                if db.changesCount > 0 {
+                    summary.newImages += 1
+                    if image.error != nil { summary.unreadableImages += 1 }
+                }
+                imageIDs[image.path] = try Int64.fetchOne(
+                    db, sql: "SELECT id FROM images WHERE plate_id = ? AND path = ?", arguments: [plateID, image.path])
+            }
+            var jobIDs: [String: Int64] = [:]
+            var created: [(NewJob, Int64)] = []
+            for job in s.jobs {
+                var imageID: Int64?
+                if let p = job.imagePath {
+                    guard let id = imageIDs[p] else { throw JobStoreError.unknownImage(p) }
+                    imageID = id
+                }
+                try db.execute(
+                    sql: """
+                        INSERT INTO jobs (key, kind, plate_id, image_id, args, state, max_attempts, created_at)
+                        VALUES (?, ?, ?, ?, ?, 'queued', ?, ?) ON CONFLICT(key) DO NOTHING
+                        """,
+                    arguments: [job.key, job.kind, plateID, imageID, job.args, job.maxAttempts, now])
+                if db.changesCount > 0 {
+                    let id = db.lastInsertedRowID
+                    jobIDs[job.key] = id
+                    created.append((job, id))
+                }
+            }
+            for (job, id) in created where !job.dependsOn.isEmpty {
+                for key in job.dependsOn {
+                    let dep: Int64
+                    if let known = jobIDs[key] {
+                        dep = known
+                    } else if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM jobs WHERE key = ?", arguments: [key]) {
+                        dep = existing
+                    } else {
+                        throw JobStoreError.database(path: path, reason: "job \(job.key) depends on unknown job \(key)")
+                    }
+                    try db.execute(sql: "INSERT OR IGNORE INTO job_dependencies (job_id, depends_on) VALUES (?, ?)", arguments: [id, dep])
+                }
+                try db.execute(
+                    sql: """
+                        UPDATE jobs SET waiting_on = (
+                            SELECT COUNT(*) FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on
+                            WHERE d.job_id = :id AND j.state != 'succeeded')
+                        WHERE id = :id
+                        """,
+                    arguments: ["id": id])
+            }
+            summary.newJobs = created.count
+            return summary
+        }
+    }
+
+    // MARK: the lease cycle
+
+    public func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
+        try pool.write { db in
+            let now = Self.now()
+            _ = try LeaseRescuer.rescue(db, now: now)
+            guard let row = try Row.fetchOne(
+                db,
+                sql: """
+                    UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
+                        lease_owner = :owner, lease_deadline = :deadline, started_at = :now
+                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0 ORDER BY id LIMIT 1)
+                    RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
+                    """,
+                arguments: ["owner": owner, "deadline": now + leaseSeconds, "now": now])
+            else { return nil }
+            let plate = try String.fetchOne(db, sql: "SELECT name FROM plates WHERE id = ?", arguments: [row["plate_id"] as Int64])!
+            let id: Int64 = row["id"]
+            return ClaimedJob(
+                id: id, kind: row["kind"], args: row["args"], plate: plate, imageID: row["image_id"],
+                attempt: row["attempts"], maxAttempts: row["max_attempts"],
+                lease: Lease(jobID: id, token: row["fencing_token"], owner: owner, deadline: now + leaseSeconds))
+        }
+    }
+
+    public func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease {
+        try pool.write { db in
+            let deadline = Self.now() + leaseSeconds
+            try db.execute(
+                sql: "UPDATE jobs SET lease_deadline = ? WHERE id = ? AND fencing_token = ? AND state = 'running'",
+                arguments: [deadline, lease.jobID, lease.token])
+            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
+            return Lease(jobID: lease.jobID, token: lease.token, owner: lease.owner, deadline: deadline)
+        }
+    }
+
+    public func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
+        try pool.write { db in
+            let now = Self.now()
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_deadline = NULL, last_error = NULL
+                    WHERE id = ? AND fencing_token = ? AND state = 'running'
+                    """,
+                arguments: [now, lease.jobID, lease.token])
+            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
+            if let artifact {
+                try db.execute(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, created_at) VALUES (?, ?, ?)",
+                               arguments: [lease.jobID, Data(artifact), now])
+            }
+            if let cells {
+                try replaceCells(db, mergeJob: lease.jobID, cells: cells)
+            }
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET waiting_on = waiting_on - 1
+                    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?) AND waiting_on > 0
+                    """,
+                arguments: [lease.jobID])
+        }
+    }
+
+    private func replaceCells(_ db: Database, mergeJob: JobID, cells: [CellRecord]) throws {
+        guard let imageID = try Int64.fetchOne(db, sql: "SELECT image_id FROM jobs WHERE id = ?", arguments: [mergeJob]) else {
+            throw JobStoreError.database(path: path, reason: "merge job \(mergeJob) has no image")
+        }
+        try db.execute(sql: "DELETE FROM cells WHERE image_id = ?", arguments: [imageID])
+        let insert = try db.makeStatement(sql: """
+            INSERT INTO cells (image_id, merge_job_id, cell_type, score, area, box_x, box_y, box_width, box_height,
+                               centroid_x, centroid_y, rle) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for c in cells {
+            try insert.execute(arguments: [imageID, mergeJob, c.cellType, c.score, c.area, c.box.x, c.box.y,
+                                           c.box.width, c.box.height, c.centroid.x, c.centroid.y, c.rle])
+        }
+    }
+
+    public func fail(_ lease: Lease, error: String, retryable: Bool) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET
+                        state = CASE WHEN :retryable AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                        finished_at = CASE WHEN :retryable AND attempts < max_attempts THEN NULL ELSE :now END,
+                        last_error = :error, lease_owner = NULL, lease_deadline = NULL
+                    WHERE id = :id AND fencing_token = :token AND state = 'running'
+                    """,
+                arguments: ["retryable": retryable, "now": Self.now(), "error": error, "id": lease.jobID, "token": lease.token])
+            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
+        }
+    }
+
+    public func release(_ lease: Lease) throws {
+        try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_deadline = NULL
+                    WHERE id = ? AND fencing_token = ? AND state = 'running'
+                    """,
+                arguments: [lease.jobID, lease.token])
+            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
+        }
+    }
+
+    public func rescueExpiredLeases(now: Double) throws -> Int {
+        try pool.write { db in try LeaseRescuer.rescue(db, now: now) }
+    }
+
+    public func retry(_ selection: RetrySelection) throws -> Int {
+        try pool.write { db in
+            var conditions = ["state != 'running'"]
+            var arguments: StatementArguments = [:]
+            if selection.failedOnly { conditions.append("state = 'failed'") }
+            if let id = selection.jobID {
+                conditions.append("id = :id")
+                arguments += ["id": id]
+            }
+            if let plate = selection.plate {
+                conditions.append("plate_id = (SELECT id FROM plates WHERE name = :plate)")
+                arguments += ["plate": plate]
+            }
+            // A succeeded job run again holds its dependants back until it succeeds again.
+            let selected = "SELECT id FROM jobs WHERE " + conditions.joined(separator: " AND ")
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET waiting_on = waiting_on + 1
+                    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on IN (\(selected) AND state = 'succeeded'))
+                    """,
+                arguments: arguments)
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET state = 'queued', attempts = 0, finished_at = NULL, lease_owner = NULL, lease_deadline = NULL
+                    WHERE id IN (\(selected))
+                    """,
+                arguments: arguments)
+            return db.changesCount
+        }
+    }
+
+    // MARK: reading
+
+    public func progress(plate: String?) throws -> [PlateProgress] {
+        try pool.read { db in
+            let since = Self.now() - 60
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT p.name,
+                        (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id) AS images,
+                        (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.error IS NOT NULL) AS unreadable,
+                        COUNT(j.id) FILTER (WHERE j.state = 'queued') AS queued,
+                        COUNT(j.id) FILTER (WHERE j.state = 'queued' AND j.waiting_on > 0) AS blocked,
+                        COUNT(j.id) FILTER (WHERE j.state = 'running') AS running,
+                        COUNT(j.id) FILTER (WHERE j.state = 'succeeded') AS succeeded,
+                        COUNT(j.id) FILTER (WHERE j.state = 'failed') AS failed,
+                        COUNT(j.id) FILTER (WHERE j.state IN ('succeeded', 'failed') AND j.finished_at >= :since) AS recent
+                    FROM plates p LEFT JOIN jobs j ON j.plate_id = p.id
+                    WHERE :plate IS NULL OR p.name = :plate
+                    GROUP BY p.id ORDER BY p.name
+                    """,
+                arguments: ["since": since, "plate": plate])
+            return rows.map { r in
+                PlateProgress(plate: r["name"], images: r["images"], unreadableImages: r["unreadable"], queued: r["queued"],
+                              blocked: r["blocked"], running: r["running"], succeeded: r["succeeded"], failed: r["failed"],
+                              finishedLastMinute: r["recent"])
+            }
+        }
+    }
+
+    public func failedJobs(plate: String?, limit: Int) throws -> [FailedJob] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT j.id, p.name, j.kind, i.path, j.attempts, j.last_error
+                    FROM jobs j JOIN plates p ON p.id = j.plate_id LEFT JOIN images i ON i.id = j.image_id
+                    WHERE j.state = 'failed' AND (:plate IS NULL OR p.name = :plate)
+                    ORDER BY j.id LIMIT :limit
+                    """,
+                arguments: ["plate": plate, "limit": limit]
+            ).map { r in
+                FailedJob(id: r[0], plate: r[1], kind: r[2], imagePath: r[3], attempts: r[4], error: r[5] ?? "")
+            }
+        }
+    }
+
+    public func unreadableImages(plate: String?) throws -> [(path: String, error: String)] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT i.path, i.error FROM images i JOIN plates p ON p.id = i.plate_id
+                    WHERE i.error IS NOT NULL AND (:plate IS NULL OR p.name = :plate) ORDER BY i.path
+                    """,
+                arguments: ["plate": plate]
+            ).map { (path: $0[0], error: $0[1]) }
+        }
+    }
+
+    public func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT j.id, j.kind, j.args, a.bytes FROM job_dependencies d
+                    JOIN jobs j ON j.id = d.depends_on JOIN artifacts a ON a.job_id = j.id
+                    WHERE d.job_id = ? ORDER BY j.id
+                    """,
+                arguments: [jobID]
+            ).map { r in
+                let data: Data = r[3]
+                return StoredArtifact(jobID: r[0], kind: r[1], args: r[2], bytes: [UInt8](data))
+            }
+        }
+    }
+
+    public func artifactCount(plate: String?) throws -> Int {
+        try pool.read { db in
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT COUNT(*) FROM artifacts a JOIN jobs j ON j.id = a.job_id
+                    WHERE :plate IS NULL OR j.plate_id = (SELECT id FROM plates WHERE name = :plate)
+                    """,
+                arguments: ["plate": plate]) ?? 0
+        }
+    }
+
+    public func image(id: Int64) throws -> (path: String, width: Int, height: Int)? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT path, width, height FROM images WHERE id = ?", arguments: [id])
+                .map { (path: $0[0], width: $0[1], height: $0[2]) }
+        }
+    }
+
+    public func cells(_ q: CellQuery) throws -> [LocatedCell] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT p.name, i.well, i.field, i.path, i.width, i.height, c.cell_type, c.score, c.area,
+                           c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle
+                    FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
+                    WHERE (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
+                      AND (:type IS NULL OR c.cell_type = :type)
+                    ORDER BY p.name, i.well, i.field, i.path, c.id
+                    """,
+                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType]
+            ).map { r in
+                LocatedCell(
+                    plate: r[0], well: r[1], field: r[2], imagePath: r[3], imageWidth: r[4], imageHeight: r[5],
+                    cell: CellRecord(cellType: r[6], score: r[7], area: r[8], box: (r[9], r[10], r[11], r[12]),
+                                     centroid: (r[13], r[14]), rle: r[15]))
+            }
+        }
+    }
+
+    public func wellCounts(_ q: CellQuery) throws -> [WellCount] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT p.name, COALESCE(i.well, '?'), c.cell_type, COUNT(*), COUNT(DISTINCT i.id), AVG(c.area), AVG(c.score)
+                    FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
+                    WHERE (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
+                      AND (:type IS NULL OR c.cell_type = :type)
+                    GROUP BY p.name, i.well, c.cell_type ORDER BY p.name, i.well, c.cell_type
+                    """,
+                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType]
+            ).map { r in
+                WellCount(plate: r[0], well: r[1], cellType: r[2], cells: r[3], images: r[4], meanArea: r[5], meanScore: r[6])
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import GRDB
+
+enum SQLiteSchema {
+    static var migrator: DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE plates (
+                    id INTEGER PRIMARY KEY,
+                    name TEXT NOT NULL UNIQUE,
+                    root TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE TABLE images (
+                    id INTEGER PRIMARY KEY,
+                    plate_id INTEGER NOT NULL REFERENCES plates(id),
+                    path TEXT NOT NULL,
+                    well TEXT,
+                    field INTEGER,
+                    width INTEGER NOT NULL,
+                    height INTEGER NOT NULL,
+                    content_hash TEXT NOT NULL,
+                    error TEXT,
+                    created_at REAL NOT NULL,
+                    UNIQUE (plate_id, path)
+                );
+                CREATE TABLE jobs (
+                    id INTEGER PRIMARY KEY,
+                    key TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    plate_id INTEGER NOT NULL REFERENCES plates(id),
+                    image_id INTEGER REFERENCES images(id),
+                    args TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed')),
+                    waiting_on INTEGER NOT NULL DEFAULT 0,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    max_attempts INTEGER NOT NULL,
+                    lease_owner TEXT,
+                    lease_deadline REAL,
+                    fencing_token INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    created_at REAL NOT NULL,
+                    started_at REAL,
+                    finished_at REAL
+                );
+                CREATE INDEX jobs_ready ON jobs (id) WHERE state = 'queued' AND waiting_on = 0;
+                CREATE INDEX jobs_running ON jobs (lease_deadline) WHERE state = 'running';
+                CREATE INDEX jobs_plate ON jobs (plate_id, state);
+                CREATE TABLE job_dependencies (
+                    job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    depends_on INTEGER NOT NULL REFERENCES jobs(id),
+                    PRIMARY KEY (job_id, depends_on)
+                ) WITHOUT ROWID;
+                CREATE INDEX job_dependants ON job_dependencies (depends_on);
+                CREATE TABLE artifacts (
+                    job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+                    bytes BLOB NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE TABLE cells (
+                    id INTEGER PRIMARY KEY,
+                    image_id INTEGER NOT NULL REFERENCES images(id),
+                    merge_job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    cell_type TEXT NOT NULL,
+                    score REAL NOT NULL,
+                    area INTEGER NOT NULL,
+                    box_x INTEGER NOT NULL, box_y INTEGER NOT NULL,
+                    box_width INTEGER NOT NULL, box_height INTEGER NOT NULL,
+                    centroid_x REAL NOT NULL, centroid_y REAL NOT NULL,
+                    rle TEXT NOT NULL
+                );
+                CREATE INDEX cells_image ON cells (image_id);
+                """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import JobStore
+import Logging
+import Synchronization
+
+/// Claim → run → complete, until stopped. Each claimed job is heartbeaten from a separate
+/// thread so that a long inference keeps its lease; a worker that dies stops heartbeating and
+/// its job goes back to the queue when the lease expires.
+public final class WorkerLoop: Sendable {
+    public struct Options: Sendable {
+        public var owner: String
+        public var leaseSeconds: Double = 60
+        public var idlePollSeconds: Double = 0.2
+        /// Run at most one job, then return.
+        public var once = false
+        /// Return when no job is queued or running any more.
+        public var exitWhenDrained = false
+
+        public init(owner: String) {
+            self.owner = owner
+        }
+    }
+
+    private let store: any JobStore
+    private let handlers: [String: any JobHandler]
+    private let options: Options
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    public init(store: any JobStore, handlers: [String: any JobHandler], options: Options, logger: Logger) {
+        self.store = store
+        self.handlers = handlers
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Asks the loop to stop after the job in hand; safe from any thread or signal source.
+    public func stop() {
+        stopping.store(true, ordering: .relaxed)
+    }
+
+    public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Returns the number of jobs this loop completed.
+    @discardableResult
+    public func run() -> Int {
+        var completed = 0
+        while !isStopping {
+            let job: ClaimedJob?
+            do {
+                job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds)
+            } catch {
+                logger.error("claim failed: \(error)")
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            guard let job else {
+                if options.once { return completed }
+                if options.exitWhenDrained, drained() { return completed }
+                Thread.sleep(forTimeInterval: options.idlePollSeconds)
+                continue
+            }
+            if execute(job) { completed += 1 }
+            if options.once { return completed }
+        }
+        return completed
+    }
+
+    private func drained() -> Bool {
+        guard let plates = try? store.progress(plate: nil) else { return false }
+        // Blocked jobs behind a failed dependency never become ready: they do not keep us waiting.
+        return plates.allSatisfy { $0.running == 0 && $0.queued - $0.blocked == 0 }
+    }
+
+    private func execute(_ job: ClaimedJob) -> Bool {
+        let heartbeat = Heartbeat(store: store, lease: job.lease, leaseSeconds: options.leaseSeconds, logger: logger)
+        heartbeat.start()
+        let started = Date()
+        let result: Result<JobOutput, any Error>
+        if let handler = handlers[job.kind] {
+            result = Result { try handler.run(job) }
+        } else {
+            result = .failure(PermanentJobError("no handler for job kind \(job.kind) in this worker"))
+        }
+        let lease = heartbeat.finish()
+        do {
+            switch result {
+            case let .success(output):
+                try store.complete(lease, artifact: output.artifact, cells: output.cells)
+                logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+                return true
+            case let .failure(error):
+                let permanent = error is PermanentJobError || isBadInput(error)
+                let message = "\(error)"
+                try store.fail(lease, error: message, retryable: !permanent)
+                logger.warning("job \(job.id) \(job.kind) failed (attempt \(job.attempt)/\(job.maxAttempts)): \(message)")
+                return false
+            }
+        } catch {
+            // Lease lost: someone else owns the job now; our result is discarded by design.
+            logger.warning("job \(job.id): \(error)")
+            return false
+        }
+    }
+
+    private func isBadInput(_ error: any Error) -> Bool {
+        String(reflecting: type(of: error)).hasPrefix("Imaging.")
+    }
+}
+
+/// Extends a lease every third of its length on its own thread until the job ends.
+final class Heartbeat: Sendable {
+    private let store: any JobStore
+    private let leaseSeconds: Double
+    private let logger: Logger
+    private let state: Mutex<(lease: Lease, done: Bool)>
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(store: any JobStore, lease: Lease, leaseSeconds: Double, logger: Logger) {
+        self.store = store
+        self.leaseSeconds = leaseSeconds
+        self.logger = logger
+        self.state = Mutex((lease, false))
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            while finished.wait(timeout: .now() + leaseSeconds / 3) == .timedOut {
+                let lease = state.withLock { $0.lease }
+                do {
+                    let renewed = try store.heartbeat(lease, leaseSeconds: leaseSeconds)
+                    state.withLock { $0.lease = renewed }
+                } catch {
+                    logger.warning("heartbeat for job \(lease.jobID): \(error)")
+                }
+            }
+            state.withLock { $0.done = true }
+        }
+        thread.start()
+    }
+
+    /// Stops heartbeating and returns the latest lease.
+    func finish() -> Lease {
+        finished.signal()
+        return state.withLock { $0.lease }
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import JobStore
+import Testing
+
+/// The behaviour every JobStore driver must have. Each test runs once per driver.
+@Suite struct ConformanceTests {
+    @Test(arguments: Driver.allCases)
+    func submittingTwiceAddsNothing(driver: Driver) throws {
+        let store = try driver.makeStore()
+        let first = try store.submit(samplePlate())
+        #expect(first == SubmitSummary(newImages: 2, unreadableImages: 0, newJobs: 8))
+        let again = try store.submit(samplePlate())
+        #expect(again == SubmitSummary(newImages: 0, unreadableImages: 0, newJobs: 0))
+        let p = try #require(try store.progress(plate: "P1").first)
+        #expect(p.total == 8 && p.images == 2 && p.blocked == 2)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func newImageInFolderIsPickedUp(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1))
+        let summary = try store.submit(samplePlate(images: 2))
+        #expect(summary.newImages == 1 && summary.newJobs == 4)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func unreadableImageIsRecordedWithItsError(driver: Driver) throws {
+        let store = try driver.makeStore()
+        var plate = samplePlate(images: 1)
+        plate.images.append(NewImage(path: "/plates/P1/bad.png", well: "C01", field: 1, width: 0, height: 0,
+                                     contentHash: "", error: "bad.png: truncated"))
+        let s = try store.submit(plate)
+        #expect(s.unreadableImages == 1)
+        #expect(try store.unreadableImages(plate: "P1").map(\.error) == ["bad.png: truncated"])
+    }
+
+    @Test(arguments: Driver.allCases)
+    func mergeIsReadyOnlyAfterAllItsTiles(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 3))
+        var kinds: [String] = []
+        while let job = try store.claim(owner: "w", leaseSeconds: 30) {
+            kinds.append(job.kind)
+            try store.complete(job.lease, artifact: [UInt8(job.id)], cells: nil)
+        }
+        #expect(kinds == ["infer", "infer", "infer", "merge"])
+    }
+
+    @Test(arguments: Driver.allCases)
+    func mergeWaitsWhileAnyTileIsUnfinished(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 2))
+        let a = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        let b = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        try store.complete(a.lease, artifact: [1], cells: nil)
+        #expect(try store.claim(owner: "w", leaseSeconds: 30) == nil)
+        try store.complete(b.lease, artifact: [2], cells: nil)
+        let merge = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        #expect(merge.kind == "merge")
+        #expect(try store.dependencyArtifacts(of: merge.id).map(\.bytes) == [[1], [2]])
+    }
+
+    @Test(arguments: Driver.allCases)
+    func expiredLeaseHolderCannotComplete(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 1))
+        let stale = try #require(try store.claim(owner: "slow", leaseSeconds: 0.05))
+        Thread.sleep(forTimeInterval: 0.1)
+        let fresh = try #require(try store.claim(owner: "fast", leaseSeconds: 30))
+        #expect(fresh.id == stale.id && fresh.attempt == 2 && fresh.lease.token > stale.lease.token)
+        #expect(throws: JobStoreError.leaseLost(stale.id)) { try store.complete(stale.lease, artifact: [9], cells: nil) }
+        #expect(throws: JobStoreError.leaseLost(stale.id)) { try store.heartbeat(stale.lease, leaseSeconds: 30) }
+        #expect(throws: JobStoreError.leaseLost(stale.id)) { try store.fail(stale.lease, error: "x", retryable: true) }
+        try store.complete(fresh.lease, artifact: [1], cells: nil)
+        #expect(try store.artifactCount(plate: "P1") == 1)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func heartbeatKeepsTheLease(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 1))
+        var job = try #require(try store.claim(owner: "w", leaseSeconds: 0.2)).lease
+        for _ in 0..<4 {
+            Thread.sleep(forTimeInterval: 0.1)
+            job = try store.heartbeat(job, leaseSeconds: 0.2)
+        }
+        #expect(try store.claim(owner: "other", leaseSeconds: 30) == nil)
+        try store.complete(job, artifact: nil, cells: nil)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func alwaysFailingJobEndsFailedAndRetryRunsItAgain(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 1, maxAttempts: 3))
+        for attempt in 1...3 {
+            let job = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+            #expect(job.attempt == attempt)
+            try store.fail(job.lease, error: "boom \(attempt)", retryable: true)
+        }
+        #expect(try store.claim(owner: "w", leaseSeconds: 30) == nil)
+        let failed = try store.failedJobs(plate: "P1", limit: 10)
+        #expect(failed.count == 1 && failed[0].error == "boom 3" && failed[0].attempts == 3)
+        #expect(try store.retry(RetrySelection(plate: "P1")) == 1)
+        let again = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        #expect(again.attempt == 1 && again.kind == "infer")
+        try store.complete(again.lease, artifact: [1], cells: nil)
+        #expect(try store.claim(owner: "w", leaseSeconds: 30)?.kind == "merge")
+    }
+
+    @Test(arguments: Driver.allCases)
+    func permanentFailureDoesNotRetry(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 1))
+        let job = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        try store.fail(job.lease, error: "corrupt PNG", retryable: false)
+        #expect(try store.failedJobs(plate: nil, limit: 10).map(\.id) == [job.id])
+        let p = try #require(try store.progress(plate: "P1").first)
+        #expect(p.failed == 1 && p.blocked == 1)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func releaseReturnsTheJobWithoutSpendingAnAttempt(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 1))
+        let job = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        try store.release(job.lease)
+        let again = try #require(try store.claim(owner: "w2", leaseSeconds: 30))
+        #expect(again.id == job.id && again.attempt == 1)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func concurrentClaimersNeverShareAJob(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 10, tiles: 10))
+        let claimed = ClaimLog()
+        DispatchQueue.concurrentPerform(iterations: 4) { w in
+            while let job = try! store.claim(owner: "w\(w)", leaseSeconds: 30) {
+                claimed.add(job.id)
+                try! store.complete(job.lease, artifact: [1], cells: nil)
+            }
+        }
+        // The merges became ready as tiles finished; a claimer may have stopped early, so drain.
+        while let job = try store.claim(owner: "tail", leaseSeconds: 30) {
+            claimed.add(job.id)
+            try store.complete(job.lease, artifact: [1], cells: nil)
+        }
+        let ids = claimed.ids
+        #expect(ids.count == 110 && Set(ids).count == 110)
+        #expect(try store.artifactCount(plate: nil) == 110)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func rerunMergeReplacesCellsAndCountsByWell(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 2, tiles: 1))
+        var merges: [ClaimedJob] = []
+        while let job = try store.claim(owner: "w", leaseSeconds: 30) {
+            if job.kind == "merge" {
+                merges.append(job)
+                try store.complete(job.lease, artifact: nil, cells: [cell("astro"), cell("astro", area: 300), cell("cort")])
+            } else {
+                try store.complete(job.lease, artifact: [1], cells: nil)
+            }
+        }
+        #expect(merges.count == 2)
+        #expect(try store.retry(RetrySelection(jobID: merges[0].id, failedOnly: false)) == 1)
+        let rerun = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        try store.complete(rerun.lease, artifact: nil, cells: [cell("astro")])
+        let counts = try store.wellCounts(CellQuery(plate: "P1"))
+        #expect(counts.map { "\($0.well) \($0.cellType) \($0.cells)" } == ["B01 astro 1", "B02 astro 2", "B02 cort 1"])
+        let b02 = try store.wellCounts(CellQuery(well: "B02", cellType: "astro"))
+        #expect(b02.count == 1 && b02[0].meanArea == 200)
+        #expect(try store.cells(CellQuery(cellType: "cort")).map(\.well) == ["B02"])
+    }
+}
+
+final class ClaimLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [Int64] = []
+
+    func add(_ id: Int64) {
+        lock.lock()
+        list.append(id)
+        lock.unlock()
+    }
+
+    var ids: [Int64] {
+        lock.lock()
+        defer { lock.unlock() }
+        return list
+    }
+}
