@@ -48,11 +48,18 @@ let package = Package(
             ],
             swiftSettings: strict),
 
+        // A worker process for the queue's own tests: the real loop, with job kinds the tests control.
+        .executableTarget(
+            name: "plateseg-testworker",
+            dependencies: ["Worker", "JobStore", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/Support/plateseg-testworker",
+            swiftSettings: strict),
+
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], swiftSettings: strict),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker"], swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], swiftSettings: strict),
     ]
 )

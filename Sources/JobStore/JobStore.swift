@@ -21,6 +21,7 @@ public protocol JobStore: Sendable {
     func retry(_ selection: RetrySelection) throws -> Int
 
     func progress(plate: String?) throws -> [PlateProgress]
+    func jobs(plate: String?) throws -> [JobSnapshot]
     func failedJobs(plate: String?, limit: Int) throws -> [FailedJob]
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
     /// The artifacts of the jobs that `jobID` waits on.

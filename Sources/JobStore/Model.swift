@@ -112,6 +112,16 @@ public struct PlateProgress: Sendable, Equatable {
     public var done: Bool { queued == 0 && running == 0 }
 }
 
+/// One job as it stands now.
+public struct JobSnapshot: Sendable, Equatable {
+    public var id: JobID
+    public var kind: String
+    public var state: JobState
+    public var attempts: Int
+    public var waitingOn: Int
+    public var lastError: String?
+}
+
 public struct FailedJob: Sendable, Equatable {
     public var id: JobID
     public var plate: String

@@ -265,6 +265,22 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func jobs(plate: String?) throws -> [JobSnapshot] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, kind, state, attempts, waiting_on, last_error FROM jobs
+                    WHERE :plate IS NULL OR plate_id = (SELECT id FROM plates WHERE name = :plate) ORDER BY id
+                    """,
+                arguments: ["plate": plate]
+            ).map { r in
+                JobSnapshot(id: r[0], kind: r[1], state: JobState(rawValue: r[2]) ?? .failed, attempts: r[3],
+                            waitingOn: r[4], lastError: r[5])
+            }
+        }
+    }
+
     public func failedJobs(plate: String?, limit: Int) throws -> [FailedJob] {
         try pool.read { db in
             try Row.fetchAll(

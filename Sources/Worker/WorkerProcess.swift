@@ -1,0 +1,30 @@
+import Dispatch
+import Foundation
+import Logging
+
+/// Runs a process's worker loops, each on its own thread, until they return. SIGTERM and
+/// SIGINT ask every loop to stop after the job in hand, so a stopped worker loses no work.
+public enum WorkerProcess {
+    public static func run(_ loops: [WorkerLoop], logger: Logger) {
+        let sources = [SIGTERM, SIGINT].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                logger.notice("signal \(sig): finishing the job in hand, then exiting")
+                loops.forEach { $0.stop() }
+            }
+            source.resume()
+            return source
+        }
+        let group = DispatchGroup()
+        for loop in loops {
+            group.enter()
+            Thread {
+                loop.run()
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        sources.forEach { $0.cancel() }
+    }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import JobStore
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Submit a plate, run worker processes on this machine until it is done, and summarise (again: resumes).")
+
+    @OptionGroup var store: StoreOptions
+    @OptionGroup var plate: PlateOptions
+
+    @Option(help: "Worker processes to start.")
+    var workers: Int = 2
+
+    @Option(help: "Folder with the model files and ensemble.json.")
+    var modelsDir: String = "models"
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        let s = try plate.submit(to: db)
+        let name = plate.plateName
+        print("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers")
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var processes: [Process] = []
+        for _ in 0..<max(1, workers) {
+            let p = Process()
+            p.executableURL = me
+            p.arguments = ["worker", "--db", store.db, "--models-dir", modelsDir, "--exit-when-drained"]
+            try p.run()
+            processes.append(p)
+        }
+        // Ctrl-C stops the workers gracefully; their jobs finish or go back to the queue.
+        signal(SIGINT, SIG_IGN)
+        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
+        interrupt.setEventHandler { processes.forEach { $0.terminate() } }
+        interrupt.resume()
+
+        let bar = ProgressBar(plate: name)
+        while processes.contains(where: \.isRunning) {
+            if let p = try db.progress(plate: name).first { bar.show(p) }
+            RunLoop.main.run(until: Date().addingTimeInterval(0.5))
+        }
+        interrupt.cancel()
+        let final = try db.progress(plate: name).first
+        if let final { bar.finish(final) }
+        try printSummary(db, plate: name)
+        let failed = try db.failedJobs(plate: name, limit: 20)
+        let unreadable = try db.unreadableImages(plate: name)
+        if !failed.isEmpty || !unreadable.isEmpty {
+            print("\nProblems (see `plateseg status`, fix the cause, then `plateseg retry --plate \(name)`):")
+            for u in unreadable { print("  image: \(u.error)") }
+            for f in failed { print("  job \(f.id) \(f.kind) \(f.imagePath.map { ($0 as NSString).lastPathComponent } ?? ""): \(f.error)") }
+        }
+        let crashed = processes.filter { $0.terminationStatus != 0 }
+        if !crashed.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func printSummary(_ db: any JobStore, plate: String) throws {
+    let counts = try db.wellCounts(CellQuery(plate: plate))
+    guard !counts.isEmpty else {
+        print("No cells stored yet for plate \(plate).")
+        return
+    }
+    let types = Array(Set(counts.map(\.cellType))).sorted()
+    let wells = Array(Set(counts.map(\.well))).sorted()
+    var rows = [["well"] + types + ["total"]]
+    for well in wells {
+        let inWell = counts.filter { $0.well == well }
+        let byType = types.map { t in inWell.first { $0.cellType == t }?.cells ?? 0 }
+        rows.append([well] + byType.map(String.init) + [String(byType.reduce(0, +))])
+    }
+    print("\nCells per well:")
+    printTable(rows)
+}
+
+func printTable(_ rows: [[String]]) {
+    guard let first = rows.first else { return }
+    let widths = first.indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
+    for (i, row) in rows.enumerated() {
+        print(row.enumerated().map { c, v in c == 0 ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                                                      : String(repeating: " ", count: widths[c] - v.count) + v }
+              .joined(separator: "  "))
+        if i == 0 { print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")) }
+    }
+}
+
+/// One line, rewritten in place on a terminal; a line every few seconds into a log.
+final class ProgressBar {
+    private let plate: String
+    private let started = Date()
+    private var lastPrinted = Date.distantPast
+    private let interactive = isatty(STDERR_FILENO) != 0
+    private var firstDone: Int?
+
+    init(plate: String) {
+        self.plate = plate
+    }
+
+    func show(_ p: PlateProgress) {
+        let now = Date()
+        guard interactive || now.timeIntervalSince(lastPrinted) >= 5 else { return }
+        lastPrinted = now
+        let line = render(p, now: now)
+        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+    }
+
+    func finish(_ p: PlateProgress) {
+        let line = render(p, now: Date())
+        FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + "\n").utf8))
+    }
+
+    private func render(_ p: PlateProgress, now: Date) -> String {
+        let done = p.succeeded + p.failed
+        if firstDone == nil { firstDone = done }
+        let elapsed = now.timeIntervalSince(started)
+        let rate = elapsed > 1 ? Double(done - (firstDone ?? 0)) / elapsed : 0
+        let left = p.queued + p.running
+        let eta = rate > 0 ? format(Double(left) / rate) : "--:--"
+        let width = 30
+        let filled = p.total > 0 ? width * done / p.total : 0
+        let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+        return "\(plate) [\(bar)] \(done)/\(p.total) jobs  \(p.running) running  \(String(format: "%.1f", rate)) jobs/s  ETA \(eta)  failed \(p.failed)"
+    }
+
+    private func format(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}

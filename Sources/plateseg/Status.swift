@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+import JobStore
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Jobs per plate by state, rate, and what failed and why.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "Only this plate.")
+    var plate: String?
+
+    @Flag(help: "Refresh every two seconds until interrupted.")
+    var watch = false
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        repeat {
+            if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            try show(db)
+            if watch { Thread.sleep(forTimeInterval: 2) }
+        } while watch
+    }
+
+    private func show(_ db: SQLiteJobStore) throws {
+        let plates = try db.progress(plate: plate)
+        if plates.isEmpty {
+            print(plate.map { "No plate named \($0) in \(store.db)." } ?? "No plates in \(store.db).")
+            return
+        }
+        var rows = [["plate", "images", "unreadable", "queued", "blocked", "running", "succeeded", "failed", "jobs/min"]]
+        for p in plates {
+            rows.append([p.plate, "\(p.images)", "\(p.unreadableImages)", "\(p.queued)", "\(p.blocked)", "\(p.running)",
+                         "\(p.succeeded)", "\(p.failed)", "\(p.finishedLastMinute)"])
+        }
+        printTable(rows)
+        let unreadable = try db.unreadableImages(plate: plate)
+        if !unreadable.isEmpty {
+            print("\nUnreadable images (no jobs were made for them):")
+            for u in unreadable { print("  \(u.error)") }
+        }
+        let failed = try db.failedJobs(plate: plate, limit: 50)
+        if !failed.isEmpty {
+            print("\nFailed jobs (fix the cause, then `plateseg retry`):")
+            for f in failed {
+                print("  job \(f.id) [\(f.plate)] \(f.kind) \(f.imagePath ?? "") after \(f.attempts) attempt(s): \(f.error)")
+            }
+        }
+    }
+}
+
+struct Retry: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Put failed jobs (or one job) back in the queue with fresh attempts.")
+
+    @OptionGroup var store: StoreOptions
+
+    @Flag(help: "Every failed job (the default when no --job is given).")
+    var failed = false
+
+    @Option(help: "This job, whatever its state (unless running).")
+    var job: Int64?
+
+    @Option(help: "Only jobs of this plate.")
+    var plate: String?
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        let n = try db.retry(RetrySelection(jobID: job, plate: plate, failedOnly: job == nil || failed))
+        print("\(n) job(s) queued again; start workers (`plateseg worker` or `plateseg run`) to run them")
+    }
+}

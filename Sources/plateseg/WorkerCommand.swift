@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import JobStore
+import Logging
+import Worker
+
+struct WorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Claim and run jobs until stopped (SIGTERM finishes the job in hand, then exits).")
+
+    @OptionGroup var store: StoreOptions
+
+    @Option(help: "Folder with yolox.safetensors, maskrcnn.safetensors, upernet.safetensors and ensemble.json.")
+    var modelsDir: String = "models"
+
+    @Option(help: "Jobs run at once in this process.")
+    var concurrency: Int = 1
+
+    @Option(help: "Lease length in seconds; the worker heartbeats every third of it.")
+    var lease: Double = 60
+
+    @Flag(help: "Run one job, then exit.")
+    var once = false
+
+    @Flag(help: "Exit once no job is queued or running.")
+    var exitWhenDrained = false
+
+    func run() throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "plateseg.worker")
+        logger.logLevel = ProcessInfo.processInfo.environment["PLATESEG_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .notice
+        let db = try SQLiteJobStore(path: store.db)
+        let handlers = try Wiring.handlers(modelsDir: modelsDir, store: db)
+        let host = ProcessInfo.processInfo.hostName
+        let pid = ProcessInfo.processInfo.processIdentifier
+        let loops = (0..<max(1, concurrency)).map { i in
+            var options = WorkerLoop.Options(owner: "\(host):\(pid):\(i)")
+            options.leaseSeconds = lease
+            options.once = once
+            options.exitWhenDrained = exitWhenDrained
+            return WorkerLoop(store: db, handlers: handlers, options: options, logger: logger)
+        }
+        WorkerProcess.run(loops, logger: logger)
+    }
+}

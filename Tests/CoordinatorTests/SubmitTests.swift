@@ -1,0 +1,98 @@
+import Coordinator
+import Foundation
+import Imaging
+import JobStore
+import Testing
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let demoPlate = repositoryRoot.appendingPathComponent("demo/plate")
+
+/// A scratch plate folder holding copies of some demo images under chosen names.
+func makePlate(_ files: [String: String]) throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-plate-\(UUID().uuidString)/PLATE7")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    for (name, source) in files {
+        try FileManager.default.copyItem(at: demoPlate.appendingPathComponent(source), to: dir.appendingPathComponent(name))
+    }
+    return dir
+}
+
+func freshStore() throws -> SQLiteJobStore {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-db-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return try SQLiteJobStore(path: dir.appendingPathComponent("jobs.sqlite").path)
+}
+
+@Suite struct SubmitTests {
+    let submitter = PlateSubmitter(layout: TileLayout(size: 768, overlap: 96), models: ["yolox", "maskrcnn", "upernet"])
+
+    @Test func demoPlateWithManifestBecomesOneJobGraphPerImage() throws {
+        let store = try freshStore()
+        let manifest = try Manifest(path: demoPlate.appendingPathComponent("manifest.csv").path)
+        let summary = try submitter.submit(folder: demoPlate.path, plate: "demo", manifest: manifest, to: store)
+        #expect(summary == SubmitSummary(newImages: 12, unreadableImages: 0, newJobs: 12 * 4))
+        let jobs = try store.jobs(plate: "demo")
+        #expect(jobs.filter { $0.kind == "merge" }.allSatisfy { $0.waitingOn == 3 })
+        let again = try submitter.submit(folder: demoPlate.path, plate: "demo", manifest: manifest, to: store)
+        #expect(again == SubmitSummary(newImages: 0, unreadableImages: 0, newJobs: 0))
+    }
+
+    @Test func largeImagesAreCutIntoOverlappingTiles() throws {
+        let small = PlateSubmitter(layout: TileLayout(size: 400, overlap: 64), models: ["yolox"])
+        let images = [NewImage(path: "/p/a.png", well: "B02", field: 1, width: 704, height: 520, contentHash: "x")]
+        let s = small.submission(plate: "p", folder: "/p", images: images)
+        let tiles = try s.jobs.filter { $0.kind == InferJob.kind }.map { try InferJob(jobArgs: $0.args).tile }
+        #expect(tiles == TileLayout(size: 400, overlap: 64).tiles(width: 704, height: 520))
+        #expect(tiles.count == 4 && s.jobs.last!.dependsOn.count == 4)
+    }
+
+    @Test func wellAndFieldComeFromFileNames() throws {
+        let plate = try makePlate(["PLATE7_B03_s1_w1.png": "0f08d640930b.png", "PLATE7_B03_s2_w1.png": "08f52aa2add3.png"])
+        let images = try PlateScanner().scan(folder: plate.path)
+        #expect(images.map(\.well) == ["B03", "B03"] && images.map(\.field) == [1, 2])
+        #expect(images.allSatisfy { $0.width == 704 && $0.height == 520 && $0.error == nil && $0.contentHash.hasPrefix("fnv1a64:") })
+        #expect(images[0].contentHash != images[1].contentHash)
+    }
+
+    @Test func corruptImageIsRecordedAndTheRestOfThePlateIsSubmitted() throws {
+        let plate = try makePlate(["PLATE7_B02_s1.png": "0f08d640930b.png", "PLATE7_B02_s2.png": "08f52aa2add3.png"])
+        let bad = plate.appendingPathComponent("PLATE7_B02_s2.png")
+        let bytes = try Data(contentsOf: bad)
+        try bytes.prefix(5000).write(to: bad)
+        let store = try freshStore()
+        let s = try submitter.submit(folder: plate.path, to: store)
+        #expect(s == SubmitSummary(newImages: 2, unreadableImages: 1, newJobs: 4))
+        let unreadable = try store.unreadableImages(plate: "PLATE7")
+        #expect(unreadable.count == 1 && unreadable[0].error.contains("PLATE7_B02_s2.png"))
+    }
+
+    @Test func aNewImageInTheFolderIsPickedUp() throws {
+        let plate = try makePlate(["PLATE7_B02_s1.png": "0f08d640930b.png"])
+        let store = try freshStore()
+        #expect(try submitter.submit(folder: plate.path, to: store).newJobs == 4)
+        try FileManager.default.copyItem(at: demoPlate.appendingPathComponent("08f52aa2add3.png"),
+                                         to: plate.appendingPathComponent("PLATE7_B02_s2.png"))
+        #expect(try submitter.submit(folder: plate.path, to: store) == SubmitSummary(newImages: 1, unreadableImages: 0, newJobs: 4))
+    }
+
+    @Test func badManifestRowsNameTheRowAndOtherImagesProceed() throws {
+        let plate = try makePlate(["a.png": "0f08d640930b.png", "b.png": "08f52aa2add3.png", "c.png": "1974fbb27dcf.png"])
+        let manifest = plate.appendingPathComponent("manifest.csv")
+        try "file,well,field\na.png,B02,1\nb.png,ZZ,1\nc.png,C03\nmissing.png,D04,2\n".write(to: manifest, atomically: true, encoding: .utf8)
+        let store = try freshStore()
+        let s = try submitter.submit(folder: plate.path, manifest: try Manifest(path: manifest.path), to: store)
+        #expect(s.newImages == 4 && s.unreadableImages == 3 && s.newJobs == 4)
+        let errors = try store.unreadableImages(plate: nil).map(\.error).joined(separator: "\n")
+        #expect(errors.contains("row 3: well \"ZZ\""))
+        #expect(errors.contains("row 4: has 2 columns"))
+        #expect(errors.contains("missing.png: listed in the manifest but not in the plate folder"))
+    }
+
+    @Test func manifestWithoutTheRequiredColumnsIsRefused() throws {
+        let plate = try makePlate([:])
+        let manifest = plate.appendingPathComponent("m.csv")
+        try "name,position\n".write(to: manifest, atomically: true, encoding: .utf8)
+        #expect(throws: CoordinatorError.self) { try Manifest(path: manifest.path) }
+        #expect(throws: CoordinatorError.self) { try Manifest(path: "/no/such/manifest.csv") }
+    }
+}

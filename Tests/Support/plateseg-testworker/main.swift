@@ -1,0 +1,60 @@
+import Foundation
+import JobStore
+import Logging
+import Worker
+
+// plateseg-testworker --db PATH --lease SECONDS --log FILE [--exit-when-drained]
+// Job kinds: "sleep" ({"ms": N}) sleeps then returns an artifact; "fail" always throws.
+// Every execution appends "start|end <job> <pid>" to the log file so tests can see overlaps.
+
+struct SleepArgs: Codable { var ms: Int }
+
+final class EventLog: Sendable {
+    let path: String
+    init(path: String) { self.path = path }
+
+    func write(_ line: String) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { return }
+        _ = (line + "\n").withCString { Foundation.write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+}
+
+struct SleepHandler: JobHandler {
+    let log: EventLog
+
+    func run(_ job: ClaimedJob) throws -> JobOutput {
+        let args = try SleepArgs(jobArgs: job.args)
+        let pid = ProcessInfo.processInfo.processIdentifier
+        log.write("start \(job.id) \(pid)")
+        Thread.sleep(forTimeInterval: Double(args.ms) / 1000)
+        log.write("end \(job.id) \(pid)")
+        return JobOutput(artifact: Array("job \(job.id)".utf8))
+    }
+}
+
+struct FailHandler: JobHandler {
+    struct AlwaysFails: Error, CustomStringConvertible { var description: String { "this job always fails" } }
+    func run(_ job: ClaimedJob) throws -> JobOutput { throw AlwaysFails() }
+}
+
+var arguments = [String: String]()
+var flags = Set<String>()
+var it = CommandLine.arguments.dropFirst().makeIterator()
+while let a = it.next() {
+    if a == "--exit-when-drained" { flags.insert(a) } else { arguments[a] = it.next() }
+}
+guard let db = arguments["--db"], let logPath = arguments["--log"] else {
+    FileHandle.standardError.write(Data("usage: plateseg-testworker --db PATH --log FILE [--lease S] [--exit-when-drained]\n".utf8))
+    exit(2)
+}
+let store = try SQLiteJobStore(path: db)
+let log = EventLog(path: logPath)
+var options = WorkerLoop.Options(owner: "test:\(ProcessInfo.processInfo.processIdentifier)")
+options.leaseSeconds = Double(arguments["--lease"] ?? "5") ?? 5
+options.idlePollSeconds = 0.05
+options.exitWhenDrained = flags.contains("--exit-when-drained")
+let logger = Logger(label: "testworker")
+let loop = WorkerLoop(store: store, handlers: ["sleep": SleepHandler(log: log), "fail": FailHandler()], options: options, logger: logger)
+WorkerProcess.run([loop], logger: logger)
