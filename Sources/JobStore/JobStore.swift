@@ -11,6 +11,10 @@ public protocol JobStore: Sendable {
     /// Stores the artifact (and, for a merge, replaces the image's cells), marks the job
     /// succeeded and releases its dependants: all or nothing, and only under a valid lease.
     func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws
+    /// `complete`, then `claim`, in one transaction: a busy worker pays for one commit per job.
+    /// If the lease was lost nothing is written and `leaseLost` is thrown.
+    func completeAndClaim(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?, owner: String,
+                          leaseSeconds: Double) throws -> ClaimedJob?
     /// Records a failure: back to the queue while attempts remain and `retryable`, else failed.
     func fail(_ lease: Lease, error: String, retryable: Bool) throws
     /// Gives a job back untouched (a worker asked to stop); the attempt is not counted.

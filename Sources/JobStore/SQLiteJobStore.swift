@@ -1,10 +1,15 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// The embedded driver: one SQLite file in WAL mode, shared by the processes of one machine.
 public final class SQLiteJobStore: JobStore {
     private let pool: DatabasePool
     public let path: String
+    /// Rescuing expired leases on every claim would double the claim's cost; once a second is
+    /// plenty when leases last tens of seconds.
+    private let lastRescue = Mutex<Double>(0)
+    private let plateNames = Mutex<[Int64: String]>([:])
 
     public init(path: String) throws {
         self.path = path
@@ -99,26 +104,40 @@ public final class SQLiteJobStore: JobStore {
     // MARK: the lease cycle
 
     public func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
-        try pool.write { db in
-            let now = Self.now()
+        try pool.write { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds) }
+    }
+
+    private func claim(_ db: Database, owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
+        let now = Self.now()
+        if lastRescue.withLock({ last in
+            guard now - last >= 1 else { return false }
+            last = now
+            return true
+        }) {
             _ = try LeaseRescuer.rescue(db, now: now)
-            guard let row = try Row.fetchOne(
-                db,
-                sql: """
-                    UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
-                        lease_owner = :owner, lease_deadline = :deadline, started_at = :now
-                    WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0 ORDER BY id LIMIT 1)
-                    RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
-                    """,
-                arguments: ["owner": owner, "deadline": now + leaseSeconds, "now": now])
-            else { return nil }
-            let plate = try String.fetchOne(db, sql: "SELECT name FROM plates WHERE id = ?", arguments: [row["plate_id"] as Int64])!
-            let id: Int64 = row["id"]
-            return ClaimedJob(
-                id: id, kind: row["kind"], args: row["args"], plate: plate, imageID: row["image_id"],
-                attempt: row["attempts"], maxAttempts: row["max_attempts"],
-                lease: Lease(jobID: id, token: row["fencing_token"], owner: owner, deadline: now + leaseSeconds))
         }
+        guard let row = try Row.fetchOne(
+            db,
+            sql: """
+                UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
+                    lease_owner = :owner, lease_deadline = :deadline, started_at = :now
+                WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0 ORDER BY id LIMIT 1)
+                RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
+                """,
+            arguments: ["owner": owner, "deadline": now + leaseSeconds, "now": now])
+        else { return nil }
+        let id: Int64 = row["id"]
+        return ClaimedJob(
+            id: id, kind: row["kind"], args: row["args"], plate: try plateName(db, id: row["plate_id"]), imageID: row["image_id"],
+            attempt: row["attempts"], maxAttempts: row["max_attempts"],
+            lease: Lease(jobID: id, token: row["fencing_token"], owner: owner, deadline: now + leaseSeconds))
+    }
+
+    private func plateName(_ db: Database, id: Int64) throws -> String {
+        if let name = plateNames.withLock({ $0[id] }) { return name }
+        let name = try String.fetchOne(db, sql: "SELECT name FROM plates WHERE id = ?", arguments: [id]) ?? "?"
+        plateNames.withLock { $0[id] = name }
+        return name
     }
 
     public func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease {
@@ -133,29 +152,39 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
+        try pool.write { db in try complete(db, lease, artifact: artifact, cells: cells) }
+    }
+
+    public func completeAndClaim(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?, owner: String,
+                                 leaseSeconds: Double) throws -> ClaimedJob? {
         try pool.write { db in
-            let now = Self.now()
-            try db.execute(
-                sql: """
-                    UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_deadline = NULL, last_error = NULL
-                    WHERE id = ? AND fencing_token = ? AND state = 'running'
-                    """,
-                arguments: [now, lease.jobID, lease.token])
-            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
-            if let artifact {
-                try db.execute(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, created_at) VALUES (?, ?, ?)",
-                               arguments: [lease.jobID, Data(artifact), now])
-            }
-            if let cells {
-                try replaceCells(db, mergeJob: lease.jobID, cells: cells)
-            }
-            try db.execute(
-                sql: """
-                    UPDATE jobs SET waiting_on = waiting_on - 1
-                    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?) AND waiting_on > 0
-                    """,
-                arguments: [lease.jobID])
+            try complete(db, lease, artifact: artifact, cells: cells)
+            return try claim(db, owner: owner, leaseSeconds: leaseSeconds)
         }
+    }
+
+    private func complete(_ db: Database, _ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
+        let now = Self.now()
+        try db.execute(
+            sql: """
+                UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_deadline = NULL, last_error = NULL
+                WHERE id = ? AND fencing_token = ? AND state = 'running'
+                """,
+            arguments: [now, lease.jobID, lease.token])
+        guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
+        if let artifact {
+            try db.execute(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, created_at) VALUES (?, ?, ?)",
+                           arguments: [lease.jobID, Data(artifact), now])
+        }
+        if let cells {
+            try replaceCells(db, mergeJob: lease.jobID, cells: cells)
+        }
+        try db.execute(
+            sql: """
+                UPDATE jobs SET waiting_on = waiting_on - 1
+                WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?) AND waiting_on > 0
+                """,
+            arguments: [lease.jobID])
     }
 
     private func replaceCells(_ db: Database, mergeJob: JobID, cells: [CellRecord]) throws {

@@ -45,14 +45,20 @@ public final class WorkerLoop: Sendable {
     @discardableResult
     public func run() -> Int {
         var completed = 0
+        var next: ClaimedJob?
         while !isStopping {
             let job: ClaimedJob?
-            do {
-                job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds)
-            } catch {
-                logger.error("claim failed: \(error)")
-                Thread.sleep(forTimeInterval: 1)
-                continue
+            if let handedOver = next {
+                job = handedOver
+                next = nil
+            } else {
+                do {
+                    job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds)
+                } catch {
+                    logger.error("claim failed: \(error)")
+                    Thread.sleep(forTimeInterval: 1)
+                    continue
+                }
             }
             guard let job else {
                 if options.once { return completed }
@@ -60,9 +66,13 @@ public final class WorkerLoop: Sendable {
                 Thread.sleep(forTimeInterval: options.idlePollSeconds)
                 continue
             }
-            if execute(job) { completed += 1 }
+            let outcome = execute(job, claimNext: !options.once && !isStopping)
+            if outcome.succeeded { completed += 1 }
+            next = outcome.next
             if options.once { return completed }
         }
+        // Asked to stop with a job already claimed for later: give it back untouched.
+        if let next { try? store.release(next.lease) }
         return completed
     }
 
@@ -72,7 +82,7 @@ public final class WorkerLoop: Sendable {
         return plates.allSatisfy { $0.running == 0 && $0.queued - $0.blocked == 0 }
     }
 
-    private func execute(_ job: ClaimedJob) -> Bool {
+    private func execute(_ job: ClaimedJob, claimNext: Bool) -> (succeeded: Bool, next: ClaimedJob?) {
         let heartbeat = Heartbeat(store: store, lease: job.lease, leaseSeconds: options.leaseSeconds, logger: logger)
         heartbeat.start()
         let started = Date()
@@ -86,20 +96,26 @@ public final class WorkerLoop: Sendable {
         do {
             switch result {
             case let .success(output):
-                try store.complete(lease, artifact: output.artifact, cells: output.cells)
+                var next: ClaimedJob?
+                if claimNext {
+                    next = try store.completeAndClaim(lease, artifact: output.artifact, cells: output.cells,
+                                                      owner: options.owner, leaseSeconds: options.leaseSeconds)
+                } else {
+                    try store.complete(lease, artifact: output.artifact, cells: output.cells)
+                }
                 logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
-                return true
+                return (true, next)
             case let .failure(error):
                 let permanent = error is PermanentJobError || isBadInput(error)
                 let message = "\(error)"
                 try store.fail(lease, error: message, retryable: !permanent)
                 logger.warning("job \(job.id) \(job.kind) failed (attempt \(job.attempt)/\(job.maxAttempts)): \(message)")
-                return false
+                return (false, nil)
             }
         } catch {
             // Lease lost: someone else owns the job now; our result is discarded by design.
             logger.warning("job \(job.id): \(error)")
-            return false
+            return (false, nil)
         }
     }
 

@@ -65,7 +65,8 @@ import Testing
         let store = try driver.makeStore()
         _ = try store.submit(samplePlate(images: 1, tiles: 1))
         let stale = try #require(try store.claim(owner: "slow", leaseSeconds: 0.05))
-        Thread.sleep(forTimeInterval: 0.1)
+        // Claims rescue expired leases at most once a second.
+        Thread.sleep(forTimeInterval: 1.05)
         let fresh = try #require(try store.claim(owner: "fast", leaseSeconds: 30))
         #expect(fresh.id == stale.id && fresh.attempt == 2 && fresh.lease.token > stale.lease.token)
         #expect(throws: JobStoreError.leaseLost(stale.id)) { try store.complete(stale.lease, artifact: [9], cells: nil) }
@@ -73,6 +74,22 @@ import Testing
         #expect(throws: JobStoreError.leaseLost(stale.id)) { try store.fail(stale.lease, error: "x", retryable: true) }
         try store.complete(fresh.lease, artifact: [1], cells: nil)
         #expect(try store.artifactCount(plate: "P1") == 1)
+    }
+
+    @Test(arguments: Driver.allCases)
+    func completeAndClaimHandsOverTheNextJob(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 2))
+        let first = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        let second = try #require(try store.completeAndClaim(first.lease, artifact: [1], cells: nil, owner: "w", leaseSeconds: 30))
+        #expect(second.id != first.id && second.kind == "infer")
+        let merge = try #require(try store.completeAndClaim(second.lease, artifact: [2], cells: nil, owner: "w", leaseSeconds: 30))
+        #expect(merge.kind == "merge")
+        #expect(throws: JobStoreError.leaseLost(first.id)) {
+            try store.completeAndClaim(first.lease, artifact: [3], cells: nil, owner: "w", leaseSeconds: 30)
+        }
+        #expect(try store.artifactCount(plate: nil) == 2)
+        #expect(try store.progress(plate: "P1").first?.running == 1)
     }
 
     @Test(arguments: Driver.allCases)

@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plateseg-bench",
+        abstract: "Benchmarks behind docs/performance.md (build with -c release).",
+        subcommands: [QueueBench.self, QueueBenchWorker.self])
+}
