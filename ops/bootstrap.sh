@@ -2,7 +2,7 @@
 # Installs the Debian packages plateseg builds and tests against. Idempotent; silent when all is there.
 set -euo pipefail
 
-packages=(libsqlite3-dev libpng-dev libzstd-dev libdnnl-dev pkg-config postgresql)
+packages=(libsqlite3-dev libpng-dev libzstd-dev libdnnl-dev pkg-config)
 if [ "${PLATESEG_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium); fi
 
 missing=()
