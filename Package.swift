@@ -60,6 +60,6 @@ let package = Package(
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker"], swiftSettings: strict),
-        .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]
 )

@@ -1,1 +1,0 @@
-// Ensemble: see ../shared/DESIGN.md

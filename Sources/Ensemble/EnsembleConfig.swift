@@ -1,0 +1,126 @@
+import Foundation
+
+/// The three networks of the ensemble. An artifact's `model` names one of them by prefix
+/// (case and `-`/`_` ignored): "yolox…", "maskrcnn…", "upernet…".
+public enum ModelKind: String, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
+    case yolox
+    case maskRCNN = "maskrcnn"
+    case uperNet = "upernet"
+
+    public init?(artifactModel name: String) {
+        let key = name.lowercased().filter { $0 != "-" && $0 != "_" }
+        guard let kind = Self.allCases.first(where: { key.hasPrefix($0.rawValue) }) else { return nil }
+        self = kind
+    }
+}
+
+/// Every weight and threshold of the merge, in one JSON file shipped beside the models.
+/// The defaults are hand-set starting points; `WeightFitter` replaces them with values fitted
+/// on a validation split and records which split and what score in `fit`.
+public struct EnsembleConfig: Sendable, Equatable, Codable {
+    /// Cell types, in the order of the class probabilities the merge reports.
+    public var classes: [String] = ["shsy5y", "astro", "cort"]
+    /// How much each model's vote counts, relative to the others (only ratios matter for the
+    /// pixel vote; for the instance score they also scale agreement).
+    public var modelWeights: [ModelKind: Double] = [.yolox: 1, .maskRCNN: 1, .uperNet: 1]
+
+    // Stitching
+    /// A detection whose box comes within this many pixels of an inner tile edge is cut by the
+    /// seam; it is used only when no tile shows that cell whole.
+    public var seamMargin: Double = 1
+    /// Whole detections of one model from neighbouring tiles with box IoU above this are one
+    /// cell seen twice in the overlap; the more confident is kept.
+    public var stitchIoU: Double = 0.6
+    /// Detections below this confidence are ignored altogether.
+    public var minDetectionScore: Double = 0.05
+
+    // (a) Box consensus
+    /// A box joins the cluster whose fused box it overlaps with IoU above this (weighted box fusion).
+    public var boxFusionIoU: Double = 0.55
+    /// Fused instances scoring below this are dropped. The score is the model-weighted mean of
+    /// each detecting model's best member confidence, a model that did not see the box adding 0:
+    /// so agreement between models raises it.
+    public var minInstanceScore: Double = 0.3
+
+    // (b) Pixel vote, (c) instances
+    /// A pixel belongs to an instance when the weighted vote exceeds this.
+    public var pixelThreshold: Double = 0.5
+    /// Pixels of slack around the fused box in which the vote is taken.
+    public var boxMargin: Int = 2
+    /// Connected pieces of an instance smaller than this (pixels) are dropped.
+    public var minFragmentArea: Int = 8
+    /// Instances smaller than this (pixels) after cleaning are dropped.
+    public var minInstanceArea: Int = 20
+    /// For UPerNet alone: its foreground components become instances.
+    public var semanticThreshold: Double = 0.5
+
+    /// Where the values came from, when fitted.
+    public var fit: Fit?
+
+    public struct Fit: Sendable, Equatable, Codable {
+        /// The name of the validation split the values were fitted on.
+        public var split: String
+        public var images: Int
+        /// The Sartorius score of the fitted values on that split.
+        public var score: Double
+        /// The score of the starting values on that split.
+        public var startScore: Double
+    }
+
+    public init() {}
+
+    public func weight(_ model: ModelKind) -> Double { max(0, modelWeights[model] ?? 0) }
+
+    public static func load(path: String) throws -> EnsembleConfig {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw EnsembleError.badConfig(path: path, reason: "cannot read it (\(error.localizedDescription))")
+        }
+        do { return try JSONDecoder().decode(EnsembleConfig.self, from: data) } catch {
+            throw EnsembleError.badConfig(path: path, reason: "\(error)")
+        }
+    }
+
+    public func jsonData() -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try! encoder.encode(self)  // plain numbers and strings: cannot fail
+    }
+
+    // Missing keys take their defaults, so a config written by an older version still loads.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = EnsembleConfig()
+        classes = try c.decodeIfPresent([String].self, forKey: .classes) ?? d.classes
+        modelWeights = try c.decodeIfPresent([ModelKind: Double].self, forKey: .modelWeights) ?? d.modelWeights
+        seamMargin = try c.decodeIfPresent(Double.self, forKey: .seamMargin) ?? d.seamMargin
+        stitchIoU = try c.decodeIfPresent(Double.self, forKey: .stitchIoU) ?? d.stitchIoU
+        minDetectionScore = try c.decodeIfPresent(Double.self, forKey: .minDetectionScore) ?? d.minDetectionScore
+        boxFusionIoU = try c.decodeIfPresent(Double.self, forKey: .boxFusionIoU) ?? d.boxFusionIoU
+        minInstanceScore = try c.decodeIfPresent(Double.self, forKey: .minInstanceScore) ?? d.minInstanceScore
+        pixelThreshold = try c.decodeIfPresent(Double.self, forKey: .pixelThreshold) ?? d.pixelThreshold
+        boxMargin = try c.decodeIfPresent(Int.self, forKey: .boxMargin) ?? d.boxMargin
+        minFragmentArea = try c.decodeIfPresent(Int.self, forKey: .minFragmentArea) ?? d.minFragmentArea
+        minInstanceArea = try c.decodeIfPresent(Int.self, forKey: .minInstanceArea) ?? d.minInstanceArea
+        semanticThreshold = try c.decodeIfPresent(Double.self, forKey: .semanticThreshold) ?? d.semanticThreshold
+        fit = try c.decodeIfPresent(Fit.self, forKey: .fit)
+    }
+}
+
+/// Why a merge (or a config) could not be used; names the image or file and what to do.
+public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
+    case badConfig(path: String, reason: String)
+    case missingArtifacts(image: String, model: ModelKind)
+    case badArtifact(image: String, tile: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .badConfig(path, reason):
+            return "\(path): not a usable ensemble config (\(reason)); fix the JSON or delete it to use the defaults"
+        case let .missingArtifacts(image, model):
+            return "image \(image): no \(model.rawValue) artifacts; rerun its \(model.rawValue) infer jobs before merging"
+        case let .badArtifact(image, tile, reason):
+            return "image \(image), tile \(tile): \(reason); rerun the infer job of that tile (`plateseg retry`)"
+        }
+    }
+}

@@ -1,0 +1,386 @@
+import Imaging
+
+/// One cell found in an image.
+public struct CellInstance: Sendable, Equatable {
+    public var cellType: String
+    /// Over `EnsembleConfig.classes`, summing to 1.
+    public var classProbabilities: [Double]
+    public var score: Double
+    public var mask: Mask
+    /// The mask as a compressed COCO RLE string (column-major, pycocotools' `counts`).
+    public var rle: String
+
+    public var area: Int { mask.area }
+    public var box: PixelRect { mask.box }
+    public var centroid: (x: Double, y: Double) { mask.centroid }
+}
+
+/// The merge's result for one image: non-overlapping instances, most confident first.
+public struct MergedImage: Sendable, Equatable {
+    public var image: String
+    public var width: Int
+    public var height: Int
+    /// The image's cell type by weighted vote of the models; nil when no model saw anything.
+    public var cellType: String?
+    public var classProbabilities: [Double]
+    public var instances: [CellInstance]
+}
+
+/// Fuses the three networks' tile outputs for one image into cell instances.
+public struct Merger: Sendable {
+    public var config: EnsembleConfig
+
+    public init(config: EnsembleConfig = EnsembleConfig()) { self.config = config }
+
+    /// `artifacts`: every tile of the image, for every model in `models` (artifacts of other
+    /// models are ignored). The default merges all three; a single model gives that model's own
+    /// instances, so each model can be scored alone. Throws `EnsembleError` naming the image and
+    /// tile when an artifact is missing, of an unknown model, or of the wrong shape.
+    public func merge(image: String, width: Int, height: Int, artifacts: [TileArtifact],
+                      models: Set<ModelKind> = Set(ModelKind.allCases)) throws -> MergedImage {
+        let stitched = try Stitcher.stitch(image: image, width: width, height: height, artifacts: artifacts,
+                                           models: models, config: config)
+        return vote(stitched, models: models)
+    }
+
+    func vote(_ s: StitchedImage, models: Set<ModelKind>) -> MergedImage {
+        if models == [.uperNet] { return semanticInstances(s) }
+        var planes = OwnershipPlanes(width: s.width, height: s.height)
+        let clusters = fuseBoxes(s, models: models)
+        var windows: [(window: PixelRect, votes: [Float])] = []
+        for (i, c) in clusters.enumerated() {
+            let w = pixelVote(c, s, models: models)
+            planes.claim(w.window, votes: w.votes, instance: Int32(i), threshold: Float(config.pixelThreshold))
+            windows.append(w)
+        }
+        var instances: [CellInstance] = []
+        for (i, c) in clusters.enumerated() {
+            let window = windows[i].window
+            var bits = planes.owned(window, instance: Int32(i))
+            removeFragments(&bits, width: window.width, height: window.height, minArea: config.minFragmentArea)
+            let mask = Mask(imageWidth: s.width, imageHeight: s.height, window: window, bits: bits)
+            guard mask.area >= max(1, config.minInstanceArea) else { continue }
+            let probs = instanceClasses(c, mask: mask, s, models: models)
+            instances.append(CellInstance(cellType: config.classes[argmax(probs)], classProbabilities: probs, score: c.score,
+                                          mask: mask, rle: COCORLE(mask: mask).compressedString))
+        }
+        let imageProbs = imageClasses(s, models: models)
+        return MergedImage(image: s.image, width: s.width, height: s.height,
+                           cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,
+                           classProbabilities: imageProbs, instances: instances)
+    }
+
+    // MARK: (a) box consensus
+
+    struct Cluster {
+        var box: Box
+        /// The most confident member of each detecting model.
+        var best: [ModelKind: PlacedDetection] = [:]
+        var weightSum: Double = 0
+        var sums: (Double, Double, Double, Double) = (0, 0, 0, 0)
+        var score: Double = 0
+    }
+
+    /// Weighted box fusion: boxes, most confident first, join the cluster whose fused box they
+    /// overlap most (IoU above `boxFusionIoU`); the fused box is the confidence × model-weight
+    /// weighted mean of its members.
+    func fuseBoxes(_ s: StitchedImage, models: Set<ModelKind>) -> [Cluster] {
+        let boxModels = [ModelKind.yolox, .maskRCNN].filter { models.contains($0) && config.weight($0) > 0 }
+        guard !boxModels.isEmpty else { return [] }
+        var all: [(ModelKind, PlacedDetection)] = []
+        for m in boxModels { all += (s.detections[m] ?? []).map { (m, $0) } }
+        // Stable order: score, then model, so that the fit is reproducible.
+        all = all.enumerated().sorted { a, b in
+            a.element.1.score != b.element.1.score ? a.element.1.score > b.element.1.score : a.offset < b.offset
+        }.map(\.element)
+        var clusters: [Cluster] = []
+        for (m, d) in all {
+            var bestIoU = Float(config.boxFusionIoU), target = -1
+            for (i, c) in clusters.enumerated() {
+                let iou = c.box.iou(d.box)
+                if iou > bestIoU { bestIoU = iou; target = i }
+            }
+            if target < 0 {
+                clusters.append(Cluster(box: d.box))
+                target = clusters.count - 1
+            }
+            let w = d.score * config.weight(m)
+            var c = clusters[target]
+            c.weightSum += w
+            c.sums.0 += w * Double(d.box.x0); c.sums.1 += w * Double(d.box.y0)
+            c.sums.2 += w * Double(d.box.x1); c.sums.3 += w * Double(d.box.y1)
+            if c.weightSum > 0 {
+                c.box = Box(x0: Float(c.sums.0 / c.weightSum), y0: Float(c.sums.1 / c.weightSum),
+                            x1: Float(c.sums.2 / c.weightSum), y1: Float(c.sums.3 / c.weightSum))
+            }
+            if c.best[m] == nil { c.best[m] = d }
+            clusters[target] = c
+        }
+        let total = boxModels.map { config.weight($0) }.reduce(0, +)
+        for i in clusters.indices {
+            let agreed = boxModels.map { m in config.weight(m) * (clusters[i].best[m]?.score ?? 0) }.reduce(0, +)
+            clusters[i].score = agreed / total
+        }
+        return clusters.filter { $0.score >= config.minInstanceScore }
+            .enumerated().sorted { $0.element.score != $1.element.score ? $0.element.score > $1.element.score : $0.offset < $1.offset }
+            .map(\.element)
+    }
+
+    // MARK: (b) pixel vote
+
+    /// Each pixel of the cluster's window gets the weighted mean of the models' votes: the Mask
+    /// R-CNN soft mask pasted bilinearly into its box, the YOLOX box (1 inside, 0 outside) and
+    /// UPerNet's foreground probability; each weighted by model weight × confidence (a detection's
+    /// score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector that did not
+    /// see this cell has no say in its shape.
+    func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<ModelKind>) -> (window: PixelRect, votes: [Float]) {
+        let m = config.boxMargin
+        let x0 = max(0, Int(c.box.x0.rounded(.down)) - m), y0 = max(0, Int(c.box.y0.rounded(.down)) - m)
+        let x1 = min(s.width, Int(c.box.x1.rounded(.up)) + m), y1 = min(s.height, Int(c.box.y1.rounded(.up)) + m)
+        let window = PixelRect(x: x0, y: y0, width: max(0, x1 - x0), height: max(0, y1 - y0))
+        var num = [Float](repeating: 0, count: window.area)
+        var den = [Float](repeating: 0, count: window.area)
+        guard window.area > 0 else { return (window, num) }
+
+        if let d = c.best[.maskRCNN], let soft = d.softMask {
+            let w = Float(config.weight(.maskRCNN) * d.score)
+            paste(soft, into: d.box, window: window) { i, v in num[i] += w * v; den[i] += w }
+        }
+        if let d = c.best[.yolox] {
+            let w = Float(config.weight(.yolox) * d.score)
+            for y in 0..<window.height {
+                let cy = Float(window.y + y) + 0.5
+                for x in 0..<window.width {
+                    let cx = Float(window.x + x) + 0.5
+                    let inside: Float = cx >= d.box.x0 && cx < d.box.x1 && cy >= d.box.y0 && cy < d.box.y1 ? 1 : 0
+                    num[y * window.width + x] += w * inside
+                    den[y * window.width + x] += w
+                }
+            }
+        }
+        if models.contains(.uperNet), let sem = s.semantic, config.weight(.uperNet) > 0 {
+            let wu = Float(config.weight(.uperNet))
+            for y in 0..<window.height {
+                let row = (window.y + y) * s.width + window.x
+                for x in 0..<window.width {
+                    let p = sem.foreground[row + x]
+                    let w = wu * max(p, 1 - p)
+                    num[y * window.width + x] += w * p
+                    den[y * window.width + x] += w
+                }
+            }
+        }
+        for i in num.indices { num[i] = den[i] > 0 ? num[i] / den[i] : 0 }
+        return (window, num)
+    }
+
+    /// Resamples a square soft mask covering `box` onto the window's pixel centres (bilinear,
+    /// edge-clamped, zero outside the box) and hands each value to `add`.
+    private func paste(_ soft: ProbabilityMap, into box: Box, window: PixelRect, _ add: (Int, Float) -> Void) {
+        let n = soft.width
+        let sx = Float(n) / box.width, sy = Float(n) / box.height
+        let xs: [(Int, Int, Float)?] = (0..<window.width).map { x in
+            let cx = Float(window.x + x) + 0.5
+            guard cx >= box.x0, cx < box.x1 else { return nil }
+            let u = min(max((cx - box.x0) * sx - 0.5, 0), Float(n - 1))
+            let i = min(Int(u), n - 2)
+            return (i, i + 1, u - Float(i))
+        }
+        soft.values.withUnsafeBufferPointer { v in
+            for y in 0..<window.height {
+                let cy = Float(window.y + y) + 0.5
+                guard cy >= box.y0, cy < box.y1 else { continue }
+                let t = min(max((cy - box.y0) * sy - 0.5, 0), Float(n - 1))
+                let j = min(Int(t), n - 2), fy = t - Float(j)
+                for x in 0..<window.width {
+                    guard let (i0, i1, fx) = xs[x] else { continue }
+                    let a = Float(v[j * n + i0]) * (1 - fx) + Float(v[j * n + i1]) * fx
+                    let b = Float(v[(j + 1) * n + i0]) * (1 - fx) + Float(v[(j + 1) * n + i1]) * fx
+                    add(y * window.width + x, (a * (1 - fy) + b * fy) / 255)
+                }
+            }
+        }
+    }
+
+    // MARK: (d) cell types
+
+    private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<ModelKind>) -> [Double] {
+        var votes = [Double](repeating: 0, count: config.classes.count)
+        for (m, d) in c.best {
+            let w = config.weight(m) * d.score
+            for i in votes.indices { votes[i] += w * d.classProbabilities[i] }
+        }
+        if models.contains(.uperNet), let sem = s.semantic {
+            addSemanticVote(sem, mask: mask, weight: config.weight(.uperNet), to: &votes)
+        }
+        return normalized(votes)
+    }
+
+    /// UPerNet's class distribution over the mask's pixels, weighted by its mean foreground there.
+    private func addSemanticVote(_ sem: SemanticPlanes, mask: Mask, weight: Double, to votes: inout [Double]) {
+        guard weight > 0, mask.area > 0 else { return }
+        let n = mask.imageWidth * mask.imageHeight
+        var sums = [Double](repeating: 0, count: votes.count)
+        var fg = 0.0
+        let b = mask.box
+        for y in 0..<b.height {
+            for x in 0..<b.width where mask.bits[y * b.width + x] != 0 {
+                let p = (b.y + y) * mask.imageWidth + b.x + x
+                fg += Double(sem.foreground[p])
+                for c in sums.indices { sums[c] += Double(sem.classes[c * n + p]) }
+            }
+        }
+        let dist = normalized(sums)
+        let confidence = fg / Double(mask.area)
+        for c in votes.indices { votes[c] += weight * confidence * dist[c] }
+    }
+
+    private func imageClasses(_ s: StitchedImage, models: Set<ModelKind>) -> [Double] {
+        var votes = [Double](repeating: 0, count: config.classes.count)
+        for m in [ModelKind.yolox, .maskRCNN] where models.contains(m) {
+            var sums = [Double](repeating: 0, count: votes.count)
+            for d in s.detections[m] ?? [] {
+                for c in sums.indices { sums[c] += d.score * d.classProbabilities[c] }
+            }
+            let dist = normalized(sums)
+            for c in votes.indices { votes[c] += config.weight(m) * dist[c] }
+        }
+        if models.contains(.uperNet), let sem = s.semantic {
+            let n = s.width * s.height
+            var sums = [Double](repeating: 0, count: votes.count)
+            for c in sums.indices {
+                var t = 0.0
+                for p in 0..<n { t += Double(sem.classes[c * n + p]) }
+                sums[c] = t
+            }
+            let dist = normalized(sums)
+            for c in votes.indices { votes[c] += config.weight(.uperNet) * dist[c] }
+        }
+        return normalized(votes)
+    }
+
+    // MARK: UPerNet alone
+
+    /// Connected components of the thresholded foreground, scored by their mean foreground.
+    func semanticInstances(_ s: StitchedImage) -> MergedImage {
+        let imageProbs = imageClasses(s, models: [.uperNet])
+        var result = MergedImage(image: s.image, width: s.width, height: s.height,
+                                 cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,
+                                 classProbabilities: imageProbs, instances: [])
+        guard let sem = s.semantic else { return result }
+        let t = Float(config.semanticThreshold)
+        let on = sem.foreground.map { $0 > t ? UInt8(1) : 0 }
+        let (labels, count) = components(on, width: s.width, height: s.height)
+        var pixels = [[Int]](repeating: [], count: count)
+        for (p, l) in labels.enumerated() where l > 0 { pixels[Int(l) - 1].append(p) }
+        var found: [CellInstance] = []
+        for list in pixels where list.count >= max(1, config.minInstanceArea) {
+            var minX = Int.max, minY = Int.max, maxX = 0, maxY = 0
+            var fg = 0.0
+            for p in list {
+                let x = p % s.width, y = p / s.width
+                minX = min(minX, x); maxX = max(maxX, x); minY = min(minY, y); maxY = max(maxY, y)
+                fg += Double(sem.foreground[p])
+            }
+            let window = PixelRect(x: minX, y: minY, width: maxX - minX + 1, height: maxY - minY + 1)
+            var bits = [UInt8](repeating: 0, count: window.area)
+            for p in list { bits[(p / s.width - minY) * window.width + p % s.width - minX] = 1 }
+            let mask = Mask(imageWidth: s.width, imageHeight: s.height, window: window, bits: bits)
+            var votes = [Double](repeating: 0, count: config.classes.count)
+            addSemanticVote(sem, mask: mask, weight: 1, to: &votes)
+            let probs = normalized(votes)
+            found.append(CellInstance(cellType: config.classes[argmax(probs)], classProbabilities: probs,
+                                      score: fg / Double(list.count), mask: mask, rle: COCORLE(mask: mask).compressedString))
+        }
+        result.instances = found.enumerated().sorted {
+            $0.element.score != $1.element.score ? $0.element.score > $1.element.score : $0.offset < $1.offset
+        }.map(\.element)
+        return result
+    }
+}
+
+// MARK: (c) non-overlapping masks
+
+/// Image-sized planes of the best vote so far and its instance: a pixel goes to the instance
+/// that voted for it most (ties to the more confident instance, which claims first).
+struct OwnershipPlanes {
+    let width: Int
+    var best: [Float]
+    var owner: [Int32]
+
+    init(width: Int, height: Int) {
+        self.width = width
+        best = [Float](repeating: 0, count: width * height)
+        owner = [Int32](repeating: -1, count: width * height)
+    }
+
+    mutating func claim(_ window: PixelRect, votes: [Float], instance: Int32, threshold: Float) {
+        for y in 0..<window.height {
+            let row = (window.y + y) * width + window.x
+            for x in 0..<window.width {
+                let v = votes[y * window.width + x]
+                if v > threshold && v > best[row + x] {
+                    best[row + x] = v
+                    owner[row + x] = instance
+                }
+            }
+        }
+    }
+
+    func owned(_ window: PixelRect, instance: Int32) -> [UInt8] {
+        var bits = [UInt8](repeating: 0, count: window.area)
+        for y in 0..<window.height {
+            let row = (window.y + y) * width + window.x
+            for x in 0..<window.width where owner[row + x] == instance { bits[y * window.width + x] = 1 }
+        }
+        return bits
+    }
+}
+
+/// Clears 4-connected pieces smaller than `minArea`: slivers left where a neighbour won most
+/// of the pixels.
+func removeFragments(_ bits: inout [UInt8], width: Int, height: Int, minArea: Int) {
+    guard minArea > 1 else { return }
+    let (labels, count) = components(bits, width: width, height: height)
+    guard count > 0 else { return }
+    var sizes = [Int](repeating: 0, count: count + 1)
+    for l in labels { sizes[Int(l)] += 1 }
+    for i in bits.indices where labels[i] > 0 && sizes[Int(labels[i])] < minArea { bits[i] = 0 }
+}
+
+/// 4-connected component labels (1-based; 0 = unset) and their number.
+func components(_ bits: [UInt8], width: Int, height: Int) -> ([Int32], Int) {
+    var labels = [Int32](repeating: 0, count: bits.count)
+    var count: Int32 = 0
+    var stack: [Int] = []
+    for start in bits.indices where bits[start] != 0 && labels[start] == 0 {
+        count += 1
+        labels[start] = count
+        stack.append(start)
+        while let p = stack.popLast() {
+            let x = p % width, y = p / width
+            func visit(_ q: Int) {
+                if bits[q] != 0 && labels[q] == 0 {
+                    labels[q] = count
+                    stack.append(q)
+                }
+            }
+            if x > 0 { visit(p - 1) }
+            if x < width - 1 { visit(p + 1) }
+            if y > 0 { visit(p - width) }
+            if y < height - 1 { visit(p + width) }
+        }
+    }
+    return (labels, Int(count))
+}
+
+func normalized(_ v: [Double]) -> [Double] {
+    let s = v.reduce(0, +)
+    return s > 0 ? v.map { $0 / s } : v
+}
+
+func argmax(_ v: [Double]) -> Int {
+    var best = 0
+    for i in v.indices where v[i] > v[best] { best = i }
+    return best
+}

@@ -1,0 +1,176 @@
+import Imaging
+
+/// One detection moved from its tile into image coordinates.
+struct PlacedDetection: Sendable {
+    var box: Box
+    var score: Double
+    /// Over `EnsembleConfig.classes`.
+    var classProbabilities: [Double]
+    /// Mask R-CNN's soft mask over `box`, square.
+    var softMask: ProbabilityMap?
+    /// Index of the tile it came from, so that duplicates are only sought across tiles.
+    var tile: Int
+}
+
+/// UPerNet's maps blended over the whole image.
+struct SemanticPlanes: Sendable {
+    /// 1 - background, per image pixel, row-major.
+    var foreground: [Float]
+    /// Per class of `EnsembleConfig.classes`, class-major.
+    var classes: [Float]
+}
+
+/// Every model's output for one image, in image coordinates: what the vote starts from.
+struct StitchedImage: Sendable {
+    var image: String
+    var width: Int
+    var height: Int
+    var detections: [ModelKind: [PlacedDetection]]
+    var semantic: SemanticPlanes?
+}
+
+enum Stitcher {
+    static func stitch(image: String, width: Int, height: Int, artifacts: [TileArtifact],
+                       models: Set<ModelKind>, config: EnsembleConfig) throws -> StitchedImage {
+        var byModel: [ModelKind: [TileArtifact]] = [:]
+        for a in artifacts {
+            guard let kind = ModelKind(artifactModel: a.model) else {
+                throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                reason: "model '\(a.model)' is none of yolox, maskrcnn, upernet")
+            }
+            guard a.tile.x >= 0, a.tile.y >= 0, a.tile.width > 0, a.tile.height > 0,
+                  a.tile.maxX <= width, a.tile.maxY <= height else {
+                throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                reason: "\(a.model) tile lies outside the \(width)x\(height) image")
+            }
+            if models.contains(kind) { byModel[kind, default: []].append(a) }
+        }
+        var out = StitchedImage(image: image, width: width, height: height, detections: [:], semantic: nil)
+        for kind in ModelKind.allCases where models.contains(kind) {
+            guard let arts = byModel[kind], !arts.isEmpty else { throw EnsembleError.missingArtifacts(image: image, model: kind) }
+            switch kind {
+            case .yolox, .maskRCNN:
+                out.detections[kind] = try placeDetections(arts, kind: kind, image: image, width: width, height: height, config: config)
+            case .uperNet:
+                out.semantic = try blendSemantic(arts, image: image, width: width, height: height, config: config)
+            }
+        }
+        return out
+    }
+
+    /// Index in `config.classes` of each artifact class.
+    private static func classMap(_ a: TileArtifact, image: String, config: EnsembleConfig) throws -> [Int] {
+        try a.classes.map { name in
+            guard let i = config.classes.firstIndex(of: name) else {
+                throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                reason: "\(a.model) class '\(name)' is not one of the ensemble's classes \(config.classes)")
+            }
+            return i
+        }
+    }
+
+    /// Tiles overlap, so a cell near a seam is seen by several tiles: whole where it lies inside
+    /// a tile, cut where its box runs into a tile's inner edge. Whole sightings win; a cut one is
+    /// kept only when no tile shows that cell whole (a cell larger than the overlap).
+    private static func placeDetections(_ arts: [TileArtifact], kind: ModelKind, image: String,
+                                        width: Int, height: Int, config: EnsembleConfig) throws -> [PlacedDetection] {
+        var whole: [PlacedDetection] = [], cut: [PlacedDetection] = []
+        let margin = Float(config.seamMargin)
+        for (t, a) in arts.enumerated() {
+            let map = try classMap(a, image: image, config: config)
+            if kind == .maskRCNN {
+                guard a.masks.count == a.detections.count else {
+                    throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                    reason: "maskrcnn artifact has \(a.masks.count) masks for \(a.detections.count) detections")
+                }
+            }
+            for (k, d) in a.detections.enumerated() {
+                let b = d.box
+                guard [b.x0, b.y0, b.x1, b.y1, d.score].allSatisfy(\.isFinite), d.classProbabilities.count == a.classes.count else {
+                    throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                    reason: "\(a.model) detection \(k) has a non-finite box or score, or the wrong number of class probabilities")
+                }
+                guard Double(d.score) >= config.minDetectionScore, b.width >= 1, b.height >= 1 else { continue }
+                var probs = [Double](repeating: 0, count: config.classes.count)
+                for (i, p) in d.classProbabilities.enumerated() { probs[map[i]] += Double(p) }
+                var soft: ProbabilityMap?
+                if kind == .maskRCNN {
+                    let m = a.masks[k]
+                    guard m.channels == 1, m.width == m.height, m.width > 1 else {
+                        throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                        reason: "maskrcnn mask \(k) is \(m.channels)x\(m.width)x\(m.height), expected one square channel")
+                    }
+                    soft = m
+                }
+                let tw = Float(a.tile.width), th = Float(a.tile.height)
+                let seam = (b.x0 <= margin && a.tile.x > 0) || (b.y0 <= margin && a.tile.y > 0)
+                    || (b.x1 >= tw - margin && a.tile.maxX < width) || (b.y1 >= th - margin && a.tile.maxY < height)
+                let placed = PlacedDetection(box: b.offsetBy(dx: Float(a.tile.x), dy: Float(a.tile.y)), score: Double(d.score),
+                                             classProbabilities: probs, softMask: soft, tile: t)
+                if seam { cut.append(placed) } else { whole.append(placed) }
+            }
+        }
+        let byScore: (PlacedDetection, PlacedDetection) -> Bool = { $0.score > $1.score }
+        var kept: [PlacedDetection] = []
+        for d in whole.sorted(by: byScore) {
+            let duplicate = kept.contains { $0.tile != d.tile && Double($0.box.iou(d.box)) > config.stitchIoU }
+            if !duplicate { kept.append(d) }
+        }
+        for d in cut.sorted(by: byScore) {
+            let seenWhole = kept.contains { $0.tile != d.tile && coverage(of: d.box, by: $0.box) > 0.6 }
+            if !seenWhole { kept.append(d) }
+        }
+        return kept
+    }
+
+    /// The share of `a` that lies inside `b`.
+    private static func coverage(of a: Box, by b: Box) -> Double {
+        let w = min(a.x1, b.x1) - max(a.x0, b.x0), h = min(a.y1, b.y1) - max(a.y0, b.y0)
+        guard w > 0, h > 0, a.area > 0 else { return 0 }
+        return Double(w * h / a.area)
+    }
+
+    /// Overlapping tiles are blended with weights that fall towards a tile's inner edges, where
+    /// the network saw the least context.
+    private static func blendSemantic(_ arts: [TileArtifact], image: String, width: Int, height: Int,
+                                      config: EnsembleConfig) throws -> SemanticPlanes {
+        let n = width * height, nc = config.classes.count
+        var fg = [Float](repeating: 0, count: n)
+        var cls = [Float](repeating: 0, count: n * nc)
+        var wsum = [Float](repeating: 0, count: n)
+        for a in arts {
+            guard let s = a.semantic else {
+                throw EnsembleError.badArtifact(image: image, tile: a.tile.description, reason: "upernet artifact has no semantic map")
+            }
+            guard s.channels == a.classes.count + 1, s.width == a.tile.width, s.height == a.tile.height else {
+                throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                                reason: "upernet map is \(s.channels)x\(s.width)x\(s.height), expected \(a.classes.count + 1)x\(a.tile.width)x\(a.tile.height) (background + classes at tile size)")
+            }
+            let map = try classMap(a, image: image, config: config)
+            let big = Int.max / 4
+            s.values.withUnsafeBufferPointer { v in
+                let plane = s.width * s.height
+                for y in 0..<s.height {
+                    let dy = min(a.tile.y > 0 ? y : big, a.tile.maxY < height ? s.height - 1 - y : big)
+                    for x in 0..<s.width {
+                        let dx = min(a.tile.x > 0 ? x : big, a.tile.maxX < width ? s.width - 1 - x : big)
+                        let w = Float(min(min(dx, dy), 64) + 1)
+                        let src = y * s.width + x
+                        let dst = (a.tile.y + y) * width + a.tile.x + x
+                        wsum[dst] += w
+                        fg[dst] += w * (1 - Float(v[src]) / 255)
+                        for (c, ci) in map.enumerated() {
+                            cls[ci * n + dst] += w * Float(v[(c + 1) * plane + src]) / 255
+                        }
+                    }
+                }
+            }
+        }
+        for p in 0..<n where wsum[p] > 0 {
+            let inv = 1 / wsum[p]
+            fg[p] *= inv
+            for c in 0..<nc { cls[c * n + p] *= inv }
+        }
+        return SemanticPlanes(foreground: fg, classes: cls)
+    }
+}

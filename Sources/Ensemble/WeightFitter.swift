@@ -1,0 +1,90 @@
+import Imaging
+
+/// One validation image: the models' artifacts for all its tiles and its true masks.
+public struct CalibrationImage: Sendable {
+    public var image: String
+    public var width: Int
+    public var height: Int
+    public var artifacts: [TileArtifact]
+    public var truth: [Mask]
+
+    public init(image: String, width: Int, height: Int, artifacts: [TileArtifact], truth: [Mask]) {
+        self.image = image
+        self.width = width
+        self.height = height
+        self.artifacts = artifacts
+        self.truth = truth
+    }
+}
+
+/// Adaptive weights: a coordinate search over the model weights and the main thresholds that
+/// maximises the Sartorius score of the merge on a validation split. Deterministic: fixed
+/// candidate grids visited in a fixed order, a change kept only when it strictly improves, so
+/// the same split and start always give the same config.
+public struct WeightFitter: Sendable {
+    public var start: EnsembleConfig
+    /// Full passes over all coordinates at most; the search stops early when a pass changes nothing.
+    public var passes: Int = 3
+
+    public static let weightGrid: [Double] = [0, 0.25, 0.5, 1, 2, 4]
+    public static let pixelThresholdGrid: [Double] = [0.3, 0.4, 0.5, 0.6, 0.7]
+    public static let instanceScoreGrid: [Double] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    public static let fusionIoUGrid: [Double] = [0.4, 0.55, 0.7]
+
+    public init(start: EnsembleConfig = EnsembleConfig()) { self.start = start }
+
+    /// The fitted config, with `fit` naming `split`, its size, and the scores before and after.
+    /// Throws the first `EnsembleError` of an image whose artifacts cannot be merged; leave such
+    /// images out of the split rather than fit on part of it.
+    public func fit(_ images: [CalibrationImage], split: String) throws -> EnsembleConfig {
+        let stitched = try images.map { img in
+            try Stitcher.stitch(image: img.image, width: img.width, height: img.height, artifacts: img.artifacts,
+                                models: Set(ModelKind.allCases), config: start)
+        }
+        let truths = images.map(\.truth)
+        func evaluate(_ config: EnsembleConfig) -> Double {
+            guard !stitched.isEmpty else { return 0 }
+            let merger = Merger(config: config)
+            var total = 0.0
+            for (s, truth) in zip(stitched, truths) {
+                let merged = merger.vote(s, models: Set(ModelKind.allCases))
+                total += SartoriusMetric.score(predicted: merged.instances.map(\.mask), truth: truth).score
+            }
+            return total / Double(stitched.count)
+        }
+
+        typealias Coordinate = (grid: [Double], set: (inout EnsembleConfig, Double) -> Void)
+        var coordinates: [Coordinate] = ModelKind.allCases.map { m in
+            (Self.weightGrid, { (c: inout EnsembleConfig, v: Double) in c.modelWeights[m] = v })
+        }
+        coordinates += [
+            (Self.pixelThresholdGrid, { $0.pixelThreshold = $1 }),
+            (Self.instanceScoreGrid, { $0.minInstanceScore = $1 }),
+            (Self.fusionIoUGrid, { $0.boxFusionIoU = $1 }),
+        ]
+
+        var best = start
+        best.fit = nil
+        let startScore = evaluate(best)
+        var bestScore = startScore
+        for _ in 0..<max(1, passes) {
+            var changed = false
+            for coordinate in coordinates {
+                for value in coordinate.grid {
+                    var candidate = best
+                    coordinate.set(&candidate, value)
+                    guard candidate != best else { continue }
+                    let score = evaluate(candidate)
+                    if score > bestScore + 1e-12 {
+                        best = candidate
+                        bestScore = score
+                        changed = true
+                    }
+                }
+            }
+            if !changed { break }
+        }
+        best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore, startScore: startScore)
+        return best
+    }
+}

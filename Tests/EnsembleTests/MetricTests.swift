@@ -1,0 +1,175 @@
+import Foundation
+import Imaging
+import Testing
+@testable import Ensemble
+
+@Suite struct MetricTests {
+    let a = rect(0, 0, 10, 10), b = rect(30, 30, 10, 10), c = rect(60, 0, 10, 20)
+
+    @Test func perfectPredictionScoresOne() {
+        #expect(SartoriusMetric.score(predicted: [b, a, c], truth: [a, b, c]).score == 1)
+    }
+
+    @Test func emptyPredictionScoresZeroAndNothingAgainstNothingScoresOne() {
+        let s = SartoriusMetric.score(predicted: [], truth: [a, b])
+        #expect(s.score == 0)
+        #expect(s.counts.allSatisfy { $0.truePositives == 0 && $0.falseNegatives == 2 && $0.falsePositives == 0 })
+        #expect(SartoriusMetric.score(predicted: [], truth: []).score == 1)
+        #expect(SartoriusMetric.score(predicted: [a], truth: []).score == 0)
+    }
+
+    @Test func oneShiftedMask() {
+        // Shifted 2 px: IoU = 80/120 = 0.667, a match for t = 0.50, 0.55, 0.60, 0.65 only.
+        // Those give 2/2 (a and the shifted b both match), the other six 1/(1 + 1 + 1).
+        let s = SartoriusMetric.score(predicted: [a, shifted(b, dx: 2, dy: 0)], truth: [a, b])
+        #expect(s.counts.map(\.truePositives) == [2, 2, 2, 2, 1, 1, 1, 1, 1, 1])
+        #expect(abs(s.score - (4 * 1 + 6 * (1.0 / 3)) / 10) < 1e-12)
+    }
+
+    @Test func aSplitCell() {
+        // Truth 10x20 split into 10x14 (IoU 0.7) and 10x6 (IoU 0.3): below t = 0.7 one TP,
+        // one FP → 1/2; from 0.7 on (IoU must exceed t) nothing matches → 0/3.
+        let s = SartoriusMetric.score(predicted: [rect(60, 0, 10, 14), rect(60, 14, 10, 6)], truth: [c])
+        #expect(s.counts.map(\.truePositives) == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+        #expect(abs(s.score - 0.2) < 1e-12)
+    }
+
+    @Test func aMergedPair() {
+        // Two truths 10x14 and 10x6 predicted as one 10x20: IoU 0.7 with the larger, so one TP
+        // and one FN for four thresholds → 1/2 each, 0/2 after.
+        let s = SartoriusMetric.score(predicted: [c], truth: [rect(60, 0, 10, 14), rect(60, 14, 10, 6)])
+        #expect(s.counts.map(\.falseNegatives) == [1, 1, 1, 1, 2, 2, 2, 2, 2, 2])
+        #expect(abs(s.score - 0.2) < 1e-12)
+    }
+
+    @Test func iouExactlyAtTheThresholdIsNoMatch() {
+        // 10x10 vs 10x10 shifted 10/3 px can't be exact; use 10x20 vs its 10x10 half: IoU 0.5.
+        let s = SartoriusMetric.score(predicted: [rect(0, 0, 10, 10)], truth: [rect(0, 0, 10, 20)])
+        #expect(s.score == 0)
+    }
+
+    @Test func overlappingTruthGetsTheMaximumOneToOneMatching() {
+        // Truths t0 (rows 0..<10) and t1 (rows 3..<13) overlap. p0 (rows 1..<11) matches t0 best
+        // (9/11) and t1 too (8/12); p1 (rows 0..<7) matches only t0 (7/10). Greedy by IoU pairs
+        // p0-t0 and leaves p1 out; the one-to-one maximum pairs p0-t1 and p1-t0.
+        let t0 = rect(0, 0, 10, 10), t1 = rect(0, 3, 10, 10)
+        let p0 = rect(0, 1, 10, 10), p1 = rect(0, 0, 10, 7)
+        #expect(p0.iou(t0) > p1.iou(t0) && p1.iou(t0) > p0.iou(t1) && p0.iou(t1) > 0.65 && p1.iou(t1) < 0.5)
+        let s = SartoriusMetric.score(predicted: [p0, p1], truth: [t0, t1])
+        #expect(s.counts.map(\.truePositives) == [2, 2, 2, 2, 1, 1, 1, 0, 0, 0])  // then p0-t0 alone, up to 0.8
+    }
+
+    @Test func reportAveragesImagesAndGroups() {
+        let one = SartoriusMetric.score(predicted: [a], truth: [a])
+        let zero = SartoriusMetric.score(predicted: [], truth: [a])
+        let split = SartoriusMetric.score(predicted: [rect(60, 0, 10, 14), rect(60, 14, 10, 6)], truth: [c])
+        let report = MetricReport(images: ["i1": one, "i2": zero, "i3": split],
+                                  groupings: ["cell type": ["i1": "astro", "i2": "astro", "i3": "cort"],
+                                              "well": ["i1": "B02", "i3": "B02"]])
+        #expect(abs(report.score! - 1.2 / 3) < 1e-12)
+        #expect(report.groups["cell type"]?["astro"] == MetricReport.Group(score: 0.5, images: 2))
+        #expect(abs(report.groups["cell type"]!["cort"]!.score - 0.2) < 1e-12)
+        #expect(report.groups["well"]?["B02"]?.images == 2)
+        #expect(MetricReport(images: [:]).score == nil)
+    }
+
+    /// The demo truth against a perturbed copy of itself (masks moved by a pixel or two, every
+    /// seventh dropped), scored here and by reference.py with numpy IoU and scipy's assignment.
+    @Test func agreesWithAnIndependentPythonComputationOnTheDemoTruth() throws {
+        let reference = try Reference.load()
+        let truth = try GroundTruth.read(path: demoTruthPath)
+        #expect(truth.errors.isEmpty)
+        var scores: [String: SartoriusMetric.ImageScore] = [:]
+        for image in truth.images {
+            var predicted: [Mask] = []
+            for (k, m) in image.masks.enumerated() where k % 7 != 3 {
+                let p = shifted(m, dx: k % 3, dy: k % 5 == 0 ? 1 : 0)
+                if !p.isEmpty { predicted.append(p) }
+            }
+            let s = SartoriusMetric.score(predicted: predicted, truth: image.masks)
+            scores[image.id] = s
+            let expected = try #require(reference.metric.images[image.id])
+            #expect(abs(s.score - expected) < 1e-8, "image \(image.id)")
+        }
+        #expect(scores.count == 12)
+        #expect(abs(MetricReport(images: scores).score! - reference.metric.overall) < 1e-8)
+    }
+}
+
+@Suite struct GroundTruthTests {
+    func temporary(_ name: String, _ text: String) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("truth-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent(name).path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func readsTheCompetitionCSV() throws {
+        let truth = try GroundTruth.read(path: demoTruthPath)
+        #expect(truth.errors.isEmpty)
+        #expect(truth.images.map(\.masks.count) == [25, 72, 21, 33, 37, 105, 39, 531, 400, 91, 101, 96])
+        #expect(truth.images[0].id == "0323e81d23d9" && truth.images[0].cellType == "cort")
+        #expect(truth.images.allSatisfy { $0.width == 704 && $0.height == 520 })
+    }
+
+    @Test func aMalformedRowDropsOnlyItsImage() throws {
+        let csv = """
+            id,annotation,width,height,cell_type
+            good,1 5 20 5,10,10,astro
+            bad,1 5,10,10,cort
+            bad,95 10,10,10,cort
+            good,50 3,10,10,astro
+            odd,1 2 3,10,10,cort
+            """
+        let path = try temporary("train.csv", csv)
+        let truth = try GroundTruth.read(path: path)
+        #expect(truth.images.map(\.id) == ["good"])
+        #expect(truth.images[0].masks.map(\.area) == [10, 3])
+        #expect(truth.errors.map(\.location) == ["line 4", "line 6"])
+        #expect(truth.errors[0].image == "bad")
+        #expect(truth.errors[0].description.contains(path) && truth.errors[0].description.contains("line 4"))
+        #expect(truth.errors[0].reason.contains("ends past"))
+    }
+
+    @Test func aCSVWithoutTheColumnsIsRefused() throws {
+        let path = try temporary("x.csv", "image,rle\na,1 2\n")
+        #expect(throws: TruthFileError.self) { try GroundTruth.read(path: path) }
+        #expect(throws: TruthFileError.self) { try GroundTruth.read(path: "/nonexistent/truth.csv") }
+    }
+
+    @Test func readsCOCOWithStringCountsListCountsAndPolygons() throws {
+        let square = rect(2, 3, 4, 5, image: (704, 520))
+        let compressed = COCORLE(mask: square).compressedString
+        let counts = COCORLE(mask: rect(20, 20, 3, 3, image: (704, 520))).counts
+        let json = """
+            {"images": [{"id": 7, "file_name": "train/0323e81d23d9.png", "width": 704, "height": 520},
+                        {"id": 8, "file_name": "other.png", "width": 704, "height": 520}],
+             "categories": [{"id": 1, "name": "shsy5y"}, {"id": 3, "name": "cort"}],
+             "annotations": [
+               {"id": 1, "image_id": 7, "category_id": 3, "segmentation": {"size": [520, 704], "counts": "\(compressed)"}},
+               {"id": 2, "image_id": 7, "category_id": 3, "segmentation": {"size": [520, 704], "counts": \(counts)}},
+               {"id": 3, "image_id": 7, "category_id": 3, "segmentation": [[100, 100, 110, 100, 110, 106, 100, 106]]},
+               {"id": 4, "image_id": 8, "category_id": 1, "segmentation": {"size": [520, 700], "counts": [364000]}}
+             ]}
+            """
+        let path = try temporary("val.json", json)
+        let truth = try GroundTruth.read(path: path)
+        #expect(truth.images.map(\.id) == ["0323e81d23d9"])
+        let image = truth.images[0]
+        #expect(image.cellType == "cort")
+        #expect(image.masks[0] == square)
+        #expect(image.masks[1].area == 9 && image.masks[1].box == PixelRect(x: 20, y: 20, width: 3, height: 3))
+        #expect(image.masks[2].area == 60 && image.masks[2].box == PixelRect(x: 100, y: 100, width: 10, height: 6))
+        #expect(truth.errors.count == 1)
+        #expect(truth.errors[0].location == "annotation 3 (id 4)" && truth.errors[0].image == "other")
+    }
+
+    @Test func polygonsCoverPixelsWhoseCentreIsInside() {
+        // A right triangle below the diagonal x = y: row y holds the y pixels with x < y, since
+        // a centre on the diagonal counts as outside the closing edge.
+        let m = GroundTruth.rasterize(polygons: [[0, 0, 10, 10, 0, 10]], width: 20, height: 20)
+        #expect(m.area == 45)
+        #expect(m[0, 9] && m[8, 9] && !m[9, 9] && !m[0, 0])
+    }
+}
