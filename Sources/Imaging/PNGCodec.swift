@@ -68,6 +68,34 @@ public enum PNGCodec {
         try write(path: path, width: width, height: height, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA), bytes: rgba)
     }
 
+    /// Encodes 8-bit RGBA pixels as PNG bytes in memory (for storing beside the results).
+    public static func encodeRGBA(width: Int, height: Int, rgba: [UInt8]) throws -> [UInt8] {
+        precondition(rgba.count == width * height * 4)
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA)
+        var size = 0
+        // First call measures, second writes.
+        let measured = rgba.withUnsafeBytes { png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, 0, nil) }
+        guard measured != 0, size > 0 else {
+            let message = messageText(&image)
+            png_image_free(&image)
+            throw ImagingError.writeFailed(path: "<memory>", reason: message)
+        }
+        var out = [UInt8](repeating: 0, count: size)
+        let ok = rgba.withUnsafeBytes { src in
+            out.withUnsafeMutableBytes { png_image_write_to_memory(&image, $0.baseAddress, &size, 0, src.baseAddress, 0, nil) }
+        }
+        guard ok != 0 else {
+            let message = messageText(&image)
+            png_image_free(&image)
+            throw ImagingError.writeFailed(path: "<memory>", reason: message)
+        }
+        return Array(out.prefix(size))
+    }
+
     private static func write(path: String, width: Int, height: Int, format: UInt32, bytes: [UInt8]) throws {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)

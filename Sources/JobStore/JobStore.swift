@@ -26,6 +26,9 @@ public protocol JobStore: Sendable {
 
     func progress(plate: String?) throws -> [PlateProgress]
     func jobs(plate: String?) throws -> [JobSnapshot]
+    func images(plate: String?) throws -> [StoredImage]
+    /// The artifact a job stored, if any.
+    func artifact(of jobID: JobID) throws -> [UInt8]?
     func failedJobs(plate: String?, limit: Int) throws -> [FailedJob]
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
     /// The artifacts of the jobs that `jobID` waits on.

@@ -112,6 +112,21 @@ public struct PlateProgress: Sendable, Equatable {
     public var done: Bool { queued == 0 && running == 0 }
 }
 
+/// An image of a plate as stored, with the merge job that produces its cells.
+public struct StoredImage: Sendable, Equatable {
+    public var id: Int64
+    public var plate: String
+    public var path: String
+    public var well: String?
+    public var field: Int?
+    public var width: Int
+    public var height: Int
+    public var contentHash: String
+    public var error: String?
+    public var mergeJobID: JobID?
+    public var mergeState: JobState?
+}
+
 /// One job as it stands now.
 public struct JobSnapshot: Sendable, Equatable {
     public var id: JobID

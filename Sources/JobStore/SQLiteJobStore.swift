@@ -310,6 +310,30 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func images(plate: String?) throws -> [StoredImage] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT i.id, p.name, i.path, i.well, i.field, i.width, i.height, i.content_hash, i.error, j.id, j.state
+                    FROM images i JOIN plates p ON p.id = i.plate_id
+                    LEFT JOIN jobs j ON j.image_id = i.id AND j.kind = 'merge'
+                    WHERE :plate IS NULL OR p.name = :plate ORDER BY p.name, i.well, i.field, i.path
+                    """,
+                arguments: ["plate": plate]
+            ).map { r in
+                StoredImage(id: r[0], plate: r[1], path: r[2], well: r[3], field: r[4], width: r[5], height: r[6],
+                            contentHash: r[7], error: r[8], mergeJobID: r[9], mergeState: (r[10] as String?).flatMap(JobState.init))
+            }
+        }
+    }
+
+    public func artifact(of jobID: JobID) throws -> [UInt8]? {
+        try pool.read { db in
+            try Data.fetchOne(db, sql: "SELECT bytes FROM artifacts WHERE job_id = ?", arguments: [jobID]).map { [UInt8]($0) }
+        }
+    }
+
     public func failedJobs(plate: String?, limit: Int) throws -> [FailedJob] {
         try pool.read { db in
             try Row.fetchAll(

@@ -1,4 +1,6 @@
+import Ensemble
 import Foundation
+import Imaging
 import JobStore
 import Models
 import Worker
@@ -14,6 +16,44 @@ enum Wiring {
             }
             return try ModelLoader.load(path: path)
         }
-        return [InferJob.kind: InferHandler(models: cache)]
+        let config = try ensembleConfig(modelsDir: dir)
+        return [InferJob.kind: InferHandler(models: cache), MergeJob.kind: MergeHandler(store: store, merger: Merger(config: config))]
+    }
+
+    /// `ensemble.json` beside the models when there is one (fitted by `plateseg calibrate`), else the defaults.
+    static func ensembleConfig(modelsDir: String) throws -> EnsembleConfig {
+        let path = "\(modelsDir)/ensemble.json"
+        guard FileManager.default.fileExists(atPath: path) else { return EnsembleConfig() }
+        return try EnsembleConfig.load(path: path)
+    }
+}
+
+/// Fuses an image's tile outputs into cells, replaces the image's stored cells with them, and
+/// keeps an overlay PNG (the outlines over the image) as the merge job's artifact.
+struct MergeHandler: JobHandler {
+    let store: any JobStore
+    let merger: Merger
+
+    func run(_ job: ClaimedJob) throws -> JobOutput {
+        let args: MergeJob
+        do { args = try MergeJob(jobArgs: job.args) } catch {
+            throw PermanentJobError("job \(job.id): arguments are not a merge job (\(error))")
+        }
+        let merged = try merge(job.id, args)
+        let cells = merged.instances.map { c in
+            CellRecord(cellType: c.cellType, score: c.score, area: c.area, box: (c.box.x, c.box.y, c.box.width, c.box.height),
+                       centroid: c.centroid, rle: c.rle)
+        }
+        let image = try PNGCodec.readGray(args.image)
+        let rgba = Overlay.render(image, instances: merged.instances.map { ($0.mask, $0.cellType) })
+        let png = try PNGCodec.encodeRGBA(width: image.width, height: image.height, rgba: rgba)
+        return JobOutput(artifact: png, cells: cells)
+    }
+
+    func merge(_ jobID: JobID, _ args: MergeJob, models: Set<Ensemble.ModelKind> = Set(Ensemble.ModelKind.allCases)) throws -> MergedImage {
+        let artifacts = try store.dependencyArtifacts(of: jobID).map { stored in
+            try TileArtifact.decode(stored.bytes, name: "job \(stored.jobID) (\(args.image))")
+        }
+        return try merger.merge(image: args.image, width: args.width, height: args.height, artifacts: artifacts, models: models)
     }
 }

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Ensemble
+import Foundation
+import Imaging
+import JobStore
+
+/// What `eval` scores: the stored ensemble cells, or one model's own instances re-merged from
+/// its stored tile outputs (the paper's "each model alone" rows).
+enum Scored: String, ExpressibleByArgument, CaseIterable {
+    case ensemble, yolox, maskrcnn, upernet, all
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Score the segmentation against annotations with the Sartorius metric (mAP over IoU 0.50–0.95).",
+        discussion: "Images are matched by file name without extension to the truth's image ids.")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "Annotations: the competition CSV (id,annotation,width,height,cell_type) or COCO json.") var truth: String
+    @Option var plate: String?
+    @Option(help: "ensemble (stored cells), one model alone, or all of them side by side.") var model: Scored = .ensemble
+    @Option(help: "Folder with ensemble.json (for re-merging single models).") var modelsDir: String = "models"
+    @Flag(help: "Print the score of every image.") var perImage = false
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        let truthFile = try GroundTruth.read(path: truth)
+        for e in truthFile.errors { print("truth: \(e)") }
+        let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        let images = try db.images(plate: plate).filter { truthByID[Self.id(of: $0.path)] != nil }
+        guard !images.isEmpty else {
+            throw ValidationError("no image of \(plate ?? "any plate") in \(store.db) has annotations in \(truth); ids are file names without extension")
+        }
+        let rows: [Scored] = model == .all ? [.yolox, .maskrcnn, .upernet, .ensemble] : [model]
+        let storedCells = Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath)
+        let merger = Merger(config: try Wiring.ensembleConfig(modelsDir: URL(fileURLWithPath: modelsDir).standardizedFileURL.path))
+        var table = [["scored", "images", "score", "shsy5y", "astro", "cort"]]
+        for scored in rows {
+            var scores: [String: SartoriusMetric.ImageScore] = [:]
+            var types: [String: String] = [:]
+            var wells: [String: String] = [:]
+            for image in images {
+                let id = Self.id(of: image.path)
+                let t = truthByID[id]!
+                do {
+                    guard let predicted = try predictions(scored, image, db: db, merger: merger, storedCells: storedCells[image.path] ?? []) else {
+                        print("\(image.path): not merged yet (merge job \(image.mergeState?.rawValue ?? "missing")); left out")
+                        continue
+                    }
+                    scores[id] = SartoriusMetric.score(predicted: predicted, truth: t.masks)
+                    types[id] = t.cellType
+                    wells[id] = image.well
+                } catch {
+                    print("\(image.path): \(error); left out")
+                }
+            }
+            let report = MetricReport(images: scores, groupings: ["cell type": types, "well": wells])
+            let byType = ["shsy5y", "astro", "cort"].map { report.groups["cell type"]?[$0].map { String(format: "%.3f", $0.score) } ?? "-" }
+            table.append([scored.rawValue, "\(scores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType)
+            if perImage {
+                for (id, s) in scores.sorted(by: { $0.key < $1.key }) {
+                    print("  \(scored.rawValue) \(id) [\(types[id] ?? "?")] \(String(format: "%.3f", s.score))")
+                }
+            }
+            if rows.count == 1, let wellGroups = report.groups["well"], !wellGroups.isEmpty {
+                print("Per well:")
+                for (well, g) in wellGroups.sorted(by: { $0.key < $1.key }) {
+                    print("  \(well): \(String(format: "%.3f", g.score)) over \(g.images) image(s)")
+                }
+            }
+        }
+        printTable(table)
+    }
+
+    static func id(of path: String) -> String {
+        ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+    }
+
+    private func predictions(_ scored: Scored, _ image: StoredImage, db: SQLiteJobStore, merger: Merger,
+                             storedCells: [LocatedCell]) throws -> [Mask]? {
+        guard let mergeJob = image.mergeJobID else { return nil }
+        if scored == .ensemble {
+            guard image.mergeState == .succeeded else { return nil }
+            return try storedCells.map {
+                try COCORLE(compressed: $0.cell.rle, width: image.width, height: image.height).mask()
+            }
+        }
+        let kind = Ensemble.ModelKind(artifactModel: scored.rawValue)!
+        let handler = MergeHandler(store: db, merger: merger)
+        let merged = try handler.merge(mergeJob, MergeJob(image: image.path, width: image.width, height: image.height), models: [kind])
+        return merged.instances.map(\.mask)
+    }
+}
+
+struct Calibrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fit the ensemble's model weights and thresholds on annotated images (a validation split) and write ensemble.json.")
+
+    @OptionGroup var store: StoreOptions
+    @Option(help: "Annotations of the validation images.") var truth: String
+    @Option var plate: String?
+    @Option(help: "Name of the split, recorded in the config.") var split: String = "val"
+    @Option(help: "Where to write the fitted config.") var out: String = "models/ensemble.json"
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        let truthFile = try GroundTruth.read(path: truth)
+        let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var images: [CalibrationImage] = []
+        for image in try db.images(plate: plate) {
+            guard let t = truthByID[Eval.id(of: image.path)], let merge = image.mergeJobID else { continue }
+            let artifacts = try db.dependencyArtifacts(of: merge)
+            guard !artifacts.isEmpty else { continue }
+            images.append(CalibrationImage(
+                image: image.path, width: image.width, height: image.height,
+                artifacts: try artifacts.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID)") }, truth: t.masks))
+        }
+        guard !images.isEmpty else { throw ValidationError("no annotated image with stored tile outputs; run the plate first") }
+        let fitted = try WeightFitter().fit(images, split: split)
+        try fitted.jsonData().write(to: URL(fileURLWithPath: out))
+        print("fitted on \(images.count) images of split \(split); wrote \(out)")
+        if let fit = fitted.fit { print(fit) }
+    }
+}
