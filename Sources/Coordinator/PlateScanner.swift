@@ -68,15 +68,3 @@ public struct PlateScanner: Sendable {
                         contentHash: hash, error: error)
     }
 }
-
-/// FNV-1a, 64 bits: enough to notice that a file changed and to tie results to inputs.
-enum ContentHash {
-    static func of(_ data: Data) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in data {
-            h = (h ^ UInt64(b)) &* 0x100_0000_01b3
-        }
-        let hex = String(h, radix: 16)
-        return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
-    }
-}

@@ -10,11 +10,10 @@ public protocol JobStore: Sendable {
     func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease
     /// Stores the artifact (and, for a merge, replaces the image's cells), marks the job
     /// succeeded and releases its dependants: all or nothing, and only under a valid lease.
-    func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws
+    func complete(_ lease: Lease, result: JobResult) throws
     /// `complete`, then `claim`, in one transaction: a busy worker pays for one commit per job.
     /// If the lease was lost nothing is written and `leaseLost` is thrown.
-    func completeAndClaim(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?, owner: String,
-                          leaseSeconds: Double) throws -> ClaimedJob?
+    func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double) throws -> ClaimedJob?
     /// Records a failure: back to the queue while attempts remain and `retryable`, else failed.
     func fail(_ lease: Lease, error: String, retryable: Bool) throws
     /// Gives a job back untouched (a worker asked to stop); the attempt is not counted.
@@ -33,9 +32,22 @@ public protocol JobStore: Sendable {
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
     /// The artifacts of the jobs that `jobID` waits on.
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact]
+    /// The job that made each cell of an image, the jobs that fed it, and their provenance.
+    func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)]
     func artifactCount(plate: String?) throws -> Int
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)?
 
     func cells(_ query: CellQuery) throws -> [LocatedCell]
     func wellCounts(_ query: CellQuery) throws -> [WellCount]
+}
+
+extension JobStore {
+    public func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
+        try complete(lease, result: JobResult(artifact: artifact, cells: cells))
+    }
+
+    public func completeAndClaim(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?, owner: String,
+                                 leaseSeconds: Double) throws -> ClaimedJob? {
+        try completeAndClaim(lease, result: JobResult(artifact: artifact, cells: cells), owner: owner, leaseSeconds: leaseSeconds)
+    }
 }

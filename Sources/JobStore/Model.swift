@@ -112,6 +112,21 @@ public struct PlateProgress: Sendable, Equatable {
     public var done: Bool { queued == 0 && running == 0 }
 }
 
+/// What a finished job leaves: an artifact (already compressed), where it came from (JSON:
+/// the model file and its hash, or the ensemble config and the input jobs), and, for a merge,
+/// the image's cells, which replace any stored before.
+public struct JobResult: Sendable {
+    public var artifact: [UInt8]?
+    public var provenance: String?
+    public var cells: [CellRecord]?
+
+    public init(artifact: [UInt8]? = nil, provenance: String? = nil, cells: [CellRecord]? = nil) {
+        self.artifact = artifact
+        self.provenance = provenance
+        self.cells = cells
+    }
+}
+
 /// An image of a plate as stored, with the merge job that produces its cells.
 public struct StoredImage: Sendable, Equatable {
     public var id: Int64

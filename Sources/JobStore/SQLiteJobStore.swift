@@ -151,19 +151,18 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
-        try pool.write { db in try complete(db, lease, artifact: artifact, cells: cells) }
+    public func complete(_ lease: Lease, result: JobResult) throws {
+        try pool.write { db in try complete(db, lease, result) }
     }
 
-    public func completeAndClaim(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?, owner: String,
-                                 leaseSeconds: Double) throws -> ClaimedJob? {
+    public func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
         try pool.write { db in
-            try complete(db, lease, artifact: artifact, cells: cells)
+            try complete(db, lease, result)
             return try claim(db, owner: owner, leaseSeconds: leaseSeconds)
         }
     }
 
-    private func complete(_ db: Database, _ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
+    private func complete(_ db: Database, _ lease: Lease, _ result: JobResult) throws {
         let now = Self.now()
         try db.execute(
             sql: """
@@ -172,11 +171,11 @@ public final class SQLiteJobStore: JobStore {
                 """,
             arguments: [now, lease.jobID, lease.token])
         guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
-        if let artifact {
-            try db.execute(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, created_at) VALUES (?, ?, ?)",
-                           arguments: [lease.jobID, Data(artifact), now])
+        if result.artifact != nil || result.provenance != nil {
+            try db.execute(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, provenance, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [lease.jobID, Data(result.artifact ?? []), result.provenance, now])
         }
-        if let cells {
+        if let cells = result.cells {
             try replaceCells(db, mergeJob: lease.jobID, cells: cells)
         }
         try db.execute(
@@ -378,6 +377,19 @@ public final class SQLiteJobStore: JobStore {
                 let data: Data = r[3]
                 return StoredArtifact(jobID: r[0], kind: r[1], args: r[2], bytes: [UInt8](data))
             }
+        }
+    }
+
+    public func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT j.id, j.kind, j.args, a.provenance FROM jobs j LEFT JOIN artifacts a ON a.job_id = j.id
+                    WHERE j.image_id = ? ORDER BY j.kind DESC, j.id
+                    """,
+                arguments: [imageID]
+            ).map { (job: $0[0], kind: $0[1], args: $0[2], provenance: $0[3]) }
         }
     }
 

@@ -55,6 +55,7 @@ enum SQLiteSchema {
                 CREATE TABLE artifacts (
                     job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
                     bytes BLOB NOT NULL,
+                    provenance TEXT,
                     created_at REAL NOT NULL
                 );
                 CREATE TABLE cells (

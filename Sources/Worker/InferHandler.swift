@@ -4,7 +4,8 @@ import JobStore
 import Models
 import Synchronization
 
-/// Runs one network on one tile and stores its output as a compressed tile artifact.
+/// Runs one network on one tile and stores its output as a compressed tile artifact, with the
+/// model file it came from as provenance.
 public final class InferHandler: JobHandler {
     private let models: ModelCache
 
@@ -12,7 +13,7 @@ public final class InferHandler: JobHandler {
         self.models = models
     }
 
-    public func run(_ job: ClaimedJob) throws -> JobOutput {
+    public func run(_ job: ClaimedJob) throws -> JobResult {
         let args: InferJob
         do { args = try InferJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not an infer job (\(error))")
@@ -21,27 +22,40 @@ public final class InferHandler: JobHandler {
         guard args.tile.maxX <= image.width, args.tile.maxY <= image.height else {
             throw PermanentJobError("\(args.image): is \(image.width)x\(image.height) now, but tile \(args.tile) was cut from a larger image; the file changed since submission — submit the plate again")
         }
-        let model = try models.model(named: args.model)
-        var artifact = try model.run(image.crop(args.tile))
+        let loaded = try models.model(named: args.model)
+        var artifact = try loaded.model.run(image.crop(args.tile))
         artifact.tile = args.tile
-        return JobOutput(artifact: artifact.encoded())
+        return JobResult(artifact: artifact.encoded(), provenance: loaded.source.jobArgs())
+    }
+}
+
+/// Where a loaded network came from.
+public struct ModelSource: Codable, Sendable, Equatable {
+    public var file: String
+    public var contentHash: String
+
+    public init(file: String, contentHash: String) {
+        self.file = file
+        self.contentHash = contentHash
     }
 }
 
 /// Loaded networks, one per name, shared by the worker's threads.
 public final class ModelCache: Sendable {
-    private let loader: @Sendable (String) throws -> any Model
-    private let loaded = Mutex<[String: any Model]>([:])
+    private let loader: @Sendable (String) throws -> (model: any Model, source: ModelSource)
+    private let loaded = Mutex<[String: (model: any Model, source: ModelSource)]>([:])
 
-    /// `loader` maps a model name (as in the job) to a loaded network, or throws.
-    public init(loader: @escaping @Sendable (String) throws -> any Model) {
+    /// `loader` maps a model name (as in the job) to a loaded network and its file, or throws.
+    public init(loader: @escaping @Sendable (String) throws -> (model: any Model, source: ModelSource)) {
         self.loader = loader
     }
 
-    public func model(named name: String) throws -> any Model {
+    public func model(named name: String) throws -> (model: any Model, source: ModelSource) {
         if let m = loaded.withLock({ $0[name] }) { return m }
-        let m: any Model
-        do { m = try loader(name) } catch {
+        let m: (model: any Model, source: ModelSource)
+        do { m = try loader(name) } catch let e as PermanentJobError {
+            throw e
+        } catch {
             throw PermanentJobError("model \(name): \(error)")
         }
         loaded.withLock { $0[name] = m }

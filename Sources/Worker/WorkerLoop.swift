@@ -86,7 +86,7 @@ public final class WorkerLoop: Sendable {
         let heartbeat = Heartbeat(store: store, lease: job.lease, leaseSeconds: options.leaseSeconds, logger: logger)
         heartbeat.start()
         let started = Date()
-        let result: Result<JobOutput, any Error>
+        let result: Result<JobResult, any Error>
         if let handler = handlers[job.kind] {
             result = Result { try handler.run(job) }
         } else {
@@ -98,10 +98,9 @@ public final class WorkerLoop: Sendable {
             case let .success(output):
                 var next: ClaimedJob?
                 if claimNext {
-                    next = try store.completeAndClaim(lease, artifact: output.artifact, cells: output.cells,
-                                                      owner: options.owner, leaseSeconds: options.leaseSeconds)
+                    next = try store.completeAndClaim(lease, result: output, owner: options.owner, leaseSeconds: options.leaseSeconds)
                 } else {
-                    try store.complete(lease, artifact: output.artifact, cells: output.cells)
+                    try store.complete(lease, result: output)
                 }
                 logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
                 return (true, next)

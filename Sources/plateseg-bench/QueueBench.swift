@@ -56,7 +56,7 @@ struct QueueBenchWorker: ParsableCommand {
     @Option var db: String
 
     struct Empty: JobHandler {
-        func run(_ job: ClaimedJob) throws -> JobOutput { JobOutput() }
+        func run(_ job: ClaimedJob) throws -> JobResult { JobResult() }
     }
 
     func run() throws {

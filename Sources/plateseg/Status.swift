@@ -69,3 +69,24 @@ struct Retry: ParsableCommand {
         print("\(n) job(s) queued again; start workers (`plateseg worker` or `plateseg run`) to run them")
     }
 }
+
+struct Trace: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Where an image's cells came from: the image's hash, its tile jobs and model files, the merge and its config.")
+
+    @OptionGroup var store: StoreOptions
+    @Argument(help: "Image file name (or path) as submitted.") var image: String
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        let matches = try db.images(plate: nil).filter { $0.path == image || ($0.path as NSString).lastPathComponent == image }
+        guard !matches.isEmpty else { throw ValidationError("no image \(image) in \(store.db)") }
+        for m in matches {
+            print("\(m.path)  plate \(m.plate)  well \(m.well ?? "?")  field \(m.field.map(String.init) ?? "?")  \(m.contentHash)")
+            for j in try db.provenance(imageID: m.id) {
+                print("  job \(j.job) \(j.kind) \(j.args)")
+                if let p = j.provenance { print("      from \(p)") }
+            }
+        }
+    }
+}

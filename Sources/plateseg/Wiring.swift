@@ -14,10 +14,14 @@ enum Wiring {
             guard FileManager.default.fileExists(atPath: path) else {
                 throw PermanentJobError("\(path): no such model file; put the model there (`models/` ships the defaults) or pass --models-dir")
             }
-            return try ModelLoader.load(path: path)
+            let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: path)))
+            return (try ModelLoader.load(path: path), ModelSource(file: path, contentHash: hash))
         }
         let config = try ensembleConfig(modelsDir: dir)
-        return [InferJob.kind: InferHandler(models: cache), MergeJob.kind: MergeHandler(store: store, merger: Merger(config: config))]
+        let provenance = MergeProvenance(ensembleConfig: ContentHash.of(config.jsonData()),
+                                         configFile: FileManager.default.fileExists(atPath: "\(dir)/ensemble.json") ? "\(dir)/ensemble.json" : "defaults")
+        return [InferJob.kind: InferHandler(models: cache),
+                MergeJob.kind: MergeHandler(store: store, merger: Merger(config: config), provenance: provenance)]
     }
 
     /// `ensemble.json` beside the models when there is one (fitted by `plateseg calibrate`), else the defaults.
@@ -33,8 +37,9 @@ enum Wiring {
 struct MergeHandler: JobHandler {
     let store: any JobStore
     let merger: Merger
+    var provenance = MergeProvenance(ensembleConfig: "", configFile: "")
 
-    func run(_ job: ClaimedJob) throws -> JobOutput {
+    func run(_ job: ClaimedJob) throws -> JobResult {
         let args: MergeJob
         do { args = try MergeJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not a merge job (\(error))")
@@ -47,7 +52,7 @@ struct MergeHandler: JobHandler {
         let image = try PNGCodec.readGray(args.image)
         let rgba = Overlay.render(image, instances: merged.instances.map { ($0.mask, $0.cellType) })
         let png = try PNGCodec.encodeRGBA(width: image.width, height: image.height, rgba: rgba)
-        return JobOutput(artifact: png, cells: cells)
+        return JobResult(artifact: png, provenance: provenance.jobArgs(), cells: cells)
     }
 
     func merge(_ jobID: JobID, _ args: MergeJob, models: Set<Ensemble.ModelKind> = Set(Ensemble.ModelKind.allCases)) throws -> MergedImage {
@@ -56,4 +61,10 @@ struct MergeHandler: JobHandler {
         }
         return try merger.merge(image: args.image, width: args.width, height: args.height, artifacts: artifacts, models: models)
     }
+}
+
+/// The ensemble config a merge used (the model files are recorded by each infer job it read).
+struct MergeProvenance: Codable {
+    var ensembleConfig: String
+    var configFile: String
 }

@@ -24,19 +24,19 @@ final class EventLog: Sendable {
 struct SleepHandler: JobHandler {
     let log: EventLog
 
-    func run(_ job: ClaimedJob) throws -> JobOutput {
+    func run(_ job: ClaimedJob) throws -> JobResult {
         let args = try SleepArgs(jobArgs: job.args)
         let pid = ProcessInfo.processInfo.processIdentifier
         log.write("start \(job.id) \(pid)")
         Thread.sleep(forTimeInterval: Double(args.ms) / 1000)
         log.write("end \(job.id) \(pid)")
-        return JobOutput(artifact: Array("job \(job.id)".utf8))
+        return JobResult(artifact: Array("job \(job.id)".utf8))
     }
 }
 
 struct FailHandler: JobHandler {
     struct AlwaysFails: Error, CustomStringConvertible { var description: String { "this job always fails" } }
-    func run(_ job: ClaimedJob) throws -> JobOutput { throw AlwaysFails() }
+    func run(_ job: ClaimedJob) throws -> JobResult { throw AlwaysFails() }
 }
 
 var arguments = [String: String]()

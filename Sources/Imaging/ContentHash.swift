@@ -1,0 +1,14 @@
+import Foundation
+
+/// FNV-1a, 64 bits, over a file's bytes: enough to notice that an image or a model file
+/// changed and to tie results to the inputs that produced them (not a security digest).
+public enum ContentHash {
+    public static func of(_ data: Data) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in data {
+            h = (h ^ UInt64(b)) &* 0x100_0000_01b3
+        }
+        let hex = String(h, radix: 16)
+        return "fnv1a64:" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}

@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import JobStore
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an HTML report (plate map, per-well table, overlays, failures, models) into a folder; opens offline.")
+
+    @OptionGroup var store: StoreOptions
+    @Option var plate: String?
+    @Option(help: "Output folder (index.html and overlays/).") var out: String
+    @Option(help: "Folder with the models and ensemble.json that were used.") var modelsDir: String = "models"
+
+    func run() throws {
+        let db = try SQLiteJobStore(path: store.db)
+        let outURL = URL(fileURLWithPath: out)
+        try FileManager.default.createDirectory(at: outURL.appendingPathComponent("overlays"), withIntermediateDirectories: true)
+        let plates = try db.progress(plate: plate)
+        guard !plates.isEmpty else { throw ValidationError("no plate \(plate ?? "") in \(store.db)") }
+        var html = ReportPage.head(title: "plateseg report — \(plates.map(\.plate).joined(separator: ", "))")
+        for p in plates {
+            let images = try db.images(plate: p.plate)
+            var overlays: [String: String] = [:]
+            for image in images {
+                guard let job = image.mergeJobID, image.mergeState == .succeeded, let png = try db.artifact(of: job) else { continue }
+                let name = "overlays/\(p.plate)-\(Eval.id(of: image.path)).png"
+                try Data(png).write(to: outURL.appendingPathComponent(name))
+                overlays[image.path] = name
+            }
+            html += ReportPage.plateSection(
+                progress: p, counts: try db.wellCounts(CellQuery(plate: p.plate)), images: images, overlays: overlays,
+                failed: try db.failedJobs(plate: p.plate, limit: 500), unreadable: try db.unreadableImages(plate: p.plate))
+        }
+        html += ReportPage.models(try ModelFiles.describe(modelsDir: modelsDir))
+        html += "</body></html>\n"
+        let index = outURL.appendingPathComponent("index.html")
+        try html.write(to: index, atomically: true, encoding: .utf8)
+        print("report: \(index.path)")
+    }
+}
+
+/// The model files and ensemble config in a folder, with content hashes, for provenance.
+enum ModelFiles {
+    static func describe(modelsDir: String) throws -> [(name: String, hash: String, bytes: Int)] {
+        let dir = URL(fileURLWithPath: modelsDir)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return try names.filter { $0.hasSuffix(".safetensors") || $0 == "ensemble.json" }.sorted().map { name in
+            let data = try Data(contentsOf: dir.appendingPathComponent(name))
+            return (name, ContentHash.of(data), data.count)
+        }
+    }
+}
+
+enum ReportPage {
+    static let typeColours = ["shsy5y": "#009e73", "astro": "#e69f00", "cort": "#cc79a7"]
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func head(title: String) -> String {
+        """
+        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <style>
+        body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+        table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+        th{background:#f4f4f4}td.l,th.l{text-align:left}
+        .platemap td{width:3.2em;height:2.6em;text-align:center;font-size:.8em;border:1px solid #999}
+        .platemap td.empty{background:#fafafa;color:#bbb}
+        .images{display:flex;flex-wrap:wrap;gap:1em}.images figure{margin:0;width:360px}
+        .images img{width:360px;border:1px solid #ccc}.err{color:#b00}
+        .key span{display:inline-block;padding:2px 8px;margin-right:6px;color:#fff;border-radius:3px}
+        </style></head><body><h1>\(escape(title))</h1>
+
+        """
+    }
+
+    static func plateSection(progress p: PlateProgress, counts: [WellCount], images: [StoredImage], overlays: [String: String],
+                             failed: [FailedJob], unreadable: [(path: String, error: String)]) -> String {
+        var h = "<section class=\"plate\" id=\"plate-\(escape(p.plate))\"><h2>Plate \(escape(p.plate))</h2>\n"
+        h += "<p>\(p.images) images (\(p.unreadableImages) unreadable); jobs: \(p.succeeded) succeeded, \(p.failed) failed, "
+        h += "\(p.queued) queued, \(p.running) running.</p>\n"
+        h += plateMap(counts)
+        h += wellTable(counts)
+        h += "<h3>Images</h3><div class=\"images\">\n"
+        for image in images where image.error == nil {
+            let label = "\(image.well ?? "?") field \(image.field.map(String.init) ?? "?") — \((image.path as NSString).lastPathComponent)"
+            if let overlay = overlays[image.path] {
+                h += "<figure><a href=\"\(escape(overlay))\"><img class=\"overlay\" src=\"\(escape(overlay))\" alt=\"\(escape(label))\"></a>"
+                h += "<figcaption>\(escape(label))</figcaption></figure>\n"
+            } else {
+                h += "<figure><figcaption>\(escape(label)): not merged (\(image.mergeState?.rawValue ?? "no job"))</figcaption></figure>\n"
+            }
+        }
+        h += "</div>\n"
+        if !failed.isEmpty || !unreadable.isEmpty {
+            h += "<h3 class=\"err\">Problems</h3><table><tr><th class=\"l\">what</th><th class=\"l\">error</th></tr>\n"
+            for u in unreadable { h += "<tr><td class=\"l\">image \(escape((u.path as NSString).lastPathComponent))</td><td class=\"l\">\(escape(u.error))</td></tr>\n" }
+            for f in failed {
+                h += "<tr><td class=\"l\">job \(f.id) \(escape(f.kind)) \(escape(((f.imagePath ?? "") as NSString).lastPathComponent))</td>"
+                h += "<td class=\"l\">\(escape(f.error))</td></tr>\n"
+            }
+            h += "</table>\n"
+        }
+        return h + "</section>\n"
+    }
+
+    /// A plate-shaped grid: 8x12 unless a well lies outside it (then 16x24), cells shaded by count.
+    static func plateMap(_ counts: [WellCount]) -> String {
+        var byWell: [String: [WellCount]] = [:]
+        for c in counts { byWell[c.well, default: []].append(c) }
+        let large = byWell.keys.contains { w in
+            guard let r = w.first?.asciiValue, let col = Int(w.dropFirst()) else { return false }
+            return r > UInt8(ascii: "H") || col > 12
+        }
+        let rows = large ? 16 : 8, cols = large ? 24 : 12
+        let maxCount = max(1, byWell.values.map { $0.reduce(0) { $0 + $1.cells } }.max() ?? 1)
+        var h = "<h3>Plate map</h3><p class=\"key\">cells per well; letter = dominant type: "
+        h += typeColours.sorted(by: { $0.key < $1.key }).map { "<span style=\"background:\($0.value)\">\($0.key)</span>" }.joined()
+        h += "</p><table class=\"platemap\"><tr><th></th>" + (1...cols).map { "<th>\($0)</th>" }.joined() + "</tr>\n"
+        for r in 0..<rows {
+            let letter = String(UnicodeScalar(UInt8(65 + r)))
+            h += "<tr><th>\(letter)</th>"
+            for c in 1...cols {
+                let well = letter + (c < 10 ? "0\(c)" : "\(c)")
+                guard let inWell = byWell[well] else { h += "<td class=\"empty\">·</td>"; continue }
+                let total = inWell.reduce(0) { $0 + $1.cells }
+                let dominant = inWell.max { $0.cells < $1.cells }!.cellType
+                let alpha = 0.15 + 0.85 * Double(total) / Double(maxCount)
+                let colour = typeColours[dominant] ?? "#56b4e9"
+                h += "<td class=\"well\" title=\"\(well): \(total) cells, mostly \(escape(dominant))\" style=\"background:\(colour);"
+                h += "opacity:\(String(format: "%.2f", alpha))\">\(total)<br>\(escape(String(dominant.prefix(1))))</td>"
+            }
+            h += "</tr>\n"
+        }
+        return h + "</table>\n"
+    }
+
+    static func wellTable(_ counts: [WellCount]) -> String {
+        var h = "<h3>Per well</h3><table class=\"wells\"><tr><th class=\"l\">well</th><th class=\"l\">cell type</th><th>cells</th>"
+        h += "<th>images</th><th>mean area (px)</th><th>mean score</th></tr>\n"
+        for c in counts {
+            h += "<tr><td class=\"l\">\(escape(c.well))</td><td class=\"l\">\(escape(c.cellType))</td><td>\(c.cells)</td><td>\(c.images)</td>"
+            h += "<td>\(String(format: "%.1f", c.meanArea))</td><td>\(String(format: "%.3f", c.meanScore))</td></tr>\n"
+        }
+        return h + "</table>\n"
+    }
+
+    static func models(_ files: [(name: String, hash: String, bytes: Int)]) -> String {
+        var h = "<section><h2>Models and ensemble config</h2><table><tr><th class=\"l\">file</th><th class=\"l\">content hash</th><th>bytes</th></tr>\n"
+        for f in files { h += "<tr><td class=\"l\">\(escape(f.name))</td><td class=\"l\">\(f.hash)</td><td>\(f.bytes)</td></tr>\n" }
+        if files.isEmpty { h += "<tr><td class=\"l\" colspan=\"3\">no model files found</td></tr>\n" }
+        return h + "</table></section>\n"
+    }
+}
