@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+import torchvision
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import AnchorGenerator
@@ -31,6 +33,8 @@ BN_EPS = 1e-5  # torchvision's FrozenBatchNorm2d and BatchNorm2d
 @dataclass
 class MaskRCNNConfig:
     depth: int = 50  # 18, 34, 50
+    # 64 is torchvision's ResNet; other widths (small parity fixtures) use upernet.ResNet, same names
+    base_width: int = 64
     in_channels: int = 1
     classes: list = field(default_factory=lambda: list(CLASSES))
     fpn_channels: int = 256
@@ -58,17 +62,18 @@ class NoResizeTransform(GeneralizedRCNNTransform):
 
 
 def build(cfg: MaskRCNNConfig) -> MaskRCNN:
-    norm = FrozenBatchNorm2d if cfg.frozen_bn else nn.BatchNorm2d
-    backbone = resnet_fpn_backbone(backbone_name=f"resnet{cfg.depth}", weights=None, norm_layer=norm,
-                                   trainable_layers=5)
-    if cfg.fpn_channels != 256:
-        # rebuild the FPN at the requested width, same names
-        from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
-        in_list = [m.in_channels for m in backbone.fpn.inner_blocks.modules() if isinstance(m, nn.Conv2d)]
-        backbone.fpn = FeaturePyramidNetwork(in_list, cfg.fpn_channels, extra_blocks=LastLevelMaxPool())
-        backbone.out_channels = cfg.fpn_channels
-    if cfg.in_channels != 3:
-        backbone.body.conv1 = nn.Conv2d(cfg.in_channels, 64, 7, 2, 3, bias=False)
+    if cfg.base_width == 64:
+        norm = FrozenBatchNorm2d if cfg.frozen_bn else nn.BatchNorm2d
+        body = torchvision.models.resnet.__dict__[f"resnet{cfg.depth}"](weights=None, norm_layer=norm)
+        if cfg.in_channels != 3:
+            body.conv1 = nn.Conv2d(cfg.in_channels, 64, 7, 2, 3, bias=False)
+        widths = [64 * m * (4 if cfg.depth >= 50 else 1) for m in (1, 2, 4, 8)]
+    else:
+        from .upernet import ResNet
+        body = ResNet(cfg.depth, cfg.in_channels, (False, False, False), cfg.base_width)
+        widths = body.out_channels
+    backbone = BackboneWithFPN(body, {f"layer{i}": str(i - 1) for i in range(1, 5)}, widths, cfg.fpn_channels,
+                               extra_blocks=LastLevelMaxPool())
     n = len(cfg.classes) + 1
     anchors = AnchorGenerator(tuple((s,) for s in cfg.anchor_sizes), (tuple(cfg.aspect_ratios),) * len(cfg.anchor_sizes))
     C = cfg.fpn_channels
@@ -96,6 +101,7 @@ def metadata(cfg: MaskRCNNConfig) -> dict:
     return {
         "arch": "maskrcnn",
         "depth": cfg.depth,
+        "base_width": cfg.base_width,
         "in_channels": cfg.in_channels,
         "classes": cfg.classes,
         "fpn_channels": cfg.fpn_channels,

@@ -101,6 +101,9 @@ class ResNet(nn.Module):
         self.dilation = 1
         self.conv1 = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_width, eps=BN_EPS)
+        # relu and maxpool are modules so torchvision's IntermediateLayerGetter (Mask R-CNN) can walk the body
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
         self.layer1 = self._make_layer(block, base_width, counts[0])
         self.layer2 = self._make_layer(block, base_width * 2, counts[1], 2, dilation[0])
         self.layer3 = self._make_layer(block, base_width * 4, counts[2], 2, dilation[1])
@@ -123,8 +126,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.max_pool2d(x, 3, 2, 1)
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         c2 = self.layer1(x)
         c3 = self.layer2(c2)
         c4 = self.layer3(c3)

@@ -281,7 +281,8 @@ def decode(outs, strides):
 
 def postprocess(decoded, cfg: YOLOXConfig, image_size):
     """-> boxes (x0, y0, x1, y1) clipped to the unpadded image, scores = obj x best class, labels,
-    class probabilities (sigmoids normalised to sum 1). Class-aware NMS, score-descending."""
+    class probabilities (sigmoids normalised to sum 1). Class-aware NMS, score-descending; boxes
+    left with no area after clipping are dropped, then at most max_detections are kept."""
     cx, cy, w, h = decoded[:, 0], decoded[:, 1], decoded[:, 2], decoded[:, 3]
     boxes = torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
     obj = decoded[:, 4]
@@ -290,13 +291,15 @@ def postprocess(decoded, cfg: YOLOXConfig, image_size):
     scores = obj * conf
     keep = scores >= cfg.score_threshold
     boxes, scores, labels, cls = boxes[keep], scores[keep], labels[keep], cls[keep]
-    keep = torchvision.ops.batched_nms(boxes, scores, labels, cfg.nms_threshold)[: cfg.max_detections]
-    boxes = boxes[keep]
+    keep = torchvision.ops.batched_nms(boxes, scores, labels, cfg.nms_threshold)
+    boxes, scores, labels, cls = boxes[keep], scores[keep], labels[keep], cls[keep]
     H, W = image_size
     boxes[:, 0::2] = boxes[:, 0::2].clamp(0, W)
     boxes[:, 1::2] = boxes[:, 1::2].clamp(0, H)
+    # boxes wholly outside the image (in the padding) have no area left
+    keep = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])).nonzero()[:, 0][: cfg.max_detections]
     probs = cls[keep] / cls[keep].sum(1, keepdim=True)
-    return boxes, scores[keep], labels[keep], probs
+    return boxes[keep], scores[keep], labels[keep], probs
 
 
 def config_dict(cfg: YOLOXConfig) -> dict:
