@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: strict),
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"], swiftSettings: strict),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], swiftSettings: strict),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker"], swiftSettings: strict),

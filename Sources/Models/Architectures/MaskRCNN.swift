@@ -1,0 +1,285 @@
+import Foundation
+import Imaging
+
+/// Mask R-CNN (He et al. 2017) as torchvision's `maskrcnn_resnet50_fpn` family: ResNet + FPN
+/// (P2..P6), RPN, multi-level RoIAlign, two-FC box head with class-specific boxes, 4-conv mask
+/// head with a 2x2/2 transposed conv. Tensor names and every post-processing rule as torchvision.
+/// Reference: training/archs/maskrcnn.py (which never resizes the tile, only pads it to 32).
+struct MaskRCNNConfig: Decodable, Sendable {
+    var depth: Int
+    var baseWidth: Int
+    var inChannels: Int
+    var classes: [String]
+    var fpnChannels: Int
+    var representationSize: Int
+    var maskChannels: Int
+    var anchorSizes: [Float]
+    var aspectRatios: [Float]
+    var mean: [Float]
+    var std: [Float]
+    var padMultiple: Int
+    var rpnPreNmsTopN: Int
+    var rpnPostNmsTopN: Int
+    var rpnNmsThreshold: Float
+    var scoreThreshold: Float
+    var nmsThreshold: Float
+    var maxDetections: Int
+    var roiAlignAligned: Bool
+    var roiSamplingRatio: Int
+    var maskSize: Int
+    var bnEps: Float
+}
+
+/// torchvision's FeaturePyramidNetwork with LastLevelMaxPool: P2..P5 from 1x1 laterals summed
+/// top-down (nearest upsampling) and 3x3 smoothing, P6 = P5 subsampled by 2.
+private struct FPN {
+    let inner: [Conv2D]
+    let layer: [Conv2D]
+
+    init(_ w: Weights, inChannels: [Int], channels: Int) throws {
+        // Each lateral 1x1 conv also adds the upsampled level above (fused post-op), except the top.
+        inner = try inChannels.enumerated().map { i, c in
+            try w.conv("inner_blocks.\(i).0", in: c, out: channels, kernel: 1, postOps: i == inChannels.count - 1 ? [] : [.add])
+        }
+        layer = try (0..<inChannels.count).map { try w.conv("layer_blocks.\($0).0", in: channels, out: channels, kernel: 3) }
+    }
+
+    func callAsFunction(_ c: [Tensor]) throws -> [Tensor] {
+        var last = try inner[3](c[3])
+        var outs = [try layer[3](last)]
+        for i in stride(from: 2, through: 0, by: -1) {
+            let topDown = try Ops.resize(last, height: c[i].h, width: c[i].w, mode: .nearest)
+            last = try inner[i](c[i], residual: topDown)
+            outs.insert(try layer[i](last), at: 0)
+        }
+        outs.append(try Ops.maxPool(outs[3], kernel: 1, stride: 2, padding: 0))
+        return outs
+    }
+}
+
+/// The RPN head, shared by all levels: 3x3 conv + ReLU, then objectness (A) and deltas (4A).
+private struct RPNHead {
+    let conv: Conv2D
+    let objectness: Conv2D
+    let deltas: Conv2D
+
+    init(_ w: Weights, channels: Int, anchors: Int) throws {
+        conv = try w.conv("conv.0.0", in: channels, out: channels, kernel: 3, postOps: [.relu])
+        objectness = try w.conv("cls_logits", in: channels, out: anchors, kernel: 1)
+        deltas = try w.conv("bbox_pred", in: channels, out: 4 * anchors, kernel: 1)
+    }
+
+    func callAsFunction(_ x: Tensor) throws -> (objectness: Tensor, deltas: Tensor) {
+        let t = try conv(x)
+        return (try objectness(t), try deltas(t))
+    }
+}
+
+/// Everything Mask R-CNN computed on a tile, raw and post-processed, for parity checks.
+struct MaskRCNNTrace {
+    /// Per level P2..P6: planar (A, H, W) logits and (4A, H, W) deltas.
+    var rpnObjectness: [[Float]] = []
+    var rpnDeltas: [[Float]] = []
+    var proposals: [Box] = []
+    /// (proposals, classes + 1) and (proposals, 4 (classes + 1)).
+    var classLogits: [Float] = []
+    var boxRegression: [Float] = []
+    /// `label` is the class index (0 = first cell class); `probabilities` the proposal's softmax
+    /// over the cell classes, renormalised.
+    var detections: [Candidate] = []
+    /// Per detection, the M x M logits of its class.
+    var maskLogits: [[Float]] = []
+}
+
+public final class MaskRCNN: Model, @unchecked Sendable {
+    public let kind = ModelKind.maskrcnn
+    public var classes: [String] { config.classes }
+    let config: MaskRCNNConfig
+    private let body: ResNetBody
+    private let fpn: FPN
+    private let rpn: RPNHead
+    private let fc6: Linear
+    private let fc7: Linear
+    private let classScore: Linear
+    private let boxPrediction: Linear
+    private let maskConvs: [Conv2D]
+    private let maskUpsample: Deconv2D
+    private let maskLogits: Conv2D
+    private let levelStrides = [4, 8, 16, 32, 64]
+    private let anchorsPerLevel: [[Box]]
+
+    init(weights: Weights, config c: MaskRCNNConfig) throws {
+        let file = weights.file.path
+        guard c.anchorSizes.count == 5, !c.aspectRatios.isEmpty else {
+            throw ModelError.badMetadata(file: file, reason: "needs 5 anchor sizes (P2..P6) and at least one aspect ratio")
+        }
+        guard c.mean.count == c.inChannels, c.std.count == c.inChannels else {
+            throw ModelError.badMetadata(file: file, reason: "mean/std need one value per input channel (\(c.inChannels))")
+        }
+        guard c.maskSize == 28 else { throw ModelError.badMetadata(file: file, reason: "mask_size \(c.maskSize) (torchvision's heads give 28)") }
+        config = c
+        let bb = weights.scoped("backbone")
+        body = try ResNetBody(bb.scoped("body"), depth: c.depth, inChannels: c.inChannels, baseWidth: c.baseWidth, eps: c.bnEps)
+        fpn = try FPN(bb.scoped("fpn"), inChannels: body.outChannels, channels: c.fpnChannels)
+        rpn = try RPNHead(weights.scoped("rpn.head"), channels: c.fpnChannels, anchors: c.aspectRatios.count)
+        let rh = weights.scoped("roi_heads")
+        let n = c.classes.count + 1
+        // fc6 reads RoIAlign's channels-last output, so its columns are permuted once from
+        // PyTorch's (c, y, x) flattening to (y, x, c).
+        let C = c.fpnChannels, R = c.representationSize
+        let w6 = try rh.tensor("box_head.fc6.weight", shape: [R, C * 49])
+        var p6 = [Float](repeating: 0, count: w6.count)
+        for o in 0..<R {
+            for ch in 0..<C {
+                for s in 0..<49 { p6[o * C * 49 + s * C + ch] = w6[o * C * 49 + ch * 49 + s] }
+            }
+        }
+        fc6 = try Linear(weights: p6, bias: try rh.tensor("box_head.fc6.bias", shape: [R]), inFeatures: C * 49, outFeatures: R, postOps: [.relu])
+        fc7 = try rh.linear("box_head.fc7", in: R, out: R, postOps: [.relu])
+        classScore = try rh.linear("box_predictor.cls_score", in: R, out: n)
+        boxPrediction = try rh.linear("box_predictor.bbox_pred", in: R, out: 4 * n)
+        maskConvs = try (0..<4).map {
+            try rh.conv("mask_head.\($0).0", in: $0 == 0 ? C : c.maskChannels, out: c.maskChannels, kernel: 3, postOps: [.relu])
+        }
+        let M = c.maskChannels
+        maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
+                                    bias: try rh.tensor("mask_predictor.conv5_mask.bias", shape: [M]),
+                                    inChannels: M, outChannels: M, kernel: 2, postOps: [.relu])
+        maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: n, kernel: 1)
+        anchorsPerLevel = c.anchorSizes.map { size in
+            c.aspectRatios.map { r in
+                // torchvision: base anchors rounded half-to-even, centred on 0
+                let hr = r.squareRoot(), wr = 1 / hr
+                let ws = wr * size, hs = hr * size
+                return Box(x0: (-ws / 2).rounded(.toNearestOrEven), y0: (-hs / 2).rounded(.toNearestOrEven),
+                           x1: (ws / 2).rounded(.toNearestOrEven), y1: (hs / 2).rounded(.toNearestOrEven))
+            }
+        }
+    }
+
+    func preprocess(_ tile: GrayImage) throws -> Tensor {
+        let m = config.padMultiple, C = config.inChannels
+        let H = (tile.height + m - 1) / m * m, W = (tile.width + m - 1) / m * m
+        let t = try Tensor(shape: [1, C, H, W])
+        let p = t.data
+        for i in 0..<(H * W * C) { p[i] = 0 }  // torchvision pads after normalising, with zeros
+        let scale = (0..<C).map { 1 / (255 * config.std[$0]) }
+        let shift = (0..<C).map { -config.mean[$0] / config.std[$0] }
+        for y in 0..<tile.height {
+            for x in 0..<tile.width {
+                let v = Float(tile.pixels[y * tile.width + x])
+                for c in 0..<C { p[(y * W + x) * C + c] = v * scale[c] + shift[c] }
+            }
+        }
+        return t
+    }
+
+    func trace(_ tile: GrayImage) throws -> MaskRCNNTrace {
+        var out = MaskRCNNTrace()
+        let imageW = Float(tile.width), imageH = Float(tile.height)
+        let input = try preprocess(tile)
+        let features = try fpn(body(input))
+        out.proposals = try proposals(features, input: input, imageW: imageW, imageH: imageH, trace: &out)
+        guard !out.proposals.isEmpty else { return out }
+
+        // Box head on P2..P5
+        let levels = out.proposals.map(roiLevel)
+        let pooled = try Tensor(shape: [out.proposals.count, config.fpnChannels * 49])
+        RoIAlign(outputSize: 7, samplingRatio: config.roiSamplingRatio, aligned: config.roiAlignAligned)
+            .pool(out.proposals, levels: levels, features: Array(features[0..<4]), strides: levelStrides, into: pooled.data)
+        let hidden = try fc7(fc6(pooled))
+        let logits = try classScore(hidden), regression = try boxPrediction(hidden)
+        out.classLogits = Array(UnsafeBufferPointer(start: logits.data, count: logits.count))
+        out.boxRegression = Array(UnsafeBufferPointer(start: regression.data, count: regression.count))
+        out.detections = detections(out, imageW: imageW, imageH: imageH)
+        guard !out.detections.isEmpty else { return out }
+
+        // Mask head on the detections
+        let boxes = out.detections.map(\.box)
+        let maskIn = try Tensor(shape: [boxes.count, config.fpnChannels, 14, 14])
+        RoIAlign(outputSize: 14, samplingRatio: config.roiSamplingRatio, aligned: config.roiAlignAligned)
+            .pool(boxes, levels: boxes.map(roiLevel), features: Array(features[0..<4]), strides: levelStrides, into: maskIn.data)
+        var m = maskIn
+        for conv in maskConvs { m = try conv(m) }
+        let masks = try maskLogits(maskUpsample(m))
+        let S = masks.h, n = masks.c
+        out.maskLogits = out.detections.enumerated().map { d, det in
+            (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + det.label + 1] }
+        }
+        return out
+    }
+
+    /// RPN: per level the top `rpnPreNmsTopN` anchors by objectness, decoded, clipped, tiny boxes
+    /// dropped, NMS per level at `rpnNmsThreshold`, best `rpnPostNmsTopN` overall.
+    private func proposals(_ features: [Tensor], input: Tensor, imageW: Float, imageH: Float, trace: inout MaskRCNNTrace) throws -> [Box] {
+        let coder = BoxCoder(weights: (1, 1, 1, 1))
+        var candidates: [Candidate] = []
+        for (level, f) in features.enumerated() {
+            let (obj, deltas) = try rpn(f)
+            trace.rpnObjectness.append(obj.nchw())
+            trace.rpnDeltas.append(deltas.nchw())
+            let A = obj.c, H = obj.h, W = obj.w
+            let strideY = input.h / H, strideX = input.w / W
+            // (y, x, anchor) order, as torchvision flattens
+            let count = H * W * A
+            let k = min(config.rpnPreNmsTopN, count)
+            let o = obj.data
+            let top = (0..<count).sorted { o[$0] > o[$1] || (o[$0] == o[$1] && $0 < $1) }.prefix(k)
+            for i in top {
+                let a = i % A, x = (i / A) % W, y = i / (A * W)
+                let base = anchorsPerLevel[level][a]
+                let sx = Float(x * strideX), sy = Float(y * strideY)
+                let anchor = Box(x0: base.x0 + sx, y0: base.y0 + sy, x1: base.x1 + sx, y1: base.y1 + sy)
+                let d = deltas.data + i / A * 4 * A + 4 * a
+                let box = coder.decode((d[0], d[1], d[2], d[3]), reference: anchor).clipped(width: imageW, height: imageH)
+                guard box.x1 - box.x0 >= 1e-3, box.y1 - box.y0 >= 1e-3 else { continue }
+                candidates.append(Candidate(box: box, score: sigmoid(o[i]), label: level))
+            }
+        }
+        return nonMaximumSuppression(candidates, threshold: config.rpnNmsThreshold, byClass: true)
+            .prefix(config.rpnPostNmsTopN).map(\.box)
+    }
+
+    /// torchvision's LevelMapper: level = floor(4 + log2(sqrt(area) / 224) + 1e-6), clamped to P2..P5.
+    private func roiLevel(_ b: Box) -> Int {
+        let s = ((b.x1 - b.x0) * (b.y1 - b.y0)).squareRoot()
+        let level = floorf(4 + log2f(s / 224) + 1e-6)
+        return Int(min(max(level, 2), 5)) - 2
+    }
+
+    /// Class-specific boxes (weights 10, 10, 5, 5), softmax scores, clip, score > threshold,
+    /// tiny boxes dropped, NMS per class, best `maxDetections`.
+    private func detections(_ t: MaskRCNNTrace, imageW: Float, imageH: Float) -> [Candidate] {
+        let coder = BoxCoder(weights: (10, 10, 5, 5))
+        let n = config.classes.count + 1
+        var candidates: [Candidate] = []
+        for (p, proposal) in t.proposals.enumerated() {
+            let logits = t.classLogits[(p * n)..<((p + 1) * n)]
+            let m = logits.max()!
+            let e = logits.map { expf($0 - m) }
+            let sum = e.reduce(0, +)
+            let scores = e.map { $0 / sum }
+            let fg = Array(scores[1...])
+            let fgSum = fg.reduce(0, +)
+            for c in 1..<n where scores[c] > config.scoreThreshold {
+                let r = t.boxRegression[(p * n + c) * 4..<((p * n + c) * 4 + 4)].map { $0 }
+                let box = coder.decode((r[0], r[1], r[2], r[3]), reference: proposal).clipped(width: imageW, height: imageH)
+                guard box.x1 - box.x0 >= 1e-2, box.y1 - box.y0 >= 1e-2 else { continue }
+                candidates.append(Candidate(box: box, score: scores[c], label: c - 1, probabilities: fg.map { $0 / fgSum }, source: p))
+            }
+        }
+        return Array(nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true).prefix(config.maxDetections))
+    }
+
+    /// Boxes, scores and class probabilities per detection, plus its soft M x M mask over its box.
+    /// `Detection` has no label of its own: its class probabilities are those of the proposal it
+    /// came from, so a class-specific box whose class is not that proposal's best reports the best.
+    public func run(_ tile: GrayImage) throws -> TileArtifact {
+        let t = try trace(tile)
+        let S = config.maskSize
+        return TileArtifact(
+            model: kind.rawValue, tile: PixelRect(x: 0, y: 0, width: tile.width, height: tile.height), classes: classes,
+            detections: t.detections.map { Detection(box: $0.box, score: $0.score, classProbabilities: $0.probabilities) },
+            masks: t.maskLogits.map { ProbabilityMap(channels: 1, width: S, height: S, probabilities: $0.map(sigmoid)) })
+    }
+}

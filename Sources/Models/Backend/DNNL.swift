@@ -1,0 +1,256 @@
+import CDNNL
+import Foundation
+
+/// Thin ownership wrappers over oneDNN's C handles. oneDNN objects are immutable once created and
+/// safe to execute from several threads, so the wrappers are `@unchecked Sendable`.
+
+func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) throws {
+    guard status == dnnl_success else {
+        throw ModelError.backend("oneDNN \(what()) failed (status \(status.rawValue))")
+    }
+}
+
+/// The one CPU engine of the process.
+final class Engine: @unchecked Sendable {
+    static let cpu = Engine()
+    let handle: dnnl_engine_t
+
+    private init() {
+        var e: dnnl_engine_t?
+        let status = dnnl_engine_create(&e, dnnl_cpu, 0)
+        // Without a CPU engine nothing in this module can run; it only fails on a broken install.
+        precondition(status == dnnl_success && e != nil, "oneDNN cannot create a CPU engine (status \(status.rawValue))")
+        handle = e!
+    }
+}
+
+/// An in-order CPU stream. One per thread: a stream must not be driven from two threads at once.
+final class Stream: @unchecked Sendable {
+    let handle: dnnl_stream_t
+    private static let key = "plateseg.models.dnnl-stream"
+
+    private init() throws {
+        var s: dnnl_stream_t?
+        try check(dnnl_stream_create(&s, Engine.cpu.handle, UInt32(dnnl_stream_default_flags.rawValue)), "stream creation")
+        handle = s!
+    }
+
+    deinit { dnnl_stream_destroy(handle) }
+
+    static func current() throws -> Stream {
+        let dict = Thread.current.threadDictionary
+        if let s = dict[key] as? Stream { return s }
+        let s = try Stream()
+        dict[key] = s
+        return s
+    }
+}
+
+typealias MemoryDesc = dnnl_memory_desc_t
+
+func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> MemoryDesc {
+    var md = MemoryDesc()
+    let d = dims.map(Int64.init)
+    try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "memory descriptor \(dims)")
+    return md
+}
+
+func sameLayout(_ a: MemoryDesc, _ b: MemoryDesc) -> Bool {
+    var a = a, b = b
+    return dnnl_memory_desc_equal(&a, &b) != 0
+}
+
+/// A oneDNN memory object: either owning its buffer (allocated by oneDNN, aligned for its kernels)
+/// or viewing a buffer owned by someone else (`keepAlive`).
+final class Memory: @unchecked Sendable {
+    let handle: dnnl_memory_t
+    let desc: MemoryDesc
+    private let keepAlive: AnyObject?
+
+    init(_ desc: MemoryDesc) throws {
+        var d = desc
+        var m: dnnl_memory_t?
+        try check(dnnl_memory_create(&m, &d, Engine.cpu.handle, cdnnl_memory_allocate()), "memory allocation")
+        handle = m!
+        self.desc = desc
+        keepAlive = nil
+    }
+
+    /// Views `buffer`, which must outlive the returned memory or be held by `owner`.
+    init(_ desc: MemoryDesc, viewing buffer: UnsafeMutableRawPointer, owner: AnyObject?) throws {
+        var d = desc
+        var m: dnnl_memory_t?
+        try check(dnnl_memory_create(&m, &d, Engine.cpu.handle, buffer), "memory view")
+        handle = m!
+        self.desc = desc
+        keepAlive = owner
+    }
+
+    deinit { dnnl_memory_destroy(handle) }
+
+    var byteCount: Int {
+        var d = desc
+        return dnnl_memory_desc_get_size(&d)
+    }
+
+    var floats: UnsafeMutablePointer<Float> {
+        var p: UnsafeMutableRawPointer?
+        _ = dnnl_memory_get_data_handle(handle, &p)
+        return p!.assumingMemoryBound(to: Float.self)
+    }
+}
+
+/// A created primitive and its descriptor.
+final class Primitive: @unchecked Sendable {
+    let handle: dnnl_primitive_t
+    let pd: dnnl_primitive_desc_t
+
+    /// Takes ownership of `pd`.
+    init(pd: dnnl_primitive_desc_t, what: String) throws {
+        var p: dnnl_primitive_t?
+        let status = dnnl_primitive_create(&p, pd)
+        guard status == dnnl_success, let p else {
+            dnnl_primitive_desc_destroy(pd)
+            throw ModelError.backend("oneDNN \(what) primitive creation failed (status \(status.rawValue))")
+        }
+        handle = p
+        self.pd = pd
+    }
+
+    /// `opDesc` points to one of oneDNN's *_desc_t structures.
+    convenience init(opDesc: UnsafeRawPointer, attr: Attributes? = nil, what: String) throws {
+        var pd: dnnl_primitive_desc_t?
+        let a = try attr ?? Attributes()
+        try check(dnnl_primitive_desc_create(&pd, opDesc, a.handle, Engine.cpu.handle, nil), "\(what) descriptor")
+        try self.init(pd: pd!, what: what)
+    }
+
+    deinit {
+        dnnl_primitive_destroy(handle)
+        dnnl_primitive_desc_destroy(pd)
+    }
+
+    func desc(_ query: dnnl_query_t) -> MemoryDesc {
+        dnnl_primitive_desc_query_md(pd, query, 0).pointee
+    }
+
+    func execute(_ args: [(Int32, Memory)]) throws {
+        let stream = try Stream.current()
+        var args = args
+        let scratchDesc = desc(dnnl_query_scratchpad_md)
+        if scratchDesc.ndims > 0 {
+            args.append((Int32(DNNL_ARG_SCRATCHPAD), try Scratchpad.current().memory(scratchDesc)))
+        }
+        var raw = args.map { dnnl_exec_arg_t(arg: $0.0, memory: $0.1.handle) }
+        try check(dnnl_primitive_execute(handle, stream.handle, Int32(raw.count), &raw), "execution")
+        try check(dnnl_stream_wait(stream.handle), "stream wait")
+        withExtendedLifetime(args) {}
+    }
+}
+
+/// Post-operations fused into a convolution or inner product, in order.
+enum PostOp: Hashable, Sendable {
+    case relu
+    case silu
+    case sigmoid
+    /// Adds a tensor of the destination's shape (a residual branch).
+    case add
+}
+
+/// Primitive attributes. Every primitive gets a user-managed scratchpad: oneDNN's default shares one
+/// library scratchpad between distinct primitives, which corrupts results when two threads run
+/// different primitives at once (worker threads, parallel tests).
+final class Attributes: @unchecked Sendable {
+    let handle: dnnl_primitive_attr_t
+
+    init(postOps: [PostOp] = [], addend: MemoryDesc? = nil) throws {
+        var a: dnnl_primitive_attr_t?
+        try check(dnnl_primitive_attr_create(&a), "attribute creation")
+        handle = a!
+        try check(dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "scratchpad mode")
+        var ops: dnnl_post_ops_t?
+        try check(dnnl_post_ops_create(&ops), "post-op creation")
+        defer { dnnl_post_ops_destroy(ops) }
+        for op in postOps {
+            switch op {
+            case .relu: try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "relu post-op")
+            case .silu: try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_swish, 1, 0), "silu post-op")
+            case .sigmoid: try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_logistic, 0, 0), "sigmoid post-op")
+            case .add:
+                var md = addend!
+                try check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &md), "add post-op")
+            }
+        }
+        try check(dnnl_primitive_attr_set_post_ops(handle, ops), "post-op attribute")
+    }
+
+    deinit { dnnl_primitive_attr_destroy(handle) }
+}
+
+/// The execution argument of the binary post-op at `index` (DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | SRC_1,
+/// a function-like macro Swift cannot import).
+func postOpSource(_ index: Int) -> Int32 {
+    Int32(DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE) * Int32(index + 1) | Int32(DNNL_ARG_SRC_1)
+}
+
+/// Copies `src` into a new memory of layout `desc`.
+func reorder(_ src: Memory, to desc: MemoryDesc) throws -> Memory {
+    var s = src.desc, d = desc
+    var pd: dnnl_primitive_desc_t?
+    let attr = try Attributes()
+    try check(dnnl_reorder_primitive_desc_create(&pd, &s, Engine.cpu.handle, &d, Engine.cpu.handle, attr.handle), "reorder descriptor")
+    let p = try Primitive(pd: pd!, what: "reorder")
+    let dst = try Memory(desc)
+    try p.execute([(Int32(DNNL_ARG_SRC), src), (Int32(DNNL_ARG_DST), dst)])
+    return dst
+}
+
+/// A per-thread scratch buffer that grows to the largest scratchpad any primitive asked for.
+final class Scratchpad: @unchecked Sendable {
+    private static let key = "plateseg.models.dnnl-scratchpad"
+    private var buffer: UnsafeMutableRawPointer?
+    private var capacity = 0
+
+    static func current() -> Scratchpad {
+        let dict = Thread.current.threadDictionary
+        if let s = dict[key] as? Scratchpad { return s }
+        let s = Scratchpad()
+        dict[key] = s
+        return s
+    }
+
+    deinit { buffer?.deallocate() }
+
+    /// A view of the buffer; valid until the next call on this thread.
+    func memory(_ desc: MemoryDesc) throws -> Memory {
+        var d = desc
+        let size = dnnl_memory_desc_get_size(&d)
+        if size > capacity {
+            buffer?.deallocate()
+            buffer = .allocate(byteCount: size, alignment: 64)
+            capacity = size
+        }
+        return try Memory(desc, viewing: buffer!, owner: self)
+    }
+}
+
+/// Primitives keyed by what determines them (shapes and parameters), created on first use.
+final class PrimitiveCache<Key: Hashable & Sendable, Value>: @unchecked Sendable {
+    private var entries: [Key: Value] = [:]
+    private let lock = NSLock()
+
+    func value(_ key: Key, make: () throws -> Value) rethrows -> Value {
+        lock.lock()
+        defer { lock.unlock() }
+        if let v = entries[key] { return v }
+        let v = try make()
+        entries[key] = v
+        return v
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries.count
+    }
+}

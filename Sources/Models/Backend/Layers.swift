@@ -1,0 +1,248 @@
+import CDNNL
+import Foundation
+
+/// Float storage at a fixed address, so oneDNN memory objects can view it.
+final class FloatBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(_ values: [Float]) {
+        count = values.count
+        pointer = .allocate(capacity: max(values.count, 1))
+        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { pointer.deallocate() }
+
+    func memory(_ desc: MemoryDesc) throws -> Memory {
+        try Memory(desc, viewing: UnsafeMutableRawPointer(pointer), owner: self)
+    }
+}
+
+/// Weights packed into the layout a primitive asked for, shared by all input shapes that ask for
+/// the same layout (usually all of them).
+final class PackedWeights: @unchecked Sendable {
+    private let source: Memory
+    private var packed: [Memory] = []
+    private let lock = NSLock()
+
+    init(_ source: Memory) { self.source = source }
+
+    func memory(for desc: MemoryDesc) throws -> Memory {
+        if sameLayout(desc, source.desc) { return source }
+        lock.lock()
+        defer { lock.unlock() }
+        if let m = packed.first(where: { sameLayout($0.desc, desc) }) { return m }
+        let m = try reorder(source, to: desc)
+        packed.append(m)
+        return m
+    }
+}
+
+private struct ShapeKey: Hashable, Sendable {
+    let input: [Int]
+    let residual: Bool
+}
+
+private final class Plan: @unchecked Sendable {
+    let primitive: Primitive
+    let weights: Memory
+    let bias: Memory
+    let output: [Int]
+
+    init(primitive: Primitive, weights: Memory, bias: Memory, output: [Int]) {
+        self.primitive = primitive
+        self.weights = weights
+        self.bias = bias
+        self.output = output
+    }
+}
+
+private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp]) throws -> Tensor {
+    let y = try Tensor(shape: plan.output)
+    var args: [(Int32, Memory)] = [
+        (Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_WEIGHTS), plan.weights),
+        (Int32(DNNL_ARG_BIAS), plan.bias), (Int32(DNNL_ARG_DST), y.memory),
+    ]
+    if let i = postOps.firstIndex(of: .add) {
+        guard let residual, residual.shape == plan.output else {
+            throw ModelError.backend("residual add needs a tensor of shape \(plan.output)")
+        }
+        args.append((postOpSource(i), residual.memory))
+    }
+    try plan.primitive.execute(args)
+    return y
+}
+
+/// 2-D convolution with bias (batch norm already folded in) and fused post-ops.
+final class Conv2D: @unchecked Sendable {
+    let inChannels: Int
+    let outChannels: Int
+    let kernel: Int
+    let stride: Int
+    let padding: Int
+    let dilation: Int
+    let groups: Int
+    /// Fused after the convolution, in order; `.add` takes the `residual` argument.
+    let postOps: [PostOp]
+    private let weights: PackedWeights
+    private let bias: Memory
+    private let plans = PrimitiveCache<ShapeKey, Plan>()
+
+    /// `weights` in PyTorch's OIHW order (O, I/groups, k, k).
+    init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int,
+         stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = []) throws {
+        precondition(w.count == outChannels * inChannels / groups * kernel * kernel && b.count == outChannels)
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = groups
+        self.postOps = postOps
+        let desc = groups == 1
+            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_oihw)
+            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_goihw)
+        weights = PackedWeights(try FloatBuffer(w).memory(desc))
+        bias = try FloatBuffer(b).memory(memoryDesc([outChannels], dnnl_a))
+    }
+
+    func outputSize(_ size: Int) -> Int {
+        (size + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
+    }
+
+    func flops(input: [Int]) -> Double {
+        let ho = outputSize(input[2]), wo = outputSize(input[3])
+        return 2 * Double(input[0] * outChannels * ho * wo * inChannels / groups * kernel * kernel)
+    }
+
+    func callAsFunction(_ x: Tensor, residual: Tensor? = nil) throws -> Tensor {
+        guard x.shape.count == 4, x.c == inChannels else {
+            throw ModelError.backend("convolution expects \(inChannels) input channels, got shape \(x.shape)")
+        }
+        FlopCounter.add(flops(input: x.shape))
+        let plan = try plans.value(ShapeKey(input: x.shape, residual: residual != nil)) { try makePlan(x.shape) }
+        return try run(plan, x, residual: residual, postOps: postOps)
+    }
+
+    private func makePlan(_ input: [Int]) throws -> Plan {
+        let out = [input[0], outChannels, outputSize(input[2]), outputSize(input[3])]
+        guard out[2] > 0, out[3] > 0 else { throw ModelError.backend("input \(input) is too small for a \(kernel)x\(kernel) convolution") }
+        var src = try memoryDesc(input, dnnl_nhwc)
+        var dst = try memoryDesc(out, dnnl_nhwc)
+        var wd = groups == 1
+            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any)
+            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_format_tag_any)
+        var bd = bias.desc
+        let s = [Int64(stride), Int64(stride)], d = [Int64(dilation - 1), Int64(dilation - 1)]
+        let p = [Int64(padding), Int64(padding)]
+        var desc = dnnl_convolution_desc_t()
+        try check(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                                             &src, &wd, &bd, &dst, s, d, p, p), "convolution descriptor")
+        let attr = try Attributes(postOps: postOps, addend: dst)
+        let prim = try Primitive(opDesc: &desc, attr: attr, what: "convolution")
+        return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias, output: out)
+    }
+}
+
+/// Transposed convolution with kernel = stride (the mask head's 2x2/2 upsampling), no padding.
+final class Deconv2D: @unchecked Sendable {
+    let inChannels: Int
+    let outChannels: Int
+    let kernel: Int
+    let postOps: [PostOp]
+    private let weights: PackedWeights
+    private let bias: Memory
+    private let plans = PrimitiveCache<ShapeKey, Plan>()
+
+    /// `weights` in PyTorch's ConvTranspose2d order (I, O, k, k).
+    init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int, postOps: [PostOp] = []) throws {
+        precondition(w.count == inChannels * outChannels * kernel * kernel && b.count == outChannels)
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.postOps = postOps
+        weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_iohw)))
+        bias = try FloatBuffer(b).memory(memoryDesc([outChannels], dnnl_a))
+    }
+
+    func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.shape.count == 4, x.c == inChannels else {
+            throw ModelError.backend("transposed convolution expects \(inChannels) input channels, got shape \(x.shape)")
+        }
+        FlopCounter.add(2 * Double(x.count * outChannels * kernel * kernel))
+        let plan = try plans.value(ShapeKey(input: x.shape, residual: false)) {
+            let out = [x.n, outChannels, x.h * kernel, x.w * kernel]
+            var src = try memoryDesc(x.shape, dnnl_nhwc)
+            var dst = try memoryDesc(out, dnnl_nhwc)
+            var wd = try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any)
+            var bd = bias.desc
+            let s = [Int64(kernel), Int64(kernel)], p: [Int64] = [0, 0]
+            var desc = dnnl_deconvolution_desc_t()
+            try check(dnnl_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                           &src, &wd, &bd, &dst, s, p, p), "transposed convolution descriptor")
+            let prim = try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: nil), what: "transposed convolution")
+            return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias, output: out)
+        }
+        return try run(plan, x, residual: nil, postOps: postOps)
+    }
+}
+
+/// Fully connected layer over NC rows.
+final class Linear: @unchecked Sendable {
+    let inFeatures: Int
+    let outFeatures: Int
+    let postOps: [PostOp]
+    private let weights: PackedWeights
+    private let bias: Memory
+    private let plans = PrimitiveCache<ShapeKey, Plan>()
+
+    /// `weights` in PyTorch's (out, in) order.
+    init(weights w: [Float], bias b: [Float], inFeatures: Int, outFeatures: Int, postOps: [PostOp] = []) throws {
+        precondition(w.count == inFeatures * outFeatures && b.count == outFeatures)
+        self.inFeatures = inFeatures
+        self.outFeatures = outFeatures
+        self.postOps = postOps
+        weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc([outFeatures, inFeatures], dnnl_oi)))
+        bias = try FloatBuffer(b).memory(memoryDesc([outFeatures], dnnl_a))
+    }
+
+    func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.shape.count == 2, x.c == inFeatures else {
+            throw ModelError.backend("fully connected layer expects \(inFeatures) features, got shape \(x.shape)")
+        }
+        FlopCounter.add(2 * Double(x.n * inFeatures * outFeatures))
+        let plan = try plans.value(ShapeKey(input: x.shape, residual: false)) {
+            let out = [x.n, outFeatures]
+            var src = try memoryDesc(x.shape, dnnl_nc)
+            var dst = try memoryDesc(out, dnnl_nc)
+            var wd = try memoryDesc([outFeatures, inFeatures], dnnl_format_tag_any)
+            var bd = bias.desc
+            var desc = dnnl_inner_product_desc_t()
+            try check(dnnl_inner_product_forward_desc_init(&desc, dnnl_forward_inference, &src, &wd, &bd, &dst), "inner product descriptor")
+            let prim = try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: nil), what: "inner product")
+            return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias, output: out)
+        }
+        return try run(plan, x, residual: nil, postOps: postOps)
+    }
+}
+
+/// Counts the floating-point operations of the convolutions and matrix products run on this
+/// thread, for the benchmark's GFLOP/s.
+enum FlopCounter {
+    private static let key = "plateseg.models.flops"
+
+    static func add(_ flops: Double) {
+        let dict = Thread.current.threadDictionary
+        dict[key] = ((dict[key] as? Double) ?? 0) + flops
+    }
+
+    /// Returns the count since the last reset and starts again from zero.
+    static func reset() -> Double {
+        let dict = Thread.current.threadDictionary
+        let v = (dict[key] as? Double) ?? 0
+        dict[key] = 0.0
+        return v
+    }
+}

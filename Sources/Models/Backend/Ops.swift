@@ -1,0 +1,139 @@
+import CDNNL
+import Foundation
+
+/// Parameter-free operators over NCHW tensors (kept channels-last). oneDNN runs each one where it
+/// has a primitive; the primitive is created once per shape.
+enum Ops {
+    private struct Key: Hashable, Sendable {
+        let op: String
+        let shapes: [[Int]]
+        let params: [Int]
+    }
+
+    private static let cache = PrimitiveCache<Key, Primitive>()
+
+    static func maxPool(_ x: Tensor, kernel: Int, stride: Int, padding: Int) throws -> Tensor {
+        let out = [x.n, x.c, (x.h + 2 * padding - kernel) / stride + 1, (x.w + 2 * padding - kernel) / stride + 1]
+        let p = try cache.value(Key(op: "maxpool", shapes: [x.shape], params: [kernel, stride, padding])) {
+            var src = try memoryDesc(x.shape, dnnl_nhwc)
+            var dst = try memoryDesc(out, dnnl_nhwc)
+            let k = [Int64(kernel), Int64(kernel)], s = [Int64(stride), Int64(stride)]
+            let pad = [Int64(padding), Int64(padding)], dil: [Int64] = [0, 0]
+            var desc = dnnl_pooling_v2_desc_t()
+            try check(dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, dnnl_pooling_max, &src, &dst, s, k, dil, pad, pad),
+                      "max pooling descriptor")
+            return try Primitive(opDesc: &desc, what: "max pooling")
+        }
+        let y = try Tensor(shape: out)
+        let ws = p.desc(dnnl_query_workspace_md)
+        var args: [(Int32, Memory)] = [(Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_DST), y.memory)]
+        if ws.ndims > 0 { args.append((Int32(DNNL_ARG_WORKSPACE), try Memory(ws))) }
+        try p.execute(args)
+        return y
+    }
+
+    enum ResizeMode: Int, Sendable {
+        case nearest
+        /// Bilinear with PyTorch's `align_corners=False` (half-pixel centres, clamped at the edges).
+        case bilinear
+    }
+
+    static func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor {
+        if x.h == height && x.w == width { return x }
+        let out = [x.n, x.c, height, width]
+        let p = try cache.value(Key(op: "resize", shapes: [x.shape, out], params: [mode.rawValue])) {
+            var src = try memoryDesc(x.shape, dnnl_nhwc)
+            var dst = try memoryDesc(out, dnnl_nhwc)
+            var desc = dnnl_resampling_desc_t()
+            let alg = mode == .nearest ? dnnl_resampling_nearest : dnnl_resampling_linear
+            try check(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, alg, nil, &src, &dst), "resampling descriptor")
+            return try Primitive(opDesc: &desc, what: "resampling")
+        }
+        let y = try Tensor(shape: out)
+        try p.execute([(Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_DST), y.memory)])
+        return y
+    }
+
+    /// Concatenation along channels.
+    static func concat(_ xs: [Tensor]) throws -> Tensor {
+        precondition(!xs.isEmpty)
+        let first = xs[0]
+        guard xs.allSatisfy({ $0.n == first.n && $0.h == first.h && $0.w == first.w }) else {
+            throw ModelError.backend("concatenation of mismatched shapes \(xs.map(\.shape))")
+        }
+        let out = [first.n, xs.reduce(0) { $0 + $1.c }, first.h, first.w]
+        let p = try cache.value(Key(op: "concat", shapes: xs.map(\.shape), params: [])) {
+            let srcs = try xs.map { try memoryDesc($0.shape, dnnl_nhwc) }
+            var dst = try memoryDesc(out, dnnl_nhwc)
+            var pd: dnnl_primitive_desc_t?
+            let attr = try Attributes()
+            try srcs.withUnsafeBufferPointer { s in
+                try check(dnnl_concat_primitive_desc_create(&pd, &dst, Int32(xs.count), 1, s.baseAddress, attr.handle, Engine.cpu.handle),
+                          "concat descriptor")
+            }
+            return try Primitive(pd: pd!, what: "concat")
+        }
+        let y = try Tensor(shape: out)
+        var args = xs.enumerated().map { (Int32(DNNL_ARG_MULTIPLE_SRC) + Int32($0.offset), $0.element.memory) }
+        args.append((Int32(DNNL_ARG_DST), y.memory))
+        try p.execute(args)
+        return y
+    }
+
+    static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        guard a.shape == b.shape else { throw ModelError.backend("adding shapes \(a.shape) and \(b.shape)") }
+        let p = try cache.value(Key(op: "add", shapes: [a.shape], params: [])) {
+            var s0 = try memoryDesc(a.shape, Tensor.tag(rank: a.shape.count))
+            var s1 = s0, dst = s0
+            var desc = dnnl_binary_desc_t()
+            try check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &s0, &s1, &dst), "binary add descriptor")
+            return try Primitive(opDesc: &desc, what: "binary add")
+        }
+        let y = try Tensor(shape: a.shape)
+        try p.execute([(Int32(DNNL_ARG_SRC_0), a.memory), (Int32(DNNL_ARG_SRC_1), b.memory), (Int32(DNNL_ARG_DST), y.memory)])
+        return y
+    }
+
+    /// PyTorch's AdaptiveAvgPool2d: bin i spans [floor(i*H/s), ceil((i+1)*H/s)). The bins overlap
+    /// and differ in size, which no oneDNN pooling expresses, so it is a loop (it reads the input once
+    /// per scale, negligible next to the convolutions).
+    static func adaptiveAveragePool(_ x: Tensor, size: Int) throws -> Tensor {
+        let y = try Tensor(shape: [x.n, x.c, size, size])
+        let C = x.c, src = x.data, dst = y.data
+        for n in 0..<x.n {
+            for oy in 0..<size {
+                let y0 = oy * x.h / size, y1 = ((oy + 1) * x.h + size - 1) / size
+                for ox in 0..<size {
+                    let x0 = ox * x.w / size, x1 = ((ox + 1) * x.w + size - 1) / size
+                    let out = dst + ((n * size + oy) * size + ox) * C
+                    for c in 0..<C { out[c] = 0 }
+                    for iy in y0..<y1 {
+                        for ix in x0..<x1 {
+                            let row = src + ((n * x.h + iy) * x.w + ix) * C
+                            for c in 0..<C { out[c] += row[c] }
+                        }
+                    }
+                    let inv = 1 / Float((y1 - y0) * (x1 - x0))
+                    for c in 0..<C { out[c] *= inv }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Softmax over channels at every pixel, in place.
+    static func softmaxChannels(_ x: Tensor) {
+        let C = x.c, p = x.data
+        for i in 0..<(x.count / C) {
+            let v = p + i * C
+            var m = v[0]
+            for c in 1..<C { m = max(m, v[c]) }
+            var s: Float = 0
+            for c in 0..<C {
+                v[c] = expf(v[c] - m)
+                s += v[c]
+            }
+            for c in 0..<C { v[c] /= s }
+        }
+    }
+}

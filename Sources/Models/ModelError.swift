@@ -1,0 +1,24 @@
+/// Everything that can go wrong loading or running a network, with the file and tensor named.
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    case unreadable(file: String, reason: String)
+    /// The file is not a well-formed safetensors file.
+    case malformed(file: String, reason: String)
+    /// One tensor's entry is unusable (dtype, shape, offsets).
+    case badTensor(file: String, tensor: String, reason: String)
+    case missingTensor(file: String, tensor: String)
+    case badMetadata(file: String, reason: String)
+    case badInput(String)
+    case backend(String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(file, reason): "cannot read model file \(file): \(reason)"
+        case let .malformed(file, reason): "\(file) is not a valid safetensors file: \(reason); re-export it with training/archs/export.py"
+        case let .badTensor(file, tensor, reason): "\(file): tensor '\(tensor)' \(reason); re-export the file or check it matches its architecture"
+        case let .missingTensor(file, tensor): "\(file): tensor '\(tensor)' is missing; the file does not match the architecture in its metadata"
+        case let .badMetadata(file, reason): "\(file): metadata \(reason); export with training/archs/export.py, which writes it"
+        case let .badInput(reason): "bad network input: \(reason)"
+        case let .backend(reason): reason
+        }
+    }
+}

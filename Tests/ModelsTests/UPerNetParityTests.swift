@@ -1,0 +1,35 @@
+import Imaging
+import Testing
+@testable import Models
+
+@Suite struct UPerNetParityTests {
+    @Test func logitsMatchPyTorch() throws {
+        let expected = try Fixture.expected("upernet")
+        let model = try #require(try Fixture.model("upernet") as? UPerNet)
+        let logits = try model.logits(expected.tile())
+        #expect(Array(logits.shape.dropFirst()) == (try expected.shape("logits")))
+        expectClose(logits.nchw(), try expected.values("logits"), "logits")
+    }
+
+    @Test func probabilitiesMatchPyTorchAtTileResolution() throws {
+        let expected = try Fixture.expected("upernet")
+        let model = try Fixture.model("upernet")
+        #expect(model.kind == .upernet)
+        let tile = try expected.tile()
+        let artifact = try model.run(tile)
+        let semantic = try #require(artifact.semantic)
+        #expect(semantic.channels == 4 && semantic.width == tile.width && semantic.height == tile.height)
+        #expect(artifact.detections.isEmpty)
+        let want = try expected.values("probabilities")  // stored as f16
+        let wantMap = ProbabilityMap(channels: 4, width: tile.width, height: tile.height, probabilities: want)
+        // 8-bit maps: a value may land on the other side of a rounding boundary, never further
+        let off = zip(semantic.values, wantMap.values).filter { abs(Int($0) - Int($1)) > 1 }.count
+        #expect(off == 0)
+        let agree = zip(semantic.values, wantMap.values).filter { $0 == $1 }.count
+        #expect(Double(agree) / Double(want.count) > 0.99)
+
+        let full = try #require(model as? UPerNet).probabilities(tile).nchw()
+        let maxError = zip(full, want).map { abs($0 - $1) }.max() ?? 0
+        #expect(maxError < 1e-3)
+    }
+}
