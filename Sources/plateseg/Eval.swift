@@ -31,7 +31,12 @@ struct Eval: ParsableCommand {
         guard !images.isEmpty else {
             throw ValidationError("no image of \(plate ?? "any plate") in \(store.db) has annotations in \(truth); ids are file names without extension")
         }
-        let rows: [Scored] = model == .all ? [.yolox, .maskrcnn, .upernet, .ensemble] : [model]
+        var rows: [Scored] = [model]
+        if model == .all {
+            // Only the networks this plate ran, read from the first image's tile jobs.
+            let ran = Set(try db.provenance(imageID: images[0].id).compactMap { try? InferJob(jobArgs: $0.args).model })
+            rows = [Scored.yolox, .maskrcnn, .upernet].filter { ran.contains($0.rawValue) } + [.ensemble]
+        }
         let storedCells = Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath)
         let merger = Merger(config: try Wiring.ensembleConfig(modelsDir: URL(fileURLWithPath: modelsDir).standardizedFileURL.path))
         var table = [["scored", "images", "score", "shsy5y", "astro", "cort"]]
