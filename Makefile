@@ -1,5 +1,4 @@
 SWIFT ?= swift
-# Tests run serially: several of them start worker processes, and the machine has 2 cores.
 TEST_FLAGS ?=
 
 .PHONY: all build release test demo bench bootstrap clean training-deps
@@ -15,7 +14,8 @@ build: bootstrap
 release: bootstrap
 	$(SWIFT) build -c release
 
-test: bootstrap
+test:
+	@PLATESEG_WITH_BROWSER=1 ops/bootstrap.sh
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build $(TEST_FLAGS)
 
@@ -23,7 +23,7 @@ demo: release
 	@demo/run.sh
 
 bench: release
-	$(SWIFT) run -c release plateseg-bench all
+	.build/release/plateseg-bench queue
 
 training-deps:
 	python3 -m pip install -q -r training/requirements.txt

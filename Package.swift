@@ -60,6 +60,7 @@ let package = Package(
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["plateseg"], swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]
 )

@@ -3,6 +3,7 @@
 set -euo pipefail
 
 packages=(libsqlite3-dev libpng-dev libzstd-dev libdnnl-dev pkg-config)
+# The report test renders the HTML report in headless Chromium (make test sets this).
 if [ "${PLATESEG_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium); fi
 
 missing=()

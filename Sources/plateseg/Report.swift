@@ -33,6 +33,9 @@ struct Report: ParsableCommand {
                 failed: try db.failedJobs(plate: p.plate, limit: 500), unreadable: try db.unreadableImages(plate: p.plate))
         }
         html += ReportPage.models(try ModelFiles.describe(modelsDir: modelsDir))
+        // Lets a person (or a headless browser in the tests) see that every overlay decoded.
+        html += "<script>addEventListener('load',()=>{const i=[...document.querySelectorAll('img.overlay')];"
+        html += "document.body.dataset.overlays=i.length;document.body.dataset.overlaysLoaded=i.filter(x=>x.naturalWidth>0).length})</script>\n"
         html += "</body></html>\n"
         let index = outURL.appendingPathComponent("index.html")
         try html.write(to: index, atomically: true, encoding: .utf8)

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+
+/// The `plateseg` program as a user runs it: real demo images, real networks (the small
+/// random-weight parity models, so the suite needs no trained weights), two worker processes,
+/// and the report rendered by headless Chromium.
+@Suite(.serialized) struct PlateRunTests {
+    let work: URL
+    let plate: URL
+    let models: URL
+    let db: String
+
+    init() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-e2e-\(UUID().uuidString)")
+        plate = work.appendingPathComponent("plate")
+        models = work.appendingPathComponent("models")
+        db = work.appendingPathComponent("plate.sqlite").path
+        let fm = FileManager.default
+        try fm.createDirectory(at: plate, withIntermediateDirectories: true)
+        try fm.createDirectory(at: models, withIntermediateDirectories: true)
+        for (name, source) in [("P1_B02_s1.png", "0f08d640930b"), ("P1_C02_s1.png", "08f52aa2add3"), ("P1_D02_s1.png", "0323e81d23d9")] {
+            try fm.copyItem(at: demo.appendingPathComponent("plate/\(source).png"), to: plate.appendingPathComponent(name))
+        }
+        // A damaged file among good ones: recorded, reported, and the rest of the plate runs.
+        let bytes = try Data(contentsOf: plate.appendingPathComponent("P1_B02_s1.png"))
+        try bytes.prefix(3000).write(to: plate.appendingPathComponent("P1_B03_s1.png"))
+    }
+
+    func installModels() throws {
+        for name in ["yolox", "maskrcnn", "upernet"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("\(name).safetensors"),
+                                             to: models.appendingPathComponent("\(name).safetensors"))
+        }
+    }
+
+    @discardableResult
+    func plateseg(_ args: [String], expectStatus: Int32 = 0) throws -> String {
+        try run(products.appendingPathComponent("plateseg"), args, expectStatus: expectStatus)
+    }
+
+    @Test func plateRunsQueriesExportsAndReports() throws {
+        try installModels()
+        let out = try plateseg(["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path])
+        #expect(out.contains("4 new images (1 unreadable), 12 new jobs"))
+        #expect(out.contains("Cells per well"))
+        #expect(out.contains("P1_B03_s1.png"), "the damaged image is named in the summary")
+
+        let status = try plateseg(["status", "--db", db])
+        #expect(status.contains("Unreadable images") && status.contains("P1_B03_s1.png"))
+        #expect(!status.contains("Failed jobs"))
+
+        let csv = try plateseg(["query", "--db", db, "--cells", "--format", "csv"]).split(separator: "\n")
+        #expect(csv.first == "plate,well,field,image,cell_type,score,area,box_x,box_y,box_width,box_height,centroid_x,centroid_y")
+        let counts = try plateseg(["query", "--db", db, "--format", "json"])
+        let perWell = try #require(try JSONSerialization.jsonObject(with: Data(counts.utf8)) as? [[String: Any]])
+        #expect(perWell.reduce(0) { $0 + ($1["cells"] as? Int ?? 0) } == csv.count - 1)
+
+        let cocoPath = work.appendingPathComponent("cells.json").path
+        try plateseg(["export", "--db", db, "--format", "coco", "--out", cocoPath])
+        let coco = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cocoPath))) as? [String: Any])
+        #expect((coco["annotations"] as? [Any])?.count == csv.count - 1)
+        #expect((coco["categories"] as? [Any])?.count == 3)
+
+        let trace = try plateseg(["trace", "--db", db, "P1_C02_s1.png"])
+        #expect(trace.contains("merge") && trace.contains("maskrcnn.safetensors") && trace.contains("fnv1a64:"))
+
+        let report = work.appendingPathComponent("report")
+        try plateseg(["report", "--db", db, "--out", report.path, "--models-dir", models.path])
+        let html = try String(contentsOf: report.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(html.contains("class=\"platemap\"") && html.contains("P1_B03_s1.png"))
+        let dom = try run(URL(fileURLWithPath: chromium), [
+            "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files", "--virtual-time-budget=5000",
+            "--dump-dom", report.appendingPathComponent("index.html").absoluteString,
+        ])
+        #expect(dom.contains("class=\"platemap\""))
+        #expect(dom.contains("data-overlays=\"3\"") && dom.contains("data-overlays-loaded=\"3\""), "all three overlays decoded in the browser")
+
+        // Running again resumes: nothing new, same cells.
+        let again = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path])
+        #expect(again.contains("0 new images (0 unreadable), 0 new jobs"))
+        #expect(try plateseg(["query", "--db", db, "--cells", "--format", "csv"]).split(separator: "\n") == csv)
+    }
+
+    @Test func aMissingModelFailsItsJobsUntilRetried() throws {
+        _ = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "maskrcnn"])
+        let status = try plateseg(["status", "--db", db])
+        #expect(status.contains("Failed jobs") && status.contains("maskrcnn.safetensors: no such model file"))
+        try installModels()
+        #expect(try plateseg(["retry", "--db", db]).contains("3 job(s) queued again"))
+        _ = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "maskrcnn"])
+        #expect(!(try plateseg(["status", "--db", db])).contains("Failed jobs"))
+    }
+
+    @Test func sameInputsGiveTheSameCells() throws {
+        try installModels()
+        let second = work.appendingPathComponent("second.sqlite").path
+        _ = try plateseg(["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path])
+        _ = try plateseg(["run", plate.path, "--workers", "1", "--db", second, "--models-dir", models.path])
+        let a = work.appendingPathComponent("a.csv").path, b = work.appendingPathComponent("b.csv").path
+        try plateseg(["export", "--db", db, "--out", a])
+        try plateseg(["export", "--db", second, "--out", b])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
+    }
+}
+
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let demo = repositoryRoot.appendingPathComponent("demo")
+let fixtures = repositoryRoot.appendingPathComponent("Tests/ModelsTests/Fixtures")
+let products = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/chromium"
+
+struct CommandFailed: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Runs a program to completion and returns its standard output and error together.
+func run(_ executable: URL, _ args: [String], expectStatus: Int32 = 0) throws -> String {
+    let p = Process()
+    p.executableURL = executable
+    p.arguments = args
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    p.standardError = pipe
+    try p.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard p.terminationStatus == expectStatus else {
+        throw CommandFailed(description: "\(executable.lastPathComponent) \(args.joined(separator: " ")) exited \(p.terminationStatus):\n\(text)")
+    }
+    return text
+}
