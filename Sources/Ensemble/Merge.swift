@@ -175,7 +175,8 @@ public struct Merger: Sendable {
     }
 
     /// Resamples a square soft mask covering `box` onto the window's pixel centres (bilinear,
-    /// edge-clamped, zero outside the box) and hands each value to `add`.
+    /// edge-clamped) and hands each value to `add`; outside the box Mask R-CNN votes 0, since
+    /// it places the whole cell inside its box.
     private func paste(_ soft: ProbabilityMap, into box: Box, window: PixelRect, _ add: (Int, Float) -> Void) {
         let n = soft.width
         let sx = Float(n) / box.width, sy = Float(n) / box.height
@@ -189,11 +190,17 @@ public struct Merger: Sendable {
         soft.values.withUnsafeBufferPointer { v in
             for y in 0..<window.height {
                 let cy = Float(window.y + y) + 0.5
-                guard cy >= box.y0, cy < box.y1 else { continue }
+                guard cy >= box.y0, cy < box.y1 else {
+                    for x in 0..<window.width { add(y * window.width + x, 0) }
+                    continue
+                }
                 let t = min(max((cy - box.y0) * sy - 0.5, 0), Float(n - 1))
                 let j = min(Int(t), n - 2), fy = t - Float(j)
                 for x in 0..<window.width {
-                    guard let (i0, i1, fx) = xs[x] else { continue }
+                    guard let (i0, i1, fx) = xs[x] else {
+                        add(y * window.width + x, 0)
+                        continue
+                    }
                     let a = Float(v[j * n + i0]) * (1 - fx) + Float(v[j * n + i1]) * fx
                     let b = Float(v[(j + 1) * n + i0]) * (1 - fx) + Float(v[(j + 1) * n + i1]) * fx
                     add(y * window.width + x, (a * (1 - fy) + b * fy) / 255)
