@@ -26,6 +26,13 @@ public struct MergedImage: Sendable, Equatable {
     public var instances: [CellInstance]
 }
 
+extension MergedImage {
+    /// The overlay PNG of the image: each instance outlined in its cell type's colour.
+    public func writeOverlay(on gray: GrayImage, to path: String) throws {
+        try Overlay.write(gray, instances: instances.map { ($0.mask, $0.cellType) }, to: path)
+    }
+}
+
 /// Fuses the three networks' tile outputs for one image into cell instances.
 public struct Merger: Sendable {
     public var config: EnsembleConfig
@@ -37,14 +44,14 @@ public struct Merger: Sendable {
     /// instances, so each model can be scored alone. Throws `EnsembleError` naming the image and
     /// tile when an artifact is missing, of an unknown model, or of the wrong shape.
     public func merge(image: String, width: Int, height: Int, artifacts: [TileArtifact],
-                      models: Set<ModelKind> = Set(ModelKind.allCases)) throws -> MergedImage {
+                      models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> MergedImage {
         let stitched = try Stitcher.stitch(image: image, width: width, height: height, artifacts: artifacts,
                                            models: models, config: config)
         return vote(stitched, models: models)
     }
 
-    func vote(_ s: StitchedImage, models: Set<ModelKind>) -> MergedImage {
-        if models == [.uperNet] { return semanticInstances(s) }
+    func vote(_ s: StitchedImage, models: Set<EnsembleModel>) -> MergedImage {
+        if models == [.upernet] { return semanticInstances(s) }
         var planes = OwnershipPlanes(width: s.width, height: s.height)
         let clusters = fuseBoxes(s, models: models)
         var windows: [(window: PixelRect, votes: [Float])] = []
@@ -75,7 +82,7 @@ public struct Merger: Sendable {
     struct Cluster {
         var box: Box
         /// The most confident member of each detecting model.
-        var best: [ModelKind: PlacedDetection] = [:]
+        var best: [EnsembleModel: PlacedDetection] = [:]
         var weightSum: Double = 0
         var sums: (Double, Double, Double, Double) = (0, 0, 0, 0)
         var score: Double = 0
@@ -84,10 +91,10 @@ public struct Merger: Sendable {
     /// Weighted box fusion: boxes, most confident first, join the cluster whose fused box they
     /// overlap most (IoU above `boxFusionIoU`); the fused box is the confidence × model-weight
     /// weighted mean of its members.
-    func fuseBoxes(_ s: StitchedImage, models: Set<ModelKind>) -> [Cluster] {
-        let boxModels = [ModelKind.yolox, .maskRCNN].filter { models.contains($0) && config.weight($0) > 0 }
+    func fuseBoxes(_ s: StitchedImage, models: Set<EnsembleModel>) -> [Cluster] {
+        let boxModels = [EnsembleModel.yolox, .maskrcnn].filter { models.contains($0) && config.weight($0) > 0 }
         guard !boxModels.isEmpty else { return [] }
-        var all: [(ModelKind, PlacedDetection)] = []
+        var all: [(EnsembleModel, PlacedDetection)] = []
         for m in boxModels { all += (s.detections[m] ?? []).map { (m, $0) } }
         // Stable order: score, then model, so that the fit is reproducible.
         all = all.enumerated().sorted { a, b in
@@ -133,7 +140,7 @@ public struct Merger: Sendable {
     /// UPerNet's foreground probability; each weighted by model weight × confidence (a detection's
     /// score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector that did not
     /// see this cell has no say in its shape.
-    func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<ModelKind>) -> (window: PixelRect, votes: [Float]) {
+    func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<EnsembleModel>) -> (window: PixelRect, votes: [Float]) {
         let m = config.boxMargin
         let x0 = max(0, Int(c.box.x0.rounded(.down)) - m), y0 = max(0, Int(c.box.y0.rounded(.down)) - m)
         let x1 = min(s.width, Int(c.box.x1.rounded(.up)) + m), y1 = min(s.height, Int(c.box.y1.rounded(.up)) + m)
@@ -142,8 +149,8 @@ public struct Merger: Sendable {
         var den = [Float](repeating: 0, count: window.area)
         guard window.area > 0 else { return (window, num) }
 
-        if let d = c.best[.maskRCNN], let soft = d.softMask {
-            let w = Float(config.weight(.maskRCNN) * d.score)
+        if let d = c.best[.maskrcnn], let soft = d.softMask {
+            let w = Float(config.weight(.maskrcnn) * d.score)
             paste(soft, into: d.box, window: window) { i, v in num[i] += w * v; den[i] += w }
         }
         if let d = c.best[.yolox] {
@@ -158,8 +165,8 @@ public struct Merger: Sendable {
                 }
             }
         }
-        if models.contains(.uperNet), let sem = s.semantic, config.weight(.uperNet) > 0 {
-            let wu = Float(config.weight(.uperNet))
+        if models.contains(.upernet), let sem = s.semantic, config.weight(.upernet) > 0 {
+            let wu = Float(config.weight(.upernet))
             for y in 0..<window.height {
                 let row = (window.y + y) * s.width + window.x
                 for x in 0..<window.width {
@@ -211,14 +218,14 @@ public struct Merger: Sendable {
 
     // MARK: (d) cell types
 
-    private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<ModelKind>) -> [Double] {
+    private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
         var votes = [Double](repeating: 0, count: config.classes.count)
         for (m, d) in c.best {
             let w = config.weight(m) * d.score
             for i in votes.indices { votes[i] += w * d.classProbabilities[i] }
         }
-        if models.contains(.uperNet), let sem = s.semantic {
-            addSemanticVote(sem, mask: mask, weight: config.weight(.uperNet), to: &votes)
+        if models.contains(.upernet), let sem = s.semantic {
+            addSemanticVote(sem, mask: mask, weight: config.weight(.upernet), to: &votes)
         }
         return normalized(votes)
     }
@@ -242,9 +249,9 @@ public struct Merger: Sendable {
         for c in votes.indices { votes[c] += weight * confidence * dist[c] }
     }
 
-    private func imageClasses(_ s: StitchedImage, models: Set<ModelKind>) -> [Double] {
+    private func imageClasses(_ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
         var votes = [Double](repeating: 0, count: config.classes.count)
-        for m in [ModelKind.yolox, .maskRCNN] where models.contains(m) {
+        for m in [EnsembleModel.yolox, .maskrcnn] where models.contains(m) {
             var sums = [Double](repeating: 0, count: votes.count)
             for d in s.detections[m] ?? [] {
                 for c in sums.indices { sums[c] += d.score * d.classProbabilities[c] }
@@ -252,7 +259,7 @@ public struct Merger: Sendable {
             let dist = normalized(sums)
             for c in votes.indices { votes[c] += config.weight(m) * dist[c] }
         }
-        if models.contains(.uperNet), let sem = s.semantic {
+        if models.contains(.upernet), let sem = s.semantic {
             let n = s.width * s.height
             var sums = [Double](repeating: 0, count: votes.count)
             for c in sums.indices {
@@ -261,7 +268,7 @@ public struct Merger: Sendable {
                 sums[c] = t
             }
             let dist = normalized(sums)
-            for c in votes.indices { votes[c] += config.weight(.uperNet) * dist[c] }
+            for c in votes.indices { votes[c] += config.weight(.upernet) * dist[c] }
         }
         return normalized(votes)
     }
@@ -270,7 +277,7 @@ public struct Merger: Sendable {
 
     /// Connected components of the thresholded foreground, scored by their mean foreground.
     func semanticInstances(_ s: StitchedImage) -> MergedImage {
-        let imageProbs = imageClasses(s, models: [.uperNet])
+        let imageProbs = imageClasses(s, models: [.upernet])
         var result = MergedImage(image: s.image, width: s.width, height: s.height,
                                  cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,
                                  classProbabilities: imageProbs, instances: [])

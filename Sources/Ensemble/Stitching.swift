@@ -25,16 +25,16 @@ struct StitchedImage: Sendable {
     var image: String
     var width: Int
     var height: Int
-    var detections: [ModelKind: [PlacedDetection]]
+    var detections: [EnsembleModel: [PlacedDetection]]
     var semantic: SemanticPlanes?
 }
 
 enum Stitcher {
     static func stitch(image: String, width: Int, height: Int, artifacts: [TileArtifact],
-                       models: Set<ModelKind>, config: EnsembleConfig) throws -> StitchedImage {
-        var byModel: [ModelKind: [TileArtifact]] = [:]
+                       models: Set<EnsembleModel>, config: EnsembleConfig) throws -> StitchedImage {
+        var byModel: [EnsembleModel: [TileArtifact]] = [:]
         for a in artifacts {
-            guard let kind = ModelKind(artifactModel: a.model) else {
+            guard let kind = EnsembleModel(artifactModel: a.model) else {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "model '\(a.model)' is none of yolox, maskrcnn, upernet")
             }
@@ -46,12 +46,12 @@ enum Stitcher {
             if models.contains(kind) { byModel[kind, default: []].append(a) }
         }
         var out = StitchedImage(image: image, width: width, height: height, detections: [:], semantic: nil)
-        for kind in ModelKind.allCases where models.contains(kind) {
+        for kind in EnsembleModel.allCases where models.contains(kind) {
             guard let arts = byModel[kind], !arts.isEmpty else { throw EnsembleError.missingArtifacts(image: image, model: kind) }
             switch kind {
-            case .yolox, .maskRCNN:
+            case .yolox, .maskrcnn:
                 out.detections[kind] = try placeDetections(arts, kind: kind, image: image, width: width, height: height, config: config)
-            case .uperNet:
+            case .upernet:
                 out.semantic = try blendSemantic(arts, image: image, width: width, height: height, config: config)
             }
         }
@@ -72,13 +72,13 @@ enum Stitcher {
     /// Tiles overlap, so a cell near a seam is seen by several tiles: whole where it lies inside
     /// a tile, cut where its box runs into a tile's inner edge. Whole sightings win; a cut one is
     /// kept only when no tile shows that cell whole (a cell larger than the overlap).
-    private static func placeDetections(_ arts: [TileArtifact], kind: ModelKind, image: String,
+    private static func placeDetections(_ arts: [TileArtifact], kind: EnsembleModel, image: String,
                                         width: Int, height: Int, config: EnsembleConfig) throws -> [PlacedDetection] {
         var whole: [PlacedDetection] = [], cut: [PlacedDetection] = []
         let margin = Float(config.seamMargin)
         for (t, a) in arts.enumerated() {
             let map = try classMap(a, image: image, config: config)
-            if kind == .maskRCNN {
+            if kind == .maskrcnn {
                 guard a.masks.count == a.detections.count else {
                     throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                     reason: "maskrcnn artifact has \(a.masks.count) masks for \(a.detections.count) detections")
@@ -94,7 +94,7 @@ enum Stitcher {
                 var probs = [Double](repeating: 0, count: config.classes.count)
                 for (i, p) in d.classProbabilities.enumerated() { probs[map[i]] += Double(p) }
                 var soft: ProbabilityMap?
-                if kind == .maskRCNN {
+                if kind == .maskrcnn {
                     let m = a.masks[k]
                     guard m.channels == 1, m.width == m.height, m.width > 1 else {
                         throw EnsembleError.badArtifact(image: image, tile: a.tile.description,

@@ -40,7 +40,7 @@ public struct WeightFitter: Sendable {
     public func fit(_ images: [CalibrationImage], split: String) throws -> EnsembleConfig {
         let stitched = try images.map { img in
             try Stitcher.stitch(image: img.image, width: img.width, height: img.height, artifacts: img.artifacts,
-                                models: Set(ModelKind.allCases), config: start)
+                                models: Set(EnsembleModel.allCases), config: start)
         }
         let truths = images.map(\.truth)
         // Score first; on equal scores the mean best IoU of the true masks decides, so that on a
@@ -50,7 +50,7 @@ public struct WeightFitter: Sendable {
             let merger = Merger(config: config)
             var total = 0.0, iou = 0.0
             for (s, truth) in zip(stitched, truths) {
-                let merged = merger.vote(s, models: Set(ModelKind.allCases))
+                let merged = merger.vote(s, models: Set(EnsembleModel.allCases))
                 let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: truth)
                 total += r.score.score
                 iou += r.meanIoU
@@ -62,7 +62,7 @@ public struct WeightFitter: Sendable {
         }
 
         typealias Coordinate = (grid: [Double], set: (inout EnsembleConfig, Double) -> Void)
-        var coordinates: [Coordinate] = ModelKind.allCases.map { m in
+        var coordinates: [Coordinate] = EnsembleModel.allCases.map { m in
             (Self.weightGrid, { (c: inout EnsembleConfig, v: Double) in c.modelWeights[m] = v })
         }
         coordinates += [

@@ -30,14 +30,14 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(merged.cellType == truth.cellType)
         #expect(merged.instances.allSatisfy { $0.cellType == truth.cellType })
         let score = SartoriusMetric.score(predicted: merged.instances.map(\.mask), truth: truth.masks).score
-        var alone: [ModelKind: Double] = [:]
-        for m in ModelKind.allCases {
+        var alone: [EnsembleModel: Double] = [:]
+        for m in EnsembleModel.allCases {
             let single = try merger.merge(image: image, width: 704, height: 520, artifacts: artifacts, models: [m])
             alone[m] = SartoriusMetric.score(predicted: single.instances.map(\.mask), truth: truth.masks).score
         }
         print("merge \(image): ensemble \(score), alone \(alone)")
         #expect(score > 0.8)
-        #expect(score >= alone[.yolox]! && score >= alone[.uperNet]!)
+        #expect(score >= alone[.yolox]! && score >= alone[.upernet]!)
         // Instances never overlap and each carries its mask as a decodable COCO RLE.
         var seen = Set<Int>()
         for cell in merged.instances {
@@ -51,6 +51,22 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         }
     }
 
+    @Test func theMergeDrawsItsOverlayOnTheRealImage() throws {
+        let id = "0323e81d23d9"
+        let truth = try #require(GroundTruth.read(path: demoTruthPath).images.first { $0.id == id })
+        let merged = try Merger().merge(image: id, width: 704, height: 520,
+                                        artifacts: PerfectModels.artifacts(masks: truth.masks, cellType: "cort", width: 704, height: 520))
+        let gray = try PNGCodec.readGray(demoImagePath(id))
+        let rgba = Overlay.render(gray, instances: merged.instances.map { ($0.mask, $0.cellType) })
+        var outlined = 0
+        for p in 0..<(704 * 520) where rgba[4 * p] == 204 && rgba[4 * p + 1] == 121 && rgba[4 * p + 2] == 167 { outlined += 1 }
+        #expect(outlined > 25 * 20 && outlined < merged.instances.map(\.area).reduce(0, +))
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("\(id)-\(UUID()).png").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        try merged.writeOverlay(on: gray, to: out)
+        #expect(try PNGCodec.readHeader(out).color)
+    }
+
     /// Tiles [0, 120) and [80, 200): a cell at x 117...133 is cut by the first tile's right
     /// edge and whole in the second; a cell at x 94...106 is whole in both.
     @Test func cellsOnASeamAreTakenWholeAndOnce() throws {
@@ -59,7 +75,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let layout = TileLayout(size: 120, overlap: 40)
         #expect(layout.tiles(width: 200, height: 100).map(\.x) == [0, 80])
         let artifacts = PerfectModels.artifacts(masks: [cut, both], cellType: "astro", width: 200, height: 100, layout: layout)
-        for models: Set<ModelKind> in [Set(ModelKind.allCases), [.maskRCNN], [.yolox]] {
+        for models: Set<EnsembleModel> in [Set(EnsembleModel.allCases), [.maskrcnn], [.yolox]] {
             let merged = try Merger().merge(image: "seam", width: 200, height: 100, artifacts: artifacts, models: models)
             #expect(merged.instances.count == 2, "\(models)")
             let bestCut = merged.instances.map { $0.mask.iou(models == [.yolox] ? rect(117, 42, 16, 16, image: size) : cut) }.max() ?? 0
@@ -91,7 +107,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         // The fused box lies between the two boxes, weighted by confidence: x0 = (0.9·10 + 0.8·12) / 1.7.
         let clusters = Merger(config: config).fuseBoxes(
             try Stitcher.stitch(image: "fuse", width: 100, height: 100, artifacts: [mr, yx, up],
-                                models: Set(ModelKind.allCases), config: config), models: Set(ModelKind.allCases))
+                                models: Set(EnsembleModel.allCases), config: config), models: Set(EnsembleModel.allCases))
         #expect(abs(Double(clusters[0].box.x0) - (0.9 * 10 + 0.8 * 12) / 1.7) < 1e-4)
     }
 
@@ -103,7 +119,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
             Detection(box: Box(x0: 30, y0: 10, x1: 60, y1: 40), score: 0.9, classProbabilities: p),
         ], masks: [softMask(0.95), softMask(0.7)])
         var config = EnsembleConfig()
-        config.modelWeights = [.yolox: 1, .maskRCNN: 1, .uperNet: 0]
+        config.modelWeights = [.yolox: 1, .maskrcnn: 1, .upernet: 0]
         config.minInstanceScore = 0.1
         let merged = try Merger(config: config).merge(
             image: "overlap", width: 100, height: 100,
@@ -132,7 +148,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let merged = try Merger().merge(image: "types", width: 60, height: 60, artifacts: [mr, yx, up])
         #expect(merged.cellType == "cort" && merged.instances.first?.cellType == "cort")
         var config = EnsembleConfig()
-        config.modelWeights = [.yolox: 0.1, .maskRCNN: 4, .uperNet: 0.1]
+        config.modelWeights = [.yolox: 0.1, .maskrcnn: 4, .upernet: 0.1]
         let reweighted = try Merger(config: config).merge(image: "types", width: 60, height: 60, artifacts: [mr, yx, up])
         #expect(reweighted.cellType == "astro" && reweighted.instances.first?.cellType == "astro")
         #expect(abs(reweighted.classProbabilities.reduce(0, +) - 1) < 1e-9)
@@ -145,7 +161,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let yolox = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.yolox])
         // YOLOX knows only boxes: its instances are the filled boxes.
         #expect(Set(yolox.instances.map(\.area)) == Set(cells.map(\.box.area)))
-        let uper = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.uperNet])
+        let uper = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.upernet])
         // UPerNet knows only foreground: its instances are the connected components.
         #expect(uper.instances.count == 2)
         #expect(cells.allSatisfy { cell in uper.instances.contains { $0.mask == cell } })
@@ -154,7 +170,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let touching = [rect(10, 10, 10, 10, image: size), rect(20, 10, 10, 10, image: size)]
         let joined = try Merger().merge(image: "x", width: 120, height: 80,
                                         artifacts: PerfectModels.artifacts(masks: touching, cellType: "astro", width: 120, height: 80),
-                                        models: [.uperNet])
+                                        models: [.upernet])
         #expect(joined.instances.map(\.area) == [200])
     }
 
@@ -163,7 +179,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let yx = TileArtifact(model: "yolox", tile: tile, classes: PerfectModels.classes)
         let mr = TileArtifact(model: "maskrcnn", tile: tile, classes: PerfectModels.classes)
         let merger = Merger()
-        #expect(throws: EnsembleError.missingArtifacts(image: "img", model: .uperNet)) {
+        #expect(throws: EnsembleError.missingArtifacts(image: "img", model: .upernet)) {
             try merger.merge(image: "img", width: 50, height: 50, artifacts: [yx, mr])
         }
         #expect(throws: EnsembleError.self) {
@@ -186,7 +202,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 50, height: 50, artifacts: [alien, mr, blankSemantic(tile)]) }
         #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 40, height: 40, artifacts: [yx, mr, blankSemantic(tile)]) }
         // A model the caller did not ask for may be missing.
-        #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: [mr], models: [.maskRCNN]).instances.isEmpty)
+        #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: [mr], models: [.maskrcnn]).instances.isEmpty)
     }
 
     @Test func artifactsSurviveTheirStoredEncoding() throws {
@@ -203,7 +219,7 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
 @Suite struct ConfigTests {
     @Test func roundTripsThroughJSONAndFillsMissingKeysWithDefaults() throws {
         var c = EnsembleConfig()
-        c.modelWeights[.uperNet] = 0.25
+        c.modelWeights[.upernet] = 0.25
         c.pixelThreshold = 0.4
         c.fit = .init(split: "val", images: 3, score: 0.5, startScore: 0.4)
         let json = String(decoding: c.jsonData(), as: UTF8.self)

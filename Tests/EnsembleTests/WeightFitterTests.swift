@@ -75,8 +75,8 @@ enum FitScenes {
         let images = (1...2).map { FitScenes.image(seed: UInt64($0), noisySemantic: true) }
         let fitted = try WeightFitter().fit(images, split: "noise-val")
         print("fit noisy upernet: \(fitted.modelWeights) \(fitted.fit!)")
-        #expect(fitted.weight(.uperNet) == 0)
-        #expect(fitted.weight(.maskRCNN) > 0)
+        #expect(fitted.weight(.upernet) == 0)
+        #expect(fitted.weight(.maskrcnn) > 0)
         let fit = try #require(fitted.fit)
         #expect(fit.split == "noise-val" && fit.images == 2)
         #expect(fit.score > fit.startScore)
