@@ -46,7 +46,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     // (b) Pixel vote, (c) instances
     /// A pixel belongs to an instance when the weighted vote exceeds this.
     public var pixelThreshold: Double = 0.5
-    /// Pixels of slack around the fused box in which the vote is taken.
+    /// Pixels of slack around the cluster's boxes in which the vote is taken.
     public var boxMargin: Int = 2
     /// Connected pieces of an instance smaller than this (pixels) are dropped.
     public var minFragmentArea: Int = 8

@@ -81,6 +81,8 @@ public struct Merger: Sendable {
 
     struct Cluster {
         var box: Box
+        /// The union of the member boxes: the vote's window, so that no member's mask is cut.
+        var extent: Box
         /// The most confident member of each detecting model.
         var best: [EnsembleModel: PlacedDetection] = [:]
         var weightSum: Double = 0
@@ -108,7 +110,7 @@ public struct Merger: Sendable {
                 if iou > bestIoU { bestIoU = iou; target = i }
             }
             if target < 0 {
-                clusters.append(Cluster(box: d.box))
+                clusters.append(Cluster(box: d.box, extent: d.box))
                 target = clusters.count - 1
             }
             let w = d.score * config.weight(m)
@@ -121,6 +123,8 @@ public struct Merger: Sendable {
                             x1: Float(c.sums.2 / c.weightSum), y1: Float(c.sums.3 / c.weightSum))
             }
             if c.best[m] == nil { c.best[m] = d }
+            c.extent = Box(x0: min(c.extent.x0, d.box.x0), y0: min(c.extent.y0, d.box.y0),
+                           x1: max(c.extent.x1, d.box.x1), y1: max(c.extent.y1, d.box.y1))
             clusters[target] = c
         }
         let total = boxModels.map { config.weight($0) }.reduce(0, +)
@@ -141,9 +145,9 @@ public struct Merger: Sendable {
     /// score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector that did not
     /// see this cell has no say in its shape.
     func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<EnsembleModel>) -> (window: PixelRect, votes: [Float]) {
-        let m = config.boxMargin
-        let x0 = max(0, Int(c.box.x0.rounded(.down)) - m), y0 = max(0, Int(c.box.y0.rounded(.down)) - m)
-        let x1 = min(s.width, Int(c.box.x1.rounded(.up)) + m), y1 = min(s.height, Int(c.box.y1.rounded(.up)) + m)
+        let m = config.boxMargin, e = c.extent
+        let x0 = max(0, Int(e.x0.rounded(.down)) - m), y0 = max(0, Int(e.y0.rounded(.down)) - m)
+        let x1 = min(s.width, Int(e.x1.rounded(.up)) + m), y1 = min(s.height, Int(e.y1.rounded(.up)) + m)
         let window = PixelRect(x: x0, y: y0, width: max(0, x1 - x0), height: max(0, y1 - y0))
         var num = [Float](repeating: 0, count: window.area)
         var den = [Float](repeating: 0, count: window.area)
