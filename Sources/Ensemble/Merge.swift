@@ -85,6 +85,9 @@ public struct Merger: Sendable {
         var extent: Box
         /// The most confident member of each detecting model.
         var best: [EnsembleModel: PlacedDetection] = [:]
+        /// Every member, by model: pieces of one cell cut by different seams, or a detector's
+        /// own near-duplicates.
+        var members: [EnsembleModel: [PlacedDetection]] = [:]
         var weightSum: Double = 0
         var sums: (Double, Double, Double, Double) = (0, 0, 0, 0)
         var score: Double = 0
@@ -123,6 +126,7 @@ public struct Merger: Sendable {
                             x1: Float(c.sums.2 / c.weightSum), y1: Float(c.sums.3 / c.weightSum))
             }
             if c.best[m] == nil { c.best[m] = d }
+            c.members[m, default: []].append(d)
             c.extent = Box(x0: min(c.extent.x0, d.box.x0), y0: min(c.extent.y0, d.box.y0),
                            x1: max(c.extent.x1, d.box.x1), y1: max(c.extent.y1, d.box.y1))
             clusters[target] = c
@@ -141,9 +145,11 @@ public struct Merger: Sendable {
 
     /// Each pixel of the cluster's window gets the weighted mean of the models' votes: the Mask
     /// R-CNN soft mask pasted bilinearly into its box, the YOLOX box (1 inside, 0 outside) and
-    /// UPerNet's foreground probability; each weighted by model weight × confidence (a detection's
-    /// score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector that did not
-    /// see this cell has no say in its shape.
+    /// UPerNet's foreground probability; each weighted by model weight × confidence (the best
+    /// member's score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector with
+    /// several members votes the most of them at each pixel, so that the pieces of a cell cut by
+    /// seams in every tile add up to the whole cell. A detector that did not see this cell has no
+    /// say in its shape.
     func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<EnsembleModel>) -> (window: PixelRect, votes: [Float]) {
         let m = config.boxMargin, e = c.extent
         let x0 = max(0, Int(e.x0.rounded(.down)) - m), y0 = max(0, Int(e.y0.rounded(.down)) - m)
@@ -153,21 +159,29 @@ public struct Merger: Sendable {
         var den = [Float](repeating: 0, count: window.area)
         guard window.area > 0 else { return (window, num) }
 
-        if let d = c.best[.maskrcnn], let soft = d.softMask {
-            let w = Float(config.weight(.maskrcnn) * d.score)
-            paste(soft, into: d.box, window: window) { i, v in num[i] += w * v; den[i] += w }
+        var shape = [Float](repeating: 0, count: window.area)
+        if let best = c.best[.maskrcnn] {
+            let w = Float(config.weight(.maskrcnn) * best.score)
+            for d in c.members[.maskrcnn] ?? [] {
+                guard let soft = d.softMask else { continue }
+                paste(soft, into: d.box, window: window) { i, v in shape[i] = max(shape[i], v) }
+            }
+            for i in shape.indices { num[i] += w * shape[i]; den[i] += w }
         }
-        if let d = c.best[.yolox] {
-            let w = Float(config.weight(.yolox) * d.score)
-            for y in 0..<window.height {
-                let cy = Float(window.y + y) + 0.5
-                for x in 0..<window.width {
-                    let cx = Float(window.x + x) + 0.5
-                    let inside: Float = cx >= d.box.x0 && cx < d.box.x1 && cy >= d.box.y0 && cy < d.box.y1 ? 1 : 0
-                    num[y * window.width + x] += w * inside
-                    den[y * window.width + x] += w
+        if let best = c.best[.yolox] {
+            let w = Float(config.weight(.yolox) * best.score)
+            for i in shape.indices { shape[i] = 0 }
+            for d in c.members[.yolox] ?? [] {
+                for y in 0..<window.height {
+                    let cy = Float(window.y + y) + 0.5
+                    guard cy >= d.box.y0 && cy < d.box.y1 else { continue }
+                    for x in 0..<window.width {
+                        let cx = Float(window.x + x) + 0.5
+                        if cx >= d.box.x0 && cx < d.box.x1 { shape[y * window.width + x] = 1 }
+                    }
                 }
             }
+            for i in shape.indices { num[i] += w * shape[i]; den[i] += w }
         }
         if models.contains(.upernet), let sem = s.semantic, config.weight(.upernet) > 0 {
             let wu = Float(config.weight(.upernet))

@@ -116,6 +116,35 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         }
     }
 
+    /// A cell 50 px wide on tiles overlapping by 40 is cut in both tiles: the two pieces are
+    /// one instance covering the whole cell.
+    @Test func aCellLargerThanTheOverlapIsJoinedFromItsPieces() throws {
+        let size = (200, 100)
+        let big = rect(75, 30, 50, 20, image: size)
+        let artifacts = PerfectModels.artifacts(masks: [big], cellType: "cort", width: 200, height: 100,
+                                                layout: TileLayout(size: 120, overlap: 40))
+        for models: Set<EnsembleModel> in [Set(EnsembleModel.allCases), [.maskrcnn], [.yolox]] {
+            let merged = try Merger().merge(image: "big", width: 200, height: 100, artifacts: artifacts, models: models)
+            #expect(merged.instances.count == 1, "\(models)")
+            #expect((merged.instances.first?.mask.iou(big) ?? 0) > 0.97, "\(models)")
+        }
+    }
+
+    /// Where UPerNet tiles overlap, each counts more the farther the pixel is from its inner edge.
+    @Test func semanticMapsAreBlendedAcrossTheOverlap() throws {
+        let left = PixelRect(x: 0, y: 0, width: 120, height: 10), right = PixelRect(x: 80, y: 0, width: 120, height: 10)
+        let stitched = try Stitcher.stitch(image: "blend", width: 200, height: 10,
+                                           artifacts: [blankSemantic(left, fg: 1), blankSemantic(right, fg: 0)],
+                                           models: [.upernet], config: EnsembleConfig())
+        let fg = try #require(stitched.semantic).foreground
+        #expect(fg[5 * 200 + 50] == 1 && fg[5 * 200 + 150] == 0)
+        // x = 85: the left tile is 34 px from its inner edge, the right 5 px: (34 + 1) / (35 + 6).
+        #expect(abs(fg[5 * 200 + 85] - 35.0 / 41) < 1e-6)
+        #expect(abs(fg[5 * 200 + 115] - 5.0 / 41) < 1e-6)
+        let across = (80..<120).map { fg[5 * 200 + $0] }
+        #expect(zip(across, across.dropFirst()).allSatisfy { $0 > $1 })
+    }
+
     @Test func boxesOfTwoModelsFuseIntoOneInstanceScoredByAgreement() throws {
         let tile = PixelRect(x: 0, y: 0, width: 100, height: 100)
         let astro: [Float] = [0, 1, 0]
