@@ -1,14 +1,15 @@
 import Foundation
 
-/// The three networks of the ensemble. An artifact's `model` names one of them by prefix
-/// (case and `-`/`_` ignored): "yolox…", "maskrcnn…", "upernet…".
-public enum ModelKind: String, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
+/// The three networks of the ensemble, with the raw values of `Models.ModelKind`. An artifact's
+/// `model` names one of them by prefix (case, spaces, `-` and `_` ignored): "yolox…",
+/// "maskrcnn…", "upernet…".
+public enum EnsembleModel: String, Sendable, Codable, CaseIterable, CodingKeyRepresentable {
     case yolox
-    case maskRCNN = "maskrcnn"
-    case uperNet = "upernet"
+    case maskrcnn
+    case upernet
 
     public init?(artifactModel name: String) {
-        let key = name.lowercased().filter { $0 != "-" && $0 != "_" }
+        let key = name.lowercased().filter { $0 != "-" && $0 != "_" && $0 != " " }
         guard let kind = Self.allCases.first(where: { key.hasPrefix($0.rawValue) }) else { return nil }
         self = kind
     }
@@ -22,7 +23,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     public var classes: [String] = ["shsy5y", "astro", "cort"]
     /// How much each model's vote counts, relative to the others (only ratios matter for the
     /// pixel vote; for the instance score they also scale agreement).
-    public var modelWeights: [ModelKind: Double] = [.yolox: 1, .maskRCNN: 1, .uperNet: 1]
+    public var modelWeights: [EnsembleModel: Double] = [.yolox: 1, .maskrcnn: 1, .upernet: 1]
 
     // Stitching
     /// A detection whose box comes within this many pixels of an inner tile edge is cut by the
@@ -45,7 +46,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     // (b) Pixel vote, (c) instances
     /// A pixel belongs to an instance when the weighted vote exceeds this.
     public var pixelThreshold: Double = 0.5
-    /// Pixels of slack around the fused box in which the vote is taken.
+    /// Pixels of slack around the cluster's boxes in which the vote is taken.
     public var boxMargin: Int = 2
     /// Connected pieces of an instance smaller than this (pixels) are dropped.
     public var minFragmentArea: Int = 8
@@ -69,7 +70,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
 
     public init() {}
 
-    public func weight(_ model: ModelKind) -> Double { max(0, modelWeights[model] ?? 0) }
+    public func weight(_ model: EnsembleModel) -> Double { max(0, modelWeights[model] ?? 0) }
 
     public static func load(path: String) throws -> EnsembleConfig {
         let data: Data
@@ -92,7 +93,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = EnsembleConfig()
         classes = try c.decodeIfPresent([String].self, forKey: .classes) ?? d.classes
-        modelWeights = try c.decodeIfPresent([ModelKind: Double].self, forKey: .modelWeights) ?? d.modelWeights
+        modelWeights = try c.decodeIfPresent([EnsembleModel: Double].self, forKey: .modelWeights) ?? d.modelWeights
         seamMargin = try c.decodeIfPresent(Double.self, forKey: .seamMargin) ?? d.seamMargin
         stitchIoU = try c.decodeIfPresent(Double.self, forKey: .stitchIoU) ?? d.stitchIoU
         minDetectionScore = try c.decodeIfPresent(Double.self, forKey: .minDetectionScore) ?? d.minDetectionScore
@@ -110,7 +111,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
 /// Why a merge (or a config) could not be used; names the image or file and what to do.
 public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
     case badConfig(path: String, reason: String)
-    case missingArtifacts(image: String, model: ModelKind)
+    case missingArtifacts(image: String, model: EnsembleModel)
     case badArtifact(image: String, tile: String, reason: String)
 
     public var description: String {

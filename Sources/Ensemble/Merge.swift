@@ -26,6 +26,13 @@ public struct MergedImage: Sendable, Equatable {
     public var instances: [CellInstance]
 }
 
+extension MergedImage {
+    /// The overlay PNG of the image: each instance outlined in its cell type's colour.
+    public func writeOverlay(on gray: GrayImage, to path: String) throws {
+        try Overlay.write(gray, instances: instances.map { ($0.mask, $0.cellType) }, to: path)
+    }
+}
+
 /// Fuses the three networks' tile outputs for one image into cell instances.
 public struct Merger: Sendable {
     public var config: EnsembleConfig
@@ -37,14 +44,14 @@ public struct Merger: Sendable {
     /// instances, so each model can be scored alone. Throws `EnsembleError` naming the image and
     /// tile when an artifact is missing, of an unknown model, or of the wrong shape.
     public func merge(image: String, width: Int, height: Int, artifacts: [TileArtifact],
-                      models: Set<ModelKind> = Set(ModelKind.allCases)) throws -> MergedImage {
+                      models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> MergedImage {
         let stitched = try Stitcher.stitch(image: image, width: width, height: height, artifacts: artifacts,
                                            models: models, config: config)
         return vote(stitched, models: models)
     }
 
-    func vote(_ s: StitchedImage, models: Set<ModelKind>) -> MergedImage {
-        if models == [.uperNet] { return semanticInstances(s) }
+    func vote(_ s: StitchedImage, models: Set<EnsembleModel>) -> MergedImage {
+        if models == [.upernet] { return semanticInstances(s) }
         var planes = OwnershipPlanes(width: s.width, height: s.height)
         let clusters = fuseBoxes(s, models: models)
         var windows: [(window: PixelRect, votes: [Float])] = []
@@ -74,8 +81,13 @@ public struct Merger: Sendable {
 
     struct Cluster {
         var box: Box
+        /// The union of the member boxes: the vote's window, so that no member's mask is cut.
+        var extent: Box
         /// The most confident member of each detecting model.
-        var best: [ModelKind: PlacedDetection] = [:]
+        var best: [EnsembleModel: PlacedDetection] = [:]
+        /// Every member, by model: pieces of one cell cut by different seams, or a detector's
+        /// own near-duplicates.
+        var members: [EnsembleModel: [PlacedDetection]] = [:]
         var weightSum: Double = 0
         var sums: (Double, Double, Double, Double) = (0, 0, 0, 0)
         var score: Double = 0
@@ -84,10 +96,10 @@ public struct Merger: Sendable {
     /// Weighted box fusion: boxes, most confident first, join the cluster whose fused box they
     /// overlap most (IoU above `boxFusionIoU`); the fused box is the confidence × model-weight
     /// weighted mean of its members.
-    func fuseBoxes(_ s: StitchedImage, models: Set<ModelKind>) -> [Cluster] {
-        let boxModels = [ModelKind.yolox, .maskRCNN].filter { models.contains($0) && config.weight($0) > 0 }
+    func fuseBoxes(_ s: StitchedImage, models: Set<EnsembleModel>) -> [Cluster] {
+        let boxModels = [EnsembleModel.yolox, .maskrcnn].filter { models.contains($0) && config.weight($0) > 0 }
         guard !boxModels.isEmpty else { return [] }
-        var all: [(ModelKind, PlacedDetection)] = []
+        var all: [(EnsembleModel, PlacedDetection)] = []
         for m in boxModels { all += (s.detections[m] ?? []).map { (m, $0) } }
         // Stable order: score, then model, so that the fit is reproducible.
         all = all.enumerated().sorted { a, b in
@@ -101,7 +113,7 @@ public struct Merger: Sendable {
                 if iou > bestIoU { bestIoU = iou; target = i }
             }
             if target < 0 {
-                clusters.append(Cluster(box: d.box))
+                clusters.append(Cluster(box: d.box, extent: d.box))
                 target = clusters.count - 1
             }
             let w = d.score * config.weight(m)
@@ -114,6 +126,9 @@ public struct Merger: Sendable {
                             x1: Float(c.sums.2 / c.weightSum), y1: Float(c.sums.3 / c.weightSum))
             }
             if c.best[m] == nil { c.best[m] = d }
+            c.members[m, default: []].append(d)
+            c.extent = Box(x0: min(c.extent.x0, d.box.x0), y0: min(c.extent.y0, d.box.y0),
+                           x1: max(c.extent.x1, d.box.x1), y1: max(c.extent.y1, d.box.y1))
             clusters[target] = c
         }
         let total = boxModels.map { config.weight($0) }.reduce(0, +)
@@ -130,36 +145,46 @@ public struct Merger: Sendable {
 
     /// Each pixel of the cluster's window gets the weighted mean of the models' votes: the Mask
     /// R-CNN soft mask pasted bilinearly into its box, the YOLOX box (1 inside, 0 outside) and
-    /// UPerNet's foreground probability; each weighted by model weight × confidence (a detection's
-    /// score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector that did not
-    /// see this cell has no say in its shape.
-    func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<ModelKind>) -> (window: PixelRect, votes: [Float]) {
-        let m = config.boxMargin
-        let x0 = max(0, Int(c.box.x0.rounded(.down)) - m), y0 = max(0, Int(c.box.y0.rounded(.down)) - m)
-        let x1 = min(s.width, Int(c.box.x1.rounded(.up)) + m), y1 = min(s.height, Int(c.box.y1.rounded(.up)) + m)
+    /// UPerNet's foreground probability; each weighted by model weight × confidence (the best
+    /// member's score; for UPerNet its certainty at that pixel, max(p, 1 - p)). A detector with
+    /// several members votes the most of them at each pixel, so that the pieces of a cell cut by
+    /// seams in every tile add up to the whole cell. A detector that did not see this cell has no
+    /// say in its shape.
+    func pixelVote(_ c: Cluster, _ s: StitchedImage, models: Set<EnsembleModel>) -> (window: PixelRect, votes: [Float]) {
+        let m = config.boxMargin, e = c.extent
+        let x0 = max(0, Int(e.x0.rounded(.down)) - m), y0 = max(0, Int(e.y0.rounded(.down)) - m)
+        let x1 = min(s.width, Int(e.x1.rounded(.up)) + m), y1 = min(s.height, Int(e.y1.rounded(.up)) + m)
         let window = PixelRect(x: x0, y: y0, width: max(0, x1 - x0), height: max(0, y1 - y0))
         var num = [Float](repeating: 0, count: window.area)
         var den = [Float](repeating: 0, count: window.area)
         guard window.area > 0 else { return (window, num) }
 
-        if let d = c.best[.maskRCNN], let soft = d.softMask {
-            let w = Float(config.weight(.maskRCNN) * d.score)
-            paste(soft, into: d.box, window: window) { i, v in num[i] += w * v; den[i] += w }
+        var shape = [Float](repeating: 0, count: window.area)
+        if let best = c.best[.maskrcnn] {
+            let w = Float(config.weight(.maskrcnn) * best.score)
+            for d in c.members[.maskrcnn] ?? [] {
+                guard let soft = d.softMask else { continue }
+                paste(soft, into: d.box, window: window) { i, v in shape[i] = max(shape[i], v) }
+            }
+            for i in shape.indices { num[i] += w * shape[i]; den[i] += w }
         }
-        if let d = c.best[.yolox] {
-            let w = Float(config.weight(.yolox) * d.score)
-            for y in 0..<window.height {
-                let cy = Float(window.y + y) + 0.5
-                for x in 0..<window.width {
-                    let cx = Float(window.x + x) + 0.5
-                    let inside: Float = cx >= d.box.x0 && cx < d.box.x1 && cy >= d.box.y0 && cy < d.box.y1 ? 1 : 0
-                    num[y * window.width + x] += w * inside
-                    den[y * window.width + x] += w
+        if let best = c.best[.yolox] {
+            let w = Float(config.weight(.yolox) * best.score)
+            for i in shape.indices { shape[i] = 0 }
+            for d in c.members[.yolox] ?? [] {
+                for y in 0..<window.height {
+                    let cy = Float(window.y + y) + 0.5
+                    guard cy >= d.box.y0 && cy < d.box.y1 else { continue }
+                    for x in 0..<window.width {
+                        let cx = Float(window.x + x) + 0.5
+                        if cx >= d.box.x0 && cx < d.box.x1 { shape[y * window.width + x] = 1 }
+                    }
                 }
             }
+            for i in shape.indices { num[i] += w * shape[i]; den[i] += w }
         }
-        if models.contains(.uperNet), let sem = s.semantic, config.weight(.uperNet) > 0 {
-            let wu = Float(config.weight(.uperNet))
+        if models.contains(.upernet), let sem = s.semantic, config.weight(.upernet) > 0 {
+            let wu = Float(config.weight(.upernet))
             for y in 0..<window.height {
                 let row = (window.y + y) * s.width + window.x
                 for x in 0..<window.width {
@@ -175,7 +200,8 @@ public struct Merger: Sendable {
     }
 
     /// Resamples a square soft mask covering `box` onto the window's pixel centres (bilinear,
-    /// edge-clamped, zero outside the box) and hands each value to `add`.
+    /// edge-clamped) and hands each value to `add`; outside the box Mask R-CNN votes 0, since
+    /// it places the whole cell inside its box.
     private func paste(_ soft: ProbabilityMap, into box: Box, window: PixelRect, _ add: (Int, Float) -> Void) {
         let n = soft.width
         let sx = Float(n) / box.width, sy = Float(n) / box.height
@@ -189,11 +215,17 @@ public struct Merger: Sendable {
         soft.values.withUnsafeBufferPointer { v in
             for y in 0..<window.height {
                 let cy = Float(window.y + y) + 0.5
-                guard cy >= box.y0, cy < box.y1 else { continue }
+                guard cy >= box.y0, cy < box.y1 else {
+                    for x in 0..<window.width { add(y * window.width + x, 0) }
+                    continue
+                }
                 let t = min(max((cy - box.y0) * sy - 0.5, 0), Float(n - 1))
                 let j = min(Int(t), n - 2), fy = t - Float(j)
                 for x in 0..<window.width {
-                    guard let (i0, i1, fx) = xs[x] else { continue }
+                    guard let (i0, i1, fx) = xs[x] else {
+                        add(y * window.width + x, 0)
+                        continue
+                    }
                     let a = Float(v[j * n + i0]) * (1 - fx) + Float(v[j * n + i1]) * fx
                     let b = Float(v[(j + 1) * n + i0]) * (1 - fx) + Float(v[(j + 1) * n + i1]) * fx
                     add(y * window.width + x, (a * (1 - fy) + b * fy) / 255)
@@ -204,14 +236,14 @@ public struct Merger: Sendable {
 
     // MARK: (d) cell types
 
-    private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<ModelKind>) -> [Double] {
+    private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
         var votes = [Double](repeating: 0, count: config.classes.count)
         for (m, d) in c.best {
             let w = config.weight(m) * d.score
             for i in votes.indices { votes[i] += w * d.classProbabilities[i] }
         }
-        if models.contains(.uperNet), let sem = s.semantic {
-            addSemanticVote(sem, mask: mask, weight: config.weight(.uperNet), to: &votes)
+        if models.contains(.upernet), let sem = s.semantic {
+            addSemanticVote(sem, mask: mask, weight: config.weight(.upernet), to: &votes)
         }
         return normalized(votes)
     }
@@ -235,9 +267,9 @@ public struct Merger: Sendable {
         for c in votes.indices { votes[c] += weight * confidence * dist[c] }
     }
 
-    private func imageClasses(_ s: StitchedImage, models: Set<ModelKind>) -> [Double] {
+    private func imageClasses(_ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
         var votes = [Double](repeating: 0, count: config.classes.count)
-        for m in [ModelKind.yolox, .maskRCNN] where models.contains(m) {
+        for m in [EnsembleModel.yolox, .maskrcnn] where models.contains(m) {
             var sums = [Double](repeating: 0, count: votes.count)
             for d in s.detections[m] ?? [] {
                 for c in sums.indices { sums[c] += d.score * d.classProbabilities[c] }
@@ -245,7 +277,7 @@ public struct Merger: Sendable {
             let dist = normalized(sums)
             for c in votes.indices { votes[c] += config.weight(m) * dist[c] }
         }
-        if models.contains(.uperNet), let sem = s.semantic {
+        if models.contains(.upernet), let sem = s.semantic {
             let n = s.width * s.height
             var sums = [Double](repeating: 0, count: votes.count)
             for c in sums.indices {
@@ -254,7 +286,7 @@ public struct Merger: Sendable {
                 sums[c] = t
             }
             let dist = normalized(sums)
-            for c in votes.indices { votes[c] += config.weight(.uperNet) * dist[c] }
+            for c in votes.indices { votes[c] += config.weight(.upernet) * dist[c] }
         }
         return normalized(votes)
     }
@@ -263,7 +295,7 @@ public struct Merger: Sendable {
 
     /// Connected components of the thresholded foreground, scored by their mean foreground.
     func semanticInstances(_ s: StitchedImage) -> MergedImage {
-        let imageProbs = imageClasses(s, models: [.uperNet])
+        let imageProbs = imageClasses(s, models: [.upernet])
         var result = MergedImage(image: s.image, width: s.width, height: s.height,
                                  cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,
                                  classProbabilities: imageProbs, instances: [])

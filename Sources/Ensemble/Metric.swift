@@ -29,6 +29,12 @@ public enum SartoriusMetric {
     /// maximum one-to-one matching (augmenting paths over the few candidate pairs), which is the
     /// same number whenever matches are unique.
     public static func score(predicted: [Mask], truth: [Mask]) -> ImageScore {
+        scoreAndFit(predicted: predicted, truth: truth).score
+    }
+
+    /// The score, and the mean over true masks of their best IoU above 0.5 (0 when none): a
+    /// finer measure of the same thing, used to break ties between configs of equal score.
+    static func scoreAndFit(predicted: [Mask], truth: [Mask]) -> (score: ImageScore, meanIoU: Double) {
         // IoU of every pair whose boxes meet; all others are 0 and can never match.
         var candidates: [[(truth: Int, iou: Double)]] = Array(repeating: [], count: predicted.count)
         let truthBoxes = truth.map(\.box)
@@ -48,7 +54,10 @@ public enum SartoriusMetric {
                                  falseNegatives: truth.count - tp))
         }
         let score = counts.map(\.precision).reduce(0, +) / Double(counts.count)
-        return ImageScore(score: score, counts: counts)
+        var bestIoU = [Double](repeating: 0, count: truth.count)
+        for list in candidates { for c in list { bestIoU[c.truth] = max(bestIoU[c.truth], c.iou) } }
+        let meanIoU = truth.isEmpty ? (predicted.isEmpty ? 1 : 0) : bestIoU.reduce(0, +) / Double(truth.count)
+        return (ImageScore(score: score, counts: counts), meanIoU)
     }
 
     /// Kuhn's augmenting paths; the graphs here have a handful of edges per node.

@@ -25,16 +25,16 @@ struct StitchedImage: Sendable {
     var image: String
     var width: Int
     var height: Int
-    var detections: [ModelKind: [PlacedDetection]]
+    var detections: [EnsembleModel: [PlacedDetection]]
     var semantic: SemanticPlanes?
 }
 
 enum Stitcher {
     static func stitch(image: String, width: Int, height: Int, artifacts: [TileArtifact],
-                       models: Set<ModelKind>, config: EnsembleConfig) throws -> StitchedImage {
-        var byModel: [ModelKind: [TileArtifact]] = [:]
+                       models: Set<EnsembleModel>, config: EnsembleConfig) throws -> StitchedImage {
+        var byModel: [EnsembleModel: [TileArtifact]] = [:]
         for a in artifacts {
-            guard let kind = ModelKind(artifactModel: a.model) else {
+            guard let kind = EnsembleModel(artifactModel: a.model) else {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "model '\(a.model)' is none of yolox, maskrcnn, upernet")
             }
@@ -46,12 +46,12 @@ enum Stitcher {
             if models.contains(kind) { byModel[kind, default: []].append(a) }
         }
         var out = StitchedImage(image: image, width: width, height: height, detections: [:], semantic: nil)
-        for kind in ModelKind.allCases where models.contains(kind) {
+        for kind in EnsembleModel.allCases where models.contains(kind) {
             guard let arts = byModel[kind], !arts.isEmpty else { throw EnsembleError.missingArtifacts(image: image, model: kind) }
             switch kind {
-            case .yolox, .maskRCNN:
+            case .yolox, .maskrcnn:
                 out.detections[kind] = try placeDetections(arts, kind: kind, image: image, width: width, height: height, config: config)
-            case .uperNet:
+            case .upernet:
                 out.semantic = try blendSemantic(arts, image: image, width: width, height: height, config: config)
             }
         }
@@ -72,13 +72,13 @@ enum Stitcher {
     /// Tiles overlap, so a cell near a seam is seen by several tiles: whole where it lies inside
     /// a tile, cut where its box runs into a tile's inner edge. Whole sightings win; a cut one is
     /// kept only when no tile shows that cell whole (a cell larger than the overlap).
-    private static func placeDetections(_ arts: [TileArtifact], kind: ModelKind, image: String,
+    private static func placeDetections(_ arts: [TileArtifact], kind: EnsembleModel, image: String,
                                         width: Int, height: Int, config: EnsembleConfig) throws -> [PlacedDetection] {
         var whole: [PlacedDetection] = [], cut: [PlacedDetection] = []
         let margin = Float(config.seamMargin)
         for (t, a) in arts.enumerated() {
             let map = try classMap(a, image: image, config: config)
-            if kind == .maskRCNN {
+            if kind == .maskrcnn {
                 guard a.masks.count == a.detections.count else {
                     throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                     reason: "maskrcnn artifact has \(a.masks.count) masks for \(a.detections.count) detections")
@@ -94,7 +94,7 @@ enum Stitcher {
                 var probs = [Double](repeating: 0, count: config.classes.count)
                 for (i, p) in d.classProbabilities.enumerated() { probs[map[i]] += Double(p) }
                 var soft: ProbabilityMap?
-                if kind == .maskRCNN {
+                if kind == .maskrcnn {
                     let m = a.masks[k]
                     guard m.channels == 1, m.width == m.height, m.width > 1 else {
                         throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
@@ -116,11 +116,85 @@ enum Stitcher {
             let duplicate = kept.contains { $0.tile != d.tile && Double($0.box.iou(d.box)) > config.stitchIoU }
             if !duplicate { kept.append(d) }
         }
-        for d in cut.sorted(by: byScore) {
-            let seenWhole = kept.contains { $0.tile != d.tile && coverage(of: d.box, by: $0.box) > 0.6 }
-            if !seenWhole { kept.append(d) }
+        let pieces = cut.sorted(by: byScore).filter { d in
+            !kept.contains { $0.tile != d.tile && coverage(of: d.box, by: $0.box) > 0.6 }
         }
-        return kept
+        return kept + joinPieces(pieces, tiles: arts.map(\.tile), config: config)
+    }
+
+    /// A cell larger than the overlap is cut in every tile. Two pieces from different tiles are
+    /// one cell when they agree where their tiles overlap (box IoU inside that shared region above
+    /// `stitchIoU`); the pieces of one cell become one detection over the union of their boxes.
+    private static func joinPieces(_ pieces: [PlacedDetection], tiles: [PixelRect], config: EnsembleConfig) -> [PlacedDetection] {
+        var parent = Array(pieces.indices)
+        func root(_ i: Int) -> Int {
+            var i = i
+            while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
+            return i
+        }
+        for i in pieces.indices {
+            for j in pieces.indices where j > i && pieces[i].tile != pieces[j].tile {
+                let a = tiles[pieces[i].tile], b = tiles[pieces[j].tile]
+                let shared = Box(x0: Float(max(a.x, b.x)), y0: Float(max(a.y, b.y)),
+                                 x1: Float(min(a.maxX, b.maxX)), y1: Float(min(a.maxY, b.maxY)))
+                guard shared.width > 0, shared.height > 0 else { continue }
+                if Double(clip(pieces[i].box, to: shared).iou(clip(pieces[j].box, to: shared))) > config.stitchIoU {
+                    parent[root(j)] = root(i)
+                }
+            }
+        }
+        var groups: [Int: [PlacedDetection]] = [:]
+        var order: [Int] = []
+        for i in pieces.indices {
+            let r = root(i)
+            if groups[r] == nil { order.append(r) }
+            groups[r, default: []].append(pieces[i])
+        }
+        return order.map { joined(groups[$0]!) }
+    }
+
+    private static func clip(_ b: Box, to r: Box) -> Box {
+        Box(x0: max(b.x0, r.x0), y0: max(b.y0, r.y0), x1: max(min(b.x1, r.x1), max(b.x0, r.x0)), y1: max(min(b.y1, r.y1), max(b.y0, r.y0)))
+    }
+
+    /// One detection from the pieces of a cell: union box, best score, score-weighted classes,
+    /// and a soft mask (twice the pieces' resolution) that is the most of the pieces at each point.
+    private static func joined(_ pieces: [PlacedDetection]) -> PlacedDetection {
+        guard pieces.count > 1 else { return pieces[0] }
+        let box = pieces.dropFirst().reduce(pieces[0].box) {
+            Box(x0: min($0.x0, $1.box.x0), y0: min($0.y0, $1.box.y0), x1: max($0.x1, $1.box.x1), y1: max($0.y1, $1.box.y1))
+        }
+        let total = pieces.map(\.score).reduce(0, +)
+        var probs = [Double](repeating: 0, count: pieces[0].classProbabilities.count)
+        for p in pieces { for c in probs.indices { probs[c] += p.score * p.classProbabilities[c] / max(total, 1e-12) } }
+        var soft: ProbabilityMap?
+        if let n0 = pieces.compactMap(\.softMask).first?.width {
+            let n = 2 * n0
+            var values = [Float](repeating: 0, count: n * n)
+            for j in 0..<n {
+                let y = box.y0 + (Float(j) + 0.5) * box.height / Float(n)
+                for i in 0..<n {
+                    let x = box.x0 + (Float(i) + 0.5) * box.width / Float(n)
+                    for p in pieces { if let m = p.softMask { values[j * n + i] = max(values[j * n + i], sample(m, over: p.box, x: x, y: y)) } }
+                }
+            }
+            soft = ProbabilityMap(channels: 1, width: n, height: n, probabilities: values)
+        }
+        return PlacedDetection(box: box, score: pieces.map(\.score).max()!, classProbabilities: probs, softMask: soft, tile: pieces[0].tile)
+    }
+
+    /// A square soft mask covering `box`, read bilinearly at image point (x, y); 0 outside the box.
+    static func sample(_ soft: ProbabilityMap, over box: Box, x: Float, y: Float) -> Float {
+        guard x >= box.x0, x < box.x1, y >= box.y0, y < box.y1 else { return 0 }
+        let n = soft.width
+        let u = min(max((x - box.x0) * Float(n) / box.width - 0.5, 0), Float(n - 1))
+        let v = min(max((y - box.y0) * Float(n) / box.height - 0.5, 0), Float(n - 1))
+        let i = min(Int(u), n - 2), j = min(Int(v), n - 2)
+        let fx = u - Float(i), fy = v - Float(j)
+        let m = soft.values
+        let a = Float(m[j * n + i]) * (1 - fx) + Float(m[j * n + i + 1]) * fx
+        let b = Float(m[(j + 1) * n + i]) * (1 - fx) + Float(m[(j + 1) * n + i + 1]) * fx
+        return (a * (1 - fy) + b * fy) / 255
     }
 
     /// The share of `a` that lies inside `b`.

@@ -18,9 +18,10 @@ public struct CalibrationImage: Sendable {
 }
 
 /// Adaptive weights: a coordinate search over the model weights and the main thresholds that
-/// maximises the Sartorius score of the merge on a validation split. Deterministic: fixed
-/// candidate grids visited in a fixed order, a change kept only when it strictly improves, so
-/// the same split and start always give the same config.
+/// maximises the Sartorius score of the merge on a validation split (ties broken by the mean
+/// IoU of the true masks). Deterministic: fixed candidate grids visited in a fixed order, a
+/// change kept only when it strictly improves, so the same split and start always give the
+/// same config.
 public struct WeightFitter: Sendable {
     public var start: EnsembleConfig
     /// Full passes over all coordinates at most; the search stops early when a pass changes nothing.
@@ -39,22 +40,29 @@ public struct WeightFitter: Sendable {
     public func fit(_ images: [CalibrationImage], split: String) throws -> EnsembleConfig {
         let stitched = try images.map { img in
             try Stitcher.stitch(image: img.image, width: img.width, height: img.height, artifacts: img.artifacts,
-                                models: Set(ModelKind.allCases), config: start)
+                                models: Set(EnsembleModel.allCases), config: start)
         }
         let truths = images.map(\.truth)
-        func evaluate(_ config: EnsembleConfig) -> Double {
-            guard !stitched.isEmpty else { return 0 }
+        // Score first; on equal scores the mean best IoU of the true masks decides, so that on a
+        // plateau of the step-shaped metric the search still moves towards cleaner masks.
+        func evaluate(_ config: EnsembleConfig) -> (score: Double, meanIoU: Double) {
+            guard !stitched.isEmpty else { return (0, 0) }
             let merger = Merger(config: config)
-            var total = 0.0
+            var total = 0.0, iou = 0.0
             for (s, truth) in zip(stitched, truths) {
-                let merged = merger.vote(s, models: Set(ModelKind.allCases))
-                total += SartoriusMetric.score(predicted: merged.instances.map(\.mask), truth: truth).score
+                let merged = merger.vote(s, models: Set(EnsembleModel.allCases))
+                let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: truth)
+                total += r.score.score
+                iou += r.meanIoU
             }
-            return total / Double(stitched.count)
+            return (total / Double(stitched.count), iou / Double(stitched.count))
+        }
+        func better(_ a: (score: Double, meanIoU: Double), than b: (score: Double, meanIoU: Double)) -> Bool {
+            a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)
         }
 
         typealias Coordinate = (grid: [Double], set: (inout EnsembleConfig, Double) -> Void)
-        var coordinates: [Coordinate] = ModelKind.allCases.map { m in
+        var coordinates: [Coordinate] = EnsembleModel.allCases.map { m in
             (Self.weightGrid, { (c: inout EnsembleConfig, v: Double) in c.modelWeights[m] = v })
         }
         coordinates += [
@@ -75,7 +83,7 @@ public struct WeightFitter: Sendable {
                     coordinate.set(&candidate, value)
                     guard candidate != best else { continue }
                     let score = evaluate(candidate)
-                    if score > bestScore + 1e-12 {
+                    if better(score, than: bestScore) {
                         best = candidate
                         bestScore = score
                         changed = true
@@ -84,7 +92,7 @@ public struct WeightFitter: Sendable {
             }
             if !changed { break }
         }
-        best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore, startScore: startScore)
+        best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore.score, startScore: startScore.score)
         return best
     }
 }

@@ -119,5 +119,6 @@ import Testing
         try Overlay.write(image, instances: [(cell, "cort")], to: out)
         let header = try PNGCodec.readHeader(out)
         #expect(header.width == 704 && header.height == 520 && header.color)
+        #expect(throws: OverlayError.self) { try Overlay.write(image, instances: [(rect(1, 1, 3, 3, image: (100, 100)), "cort")], to: out) }
     }
 }

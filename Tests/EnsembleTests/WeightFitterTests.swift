@@ -1,0 +1,101 @@
+import Foundation
+import Imaging
+import Testing
+@testable import Ensemble
+
+/// SplitMix64: the same noise on every machine.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+enum FitScenes {
+    static let size = (160, 120)
+
+    /// Non-overlapping discs scattered over the image.
+    static func cells(seed: UInt64) -> [Mask] {
+        var rng = SeededRandom(state: seed)
+        var placed: [(Double, Double, Double)] = []
+        while placed.count < 10 {
+            let r = Double.random(in: 5...11, using: &rng)
+            let x = Double.random(in: r...(Double(size.0) - r), using: &rng)
+            let y = Double.random(in: r...(Double(size.1) - r), using: &rng)
+            if placed.allSatisfy({ hypot($0.0 - x, $0.1 - y) > $0.2 + r + 3 }) { placed.append((x, y, r)) }
+        }
+        return placed.map { disc($0.0, $0.1, $0.2, image: size) }
+    }
+
+    /// Perfect detectors; UPerNet replaced by uniform noise when `noisySemantic`, YOLOX boxes
+    /// replaced by confident random boxes when `noisyBoxes`.
+    static func image(seed: UInt64, noisySemantic: Bool = false, noisyBoxes: Bool = false) -> CalibrationImage {
+        let truth = cells(seed: seed)
+        var rng = SeededRandom(state: seed ^ 0xABCDEF)
+        let artifacts = PerfectModels.artifacts(masks: truth, cellType: "astro", width: size.0, height: size.1).map { a -> TileArtifact in
+            var a = a
+            if noisySemantic, let s = a.semantic {
+                let plane = s.width * s.height
+                var p = [Float](repeating: 0, count: s.channels * plane)
+                for i in 0..<plane {
+                    let fg = Float.random(in: 0...1, using: &rng)
+                    p[i] = 1 - fg
+                    p[2 * plane + i] = fg
+                }
+                a.semantic = ProbabilityMap(channels: s.channels, width: s.width, height: s.height, probabilities: p)
+            }
+            if noisyBoxes, a.model.hasPrefix("yolox") {
+                a.detections = (0..<10).map { _ in
+                    let x = Float.random(in: 0...140, using: &rng), y = Float.random(in: 0...100, using: &rng)
+                    return Detection(box: Box(x0: x, y0: y, x1: x + Float.random(in: 8...20, using: &rng), y1: y + Float.random(in: 8...20, using: &rng)),
+                                     score: 0.95, classProbabilities: [0, 1, 0])
+                }
+            }
+            return a
+        }
+        return CalibrationImage(image: "scene\(seed)", width: size.0, height: size.1, artifacts: artifacts, truth: truth)
+    }
+}
+
+@Suite struct WeightFitterTests {
+    func score(_ config: EnsembleConfig, _ images: [CalibrationImage]) throws -> Double {
+        var total = 0.0
+        for img in images {
+            let merged = try Merger(config: config).merge(image: img.image, width: img.width, height: img.height, artifacts: img.artifacts)
+            total += SartoriusMetric.score(predicted: merged.instances.map(\.mask), truth: img.truth).score
+        }
+        return total / Double(images.count)
+    }
+
+    @Test func aModelThatIsPureNoiseLosesItsWeight() throws {
+        let images = (1...2).map { FitScenes.image(seed: UInt64($0), noisySemantic: true) }
+        let fitted = try WeightFitter().fit(images, split: "noise-val")
+        print("fit noisy upernet: \(fitted.modelWeights) \(fitted.fit!)")
+        #expect(fitted.weight(.upernet) == 0)
+        #expect(fitted.weight(.maskrcnn) > 0)
+        let fit = try #require(fitted.fit)
+        #expect(fit.split == "noise-val" && fit.images == 2)
+        #expect(fit.score > fit.startScore)
+        // The recorded score is the score of the returned config.
+        #expect(abs(try score(fitted, images) - fit.score) < 1e-12)
+    }
+
+    @Test func confidentRandomBoxesLoseTheirWeight() throws {
+        let images = (3...4).map { FitScenes.image(seed: UInt64($0), noisyBoxes: true) }
+        let fitted = try WeightFitter().fit(images, split: "boxes-val")
+        print("fit noisy yolox: \(fitted.modelWeights) \(fitted.fit!)")
+        #expect(fitted.weight(.yolox) == 0)
+        #expect(fitted.fit!.score > fitted.fit!.startScore)
+    }
+
+    @Test func theFitIsReproducible() throws {
+        let images = [FitScenes.image(seed: 5, noisySemantic: true)]
+        var fitter = WeightFitter()
+        fitter.passes = 1
+        #expect(try fitter.fit(images, split: "a") == fitter.fit(images, split: "a"))
+    }
+}
