@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import JobStore
 import Logging
 import Synchronization
@@ -105,7 +106,8 @@ public final class WorkerLoop: Sendable {
                 logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
                 return (true, next)
             case let .failure(error):
-                let permanent = error is PermanentJobError || isBadInput(error)
+                // Bad input (a damaged image) fails at once: another attempt would read the same bytes.
+                let permanent = error is PermanentJobError || error is ImagingError
                 let message = "\(error)"
                 try store.fail(lease, error: message, retryable: !permanent)
                 logger.warning("job \(job.id) \(job.kind) failed (attempt \(job.attempt)/\(job.maxAttempts)): \(message)")
@@ -116,10 +118,6 @@ public final class WorkerLoop: Sendable {
             logger.warning("job \(job.id): \(error)")
             return (false, nil)
         }
-    }
-
-    private func isBadInput(_ error: any Error) -> Bool {
-        String(reflecting: type(of: error)).hasPrefix("Imaging.")
     }
 }
 

@@ -90,7 +90,7 @@ struct Eval: ParsableCommand {
                 try COCORLE(compressed: $0.cell.rle, width: image.width, height: image.height).mask()
             }
         }
-        let kind = Ensemble.ModelKind(artifactModel: scored.rawValue)!
+        let kind = EnsembleModel(artifactModel: scored.rawValue)!
         let handler = MergeHandler(store: db, merger: merger)
         let merged = try handler.merge(mergeJob, MergeJob(image: image.path, width: image.width, height: image.height), models: [kind])
         return merged.instances.map(\.mask)

@@ -55,11 +55,19 @@ struct MergeHandler: JobHandler {
         return JobResult(artifact: png, provenance: provenance.jobArgs(), cells: cells)
     }
 
-    func merge(_ jobID: JobID, _ args: MergeJob, models: Set<Ensemble.ModelKind> = Set(Ensemble.ModelKind.allCases)) throws -> MergedImage {
+    /// Merges with `models`, or else with every network the image's tile jobs ran (a plate may be
+    /// submitted with fewer than three). Ensemble errors are bad input: retrying cannot fix them.
+    func merge(_ jobID: JobID, _ args: MergeJob, models: Set<EnsembleModel>? = nil) throws -> MergedImage {
         let artifacts = try store.dependencyArtifacts(of: jobID).map { stored in
             try TileArtifact.decode(stored.bytes, name: "job \(stored.jobID) (\(args.image))")
         }
-        return try merger.merge(image: args.image, width: args.width, height: args.height, artifacts: artifacts, models: models)
+        let ran = Set(artifacts.compactMap { EnsembleModel(artifactModel: $0.model) })
+        do {
+            return try merger.merge(image: args.image, width: args.width, height: args.height, artifacts: artifacts,
+                                    models: models ?? ran)
+        } catch let e as EnsembleError {
+            throw PermanentJobError(e.description)
+        }
     }
 }
 
