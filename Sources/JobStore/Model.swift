@@ -99,6 +99,8 @@ public struct PlateProgress: Sendable, Equatable {
     public var plate: String
     public var images: Int
     public var unreadableImages: Int
+    /// Images whose merge has succeeded: their cells are stored.
+    public var imagesMerged: Int
     public var queued: Int
     /// Queued jobs that still wait on others (a merge whose tiles are not all done).
     public var blocked: Int

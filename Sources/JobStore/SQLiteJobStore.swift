@@ -274,6 +274,7 @@ public final class SQLiteJobStore: JobStore {
                     SELECT p.name,
                         (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id) AS images,
                         (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.error IS NOT NULL) AS unreadable,
+                        COUNT(j.id) FILTER (WHERE j.kind = 'merge' AND j.state = 'succeeded') AS merged,
                         COUNT(j.id) FILTER (WHERE j.state = 'queued') AS queued,
                         COUNT(j.id) FILTER (WHERE j.state = 'queued' AND j.waiting_on > 0) AS blocked,
                         COUNT(j.id) FILTER (WHERE j.state = 'running') AS running,
@@ -286,7 +287,8 @@ public final class SQLiteJobStore: JobStore {
                     """,
                 arguments: ["since": since, "plate": plate])
             return rows.map { r in
-                PlateProgress(plate: r["name"], images: r["images"], unreadableImages: r["unreadable"], queued: r["queued"],
+                PlateProgress(plate: r["name"], images: r["images"], unreadableImages: r["unreadable"], imagesMerged: r["merged"],
+                              queued: r["queued"],
                               blocked: r["blocked"], running: r["running"], succeeded: r["succeeded"], failed: r["failed"],
                               finishedLastMinute: r["recent"])
             }

@@ -113,9 +113,15 @@ public final class WorkerLoop: Sendable {
                 logger.warning("job \(job.id) \(job.kind) failed (attempt \(job.attempt)/\(job.maxAttempts)): \(message)")
                 return (false, nil)
             }
+        } catch let lost as JobStoreError where lost == .leaseLost(job.id) {
+            // Someone else owns the job now; our result is discarded by design.
+            logger.warning("job \(job.id): \(lost)")
+            return (false, nil)
         } catch {
-            // Lease lost: someone else owns the job now; our result is discarded by design.
-            logger.warning("job \(job.id): \(error)")
+            // The result could not be stored (disk full, say): record why, and let a later
+            // attempt redo the job once there is room. If even that fails, the lease expires.
+            logger.error("job \(job.id): cannot store its result: \(error)")
+            try? store.fail(lease, error: "cannot store the result (\(error)); free disk space, then `plateseg retry`", retryable: true)
             return (false, nil)
         }
     }

@@ -120,7 +120,8 @@ final class ProgressBar {
         let width = 30
         let filled = p.total > 0 ? width * done / p.total : 0
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        return "\(plate) [\(bar)] \(done)/\(p.total) jobs  \(p.running) running  \(String(format: "%.1f", rate)) jobs/s  ETA \(eta)  failed \(p.failed)"
+        let images = p.images - p.unreadableImages
+        return "\(plate) [\(bar)] images \(p.imagesMerged)/\(images)  jobs \(done)/\(p.total)  \(p.running) running  \(String(format: "%.1f", rate)) jobs/s  ETA \(eta)  failed \(p.failed)"
     }
 
     private func format(_ seconds: Double) -> String {

@@ -28,9 +28,9 @@ struct Status: ParsableCommand {
             print(plate.map { "No plate named \($0) in \(store.db)." } ?? "No plates in \(store.db).")
             return
         }
-        var rows = [["plate", "images", "unreadable", "queued", "blocked", "running", "succeeded", "failed", "jobs/min"]]
+        var rows = [["plate", "images", "merged", "unreadable", "queued", "blocked", "running", "succeeded", "failed", "jobs/min"]]
         for p in plates {
-            rows.append([p.plate, "\(p.images)", "\(p.unreadableImages)", "\(p.queued)", "\(p.blocked)", "\(p.running)",
+            rows.append([p.plate, "\(p.images)", "\(p.imagesMerged)", "\(p.unreadableImages)", "\(p.queued)", "\(p.blocked)", "\(p.running)",
                          "\(p.succeeded)", "\(p.failed)", "\(p.finishedLastMinute)"])
         }
         printTable(rows)

@@ -44,6 +44,8 @@ import Testing
             try store.complete(job.lease, artifact: [UInt8(job.id)], cells: nil)
         }
         #expect(kinds == ["infer", "infer", "infer", "merge"])
+        let p = try #require(try store.progress(plate: "P1").first)
+        #expect(p.imagesMerged == 1 && p.succeeded == 4 && p.done)
     }
 
     @Test(arguments: Driver.allCases)
