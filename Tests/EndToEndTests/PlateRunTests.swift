@@ -91,6 +91,27 @@ import Testing
         #expect(!(try plateseg(["status", "--db", db])).contains("Failed jobs"))
     }
 
+    @Test func statusQueryAndExportWorkWhileWorkersRun() throws {
+        try installModels()
+        let runner = Process()
+        runner.executableURL = products.appendingPathComponent("plateseg")
+        runner.arguments = ["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path]
+        runner.standardOutput = FileHandle.nullDevice
+        runner.standardError = FileHandle.nullDevice
+        try runner.run()
+        // Each call fails the test if the command exits non-zero (a locked or half-written database).
+        var polls = 0
+        while runner.isRunning {
+            try plateseg(["status", "--db", db])
+            polls += 1
+            try plateseg(["query", "--db", db, "--format", "csv"])
+            try plateseg(["export", "--db", db, "--out", work.appendingPathComponent("live.csv").path])
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        #expect(runner.terminationStatus == 0)
+        #expect(polls >= 2, "the commands ran while the workers did")
+    }
+
     @Test func sameInputsGiveTheSameCells() throws {
         try installModels()
         let second = work.appendingPathComponent("second.sqlite").path
