@@ -3,9 +3,11 @@ import Testing
 @testable import Models
 
 @Suite struct YOLOXParityTests {
-    @Test func rawHeadMapsMatchPyTorch() throws {
-        let expected = try Fixture.expected("yolox")
-        let model = try #require(try Fixture.model("yolox") as? YOLOX)
+    /// The plain variant and the depthwise one (nano's layout: 3x3 depthwise + 1x1 units).
+    @Test(arguments: ["yolox", "yolox_dw"]) func rawHeadMapsMatchPyTorch(fixture: String) throws {
+        let expected = try Fixture.expected(fixture)
+        let model = try #require(try Fixture.model(fixture) as? YOLOX)
+        #expect(model.config.depthwise == (fixture == "yolox_dw"))
         let levels = try model.rawOutputs(expected.tile())
         #expect(levels.map(\.stride) == [8, 16, 32])
         for (i, level) in levels.enumerated() {
@@ -15,9 +17,9 @@ import Testing
         }
     }
 
-    @Test func detectionsMatchPyTorch() throws {
-        let expected = try Fixture.expected("yolox")
-        let model = try Fixture.model("yolox")
+    @Test(arguments: ["yolox", "yolox_dw"]) func detectionsMatchPyTorch(fixture: String) throws {
+        let expected = try Fixture.expected(fixture)
+        let model = try Fixture.model(fixture)
         #expect(model.kind == .yolox)
         #expect(model.classes == ["shsy5y", "astro", "cort"])
         let tile = try expected.tile()

@@ -72,8 +72,8 @@ def write(name: str, model: nn.Module, meta: dict, dtype, expected: dict):
               os.path.join(OUT, f"{name}.expected.safetensors"), metadata={"plateseg": json.dumps(info)})
 
 
-def make_yolox():
-    cfg = yolox.YOLOXConfig(depth=0.33, width=0.125, score_threshold=0.3, nms_threshold=0.45)
+def make_yolox(name="yolox", depthwise=False):
+    cfg = yolox.YOLOXConfig(depth=0.33, width=0.125, depthwise=depthwise, score_threshold=0.3, nms_threshold=0.45)
     model = yolox.YOLOX(cfg).eval()
     randomise(model, 1)
     gray = tile()
@@ -95,10 +95,10 @@ def make_yolox():
     with torch.no_grad():
         outs = model(yolox.preprocess(gray, cfg))
         boxes, scores, labels, probs = yolox.postprocess(yolox.decode(outs, cfg.strides), cfg, gray.shape)
-    print(f"yolox: {sum(p.numel() for p in model.parameters())} parameters, {len(boxes)} detections, maps {[tuple(o.shape) for o in outs]}")
+    print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, {len(boxes)} detections, maps {[tuple(o.shape) for o in outs]}")
     expected = {f"level{i}": o[0] for i, o in enumerate(outs)}
     expected.update(boxes=boxes, scores=scores, labels=labels.float(), probabilities=probs)
-    write("yolox", model, model.metadata(), torch.float16, expected)
+    write(name, model, model.metadata(), torch.float16, expected)
 
 
 def make_upernet():
@@ -188,6 +188,7 @@ def make_maskrcnn():
 if __name__ == "__main__":
     torch.set_num_threads(1)
     os.makedirs(OUT, exist_ok=True)
-    which = sys.argv[1:] or ["yolox", "upernet", "maskrcnn"]
-    for name in which:
-        {"yolox": make_yolox, "upernet": make_upernet, "maskrcnn": make_maskrcnn}[name]()
+    makers = {"yolox": make_yolox, "yolox_dw": lambda: make_yolox("yolox_dw", depthwise=True),
+              "upernet": make_upernet, "maskrcnn": make_maskrcnn}
+    for name in sys.argv[1:] or list(makers):
+        makers[name]()
