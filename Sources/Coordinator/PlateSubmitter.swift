@@ -24,7 +24,7 @@ public struct PlateSubmitter: Sendable {
                     let key = "\(InferJob.kind)/\(plate)/\(image.path)/\(tile)/\(model)"
                     inferKeys.append(key)
                     jobs.append(NewJob(key: key, kind: InferJob.kind, imagePath: image.path,
-                                       args: InferJob(image: image.path, tile: tile, model: model).jobArgs(),
+                                       args: InferJob(image: image.path, contentHash: image.contentHash, tile: tile, model: model).jobArgs(),
                                        maxAttempts: maxAttempts))
                 }
             }
@@ -32,7 +32,12 @@ public struct PlateSubmitter: Sendable {
                                args: MergeJob(image: image.path, width: image.width, height: image.height).jobArgs(),
                                dependsOn: inferKeys, maxAttempts: maxAttempts))
         }
-        return PlateSubmission(plate: plate, root: folder, images: images, jobs: jobs)
+        return PlateSubmission(plate: plate, root: folder, settings: settings, images: images, jobs: jobs)
+    }
+
+    /// What decides the job graph; a plate keeps the settings it was first submitted with.
+    public var settings: String {
+        "tiles \(layout.size) px overlapping \(layout.overlap) px, networks \(models.joined(separator: ","))"
     }
 
     /// Scans `folder` and writes what is new in one transaction; submitting again adds nothing.

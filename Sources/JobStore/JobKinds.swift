@@ -5,11 +5,15 @@ import Imaging
 public struct InferJob: Codable, Sendable, Equatable {
     public static let kind = "infer"
     public var image: String
+    /// The image's content hash at submission: a file changed since is refused, not segmented
+    /// under the old provenance.
+    public var contentHash: String
     public var tile: PixelRect
     public var model: String
 
-    public init(image: String, tile: PixelRect, model: String) {
+    public init(image: String, contentHash: String, tile: PixelRect, model: String) {
         self.image = image
+        self.contentHash = contentHash
         self.tile = tile
         self.model = model
     }

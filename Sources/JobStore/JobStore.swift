@@ -4,8 +4,9 @@ public protocol JobStore: Sendable {
     /// Writes a plate's images, jobs and dependencies in one transaction; existing ones are kept.
     func submit(_ submission: PlateSubmission) throws -> SubmitSummary
 
-    /// Claims the oldest ready job, or nil when none is ready. Expired leases are rescued first.
-    func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob?
+    /// Claims the oldest ready job (of `plate`, or of any plate), or nil when none is ready.
+    /// Expired leases are rescued first.
+    func claim(owner: String, leaseSeconds: Double, plate: String?) throws -> ClaimedJob?
     /// Extends a lease; throws `leaseLost` if the job is no longer held under this token.
     func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease
     /// Stores the artifact (and, for a merge, replaces the image's cells), marks the job
@@ -13,7 +14,7 @@ public protocol JobStore: Sendable {
     func complete(_ lease: Lease, result: JobResult) throws
     /// `complete`, then `claim`, in one transaction: a busy worker pays for one commit per job.
     /// If the lease was lost nothing is written and `leaseLost` is thrown.
-    func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double) throws -> ClaimedJob?
+    func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double, plate: String?) throws -> ClaimedJob?
     /// Records a failure: back to the queue while attempts remain and `retryable`, else failed.
     func fail(_ lease: Lease, error: String, retryable: Bool) throws
     /// Gives a job back untouched (a worker asked to stop); the attempt is not counted.
@@ -42,12 +43,16 @@ public protocol JobStore: Sendable {
 }
 
 extension JobStore {
+    public func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
+        try claim(owner: owner, leaseSeconds: leaseSeconds, plate: nil)
+    }
+
     public func complete(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?) throws {
         try complete(lease, result: JobResult(artifact: artifact, cells: cells))
     }
 
     public func completeAndClaim(_ lease: Lease, artifact: [UInt8]?, cells: [CellRecord]?, owner: String,
                                  leaseSeconds: Double) throws -> ClaimedJob? {
-        try completeAndClaim(lease, result: JobResult(artifact: artifact, cells: cells), owner: owner, leaseSeconds: leaseSeconds)
+        try completeAndClaim(lease, result: JobResult(artifact: artifact, cells: cells), owner: owner, leaseSeconds: leaseSeconds, plate: nil)
     }
 }

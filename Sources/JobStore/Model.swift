@@ -72,12 +72,16 @@ public struct NewJob: Sendable {
 public struct PlateSubmission: Sendable {
     public var plate: String
     public var root: String
+    /// How the plate's jobs were made (tiling, networks), as text. A plate keeps the settings of
+    /// its first submission: jobs made under other settings would never be merged.
+    public var settings: String
     public var images: [NewImage]
     public var jobs: [NewJob]
 
-    public init(plate: String, root: String, images: [NewImage], jobs: [NewJob]) {
+    public init(plate: String, root: String, settings: String = "", images: [NewImage], jobs: [NewJob]) {
         self.plate = plate
         self.root = root
+        self.settings = settings
         self.images = images
         self.jobs = jobs
     }
@@ -187,12 +191,15 @@ public enum JobStoreError: Error, Equatable, CustomStringConvertible {
     /// The lease was taken back (expired and rescued, or the job was claimed again).
     case leaseLost(JobID)
     case unknownImage(String)
+    case settingsChanged(plate: String, was: String, now: String)
     case database(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .leaseLost(id): return "job \(id): lease lost (it expired and the job went back to the queue); the result was discarded"
         case let .unknownImage(path): return "job refers to image \(path), which this submission does not list"
+        case let .settingsChanged(plate, was, now):
+            return "plate \(plate) was submitted with \(was), not \(now); submit with the same settings, or under another name (--plate)"
         case let .database(path, reason): return "\(path): \(reason)"
         }
     }

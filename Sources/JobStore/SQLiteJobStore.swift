@@ -11,21 +11,42 @@ public final class SQLiteJobStore: JobStore {
     private let lastRescue = Mutex<Double>(0)
     private let plateNames = Mutex<[Int64: String]>([:])
 
-    public init(path: String) throws {
+    /// Opens (or, unless `mustExist`, creates) the database at `path`.
+    public init(path: String, mustExist: Bool = false) throws {
         self.path = path
+        if mustExist && !FileManager.default.fileExists(atPath: path) {
+            throw JobStoreError.database(path: path, reason: "no job database here; pass --db with the file `plateseg submit` or `plateseg run` used")
+        }
         var config = Configuration()
-        // Several worker processes write the same file; wait for the lock rather than fail.
-        config.busyMode = .timeout(30)
+        // Several worker processes write the same file; wait for the lock rather than fail, but
+        // well inside a heartbeat interval, so that a stuck writer cannot cost a lease.
+        config.busyMode = .timeout(10)
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: config)
-            try SQLiteSchema.migrator.migrate(pool)
-        } catch {
-            throw JobStoreError.database(path: path, reason: "cannot open the job database (\(error)); check the path and that it is a plateseg database")
+        var attempt = 0
+        while true {
+            do {
+                let pool = try DatabasePool(path: path, configuration: config)
+                try SQLiteSchema.migrator.migrate(pool)
+                self.pool = pool
+                return
+            } catch {
+                // Workers started together on a new file race to create the schema; the loser
+                // finds it made by the winner on its next try.
+                attempt += 1
+                guard attempt < 4 else {
+                    throw JobStoreError.database(path: path, reason: "cannot open the job database (\(error)); check the path and that it is a plateseg database")
+                }
+                Thread.sleep(forTimeInterval: 0.1 * Double(attempt))
+            }
         }
+    }
+
+    /// Folds the write-ahead log back into the database file and truncates it (after a run).
+    public func checkpoint() throws {
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
@@ -35,16 +56,23 @@ public final class SQLiteJobStore: JobStore {
     public func submit(_ s: PlateSubmission) throws -> SubmitSummary {
         try pool.write { db in
             let now = Self.now()
-            try db.execute(sql: "INSERT INTO plates (name, root, created_at) VALUES (?, ?, ?) ON CONFLICT(name) DO NOTHING",
-                           arguments: [s.plate, s.root, now])
-            let plateID = try Int64.fetchOne(db, sql: "SELECT id FROM plates WHERE name = ?", arguments: [s.plate])!
+            try db.execute(sql: "INSERT INTO plates (name, root, settings, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                           arguments: [s.plate, s.root, s.settings, now])
+            let plate = try Row.fetchOne(db, sql: "SELECT id, settings FROM plates WHERE name = ?", arguments: [s.plate])!
+            let plateID: Int64 = plate[0]
+            let settings: String = plate[1]
+            guard settings == s.settings else { throw JobStoreError.settingsChanged(plate: s.plate, was: settings, now: s.settings) }
             var summary = SubmitSummary(newImages: 0, unreadableImages: 0, newJobs: 0)
             var imageIDs: [String: Int64] = [:]
             for image in s.images {
                 try db.execute(
                     sql: """
                         INSERT INTO images (plate_id, path, well, field, width, height, content_hash, error, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(plate_id, path) DO NOTHING
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(plate_id, path) DO UPDATE SET
+                            well = excluded.well, field = excluded.field, width = excluded.width, height = excluded.height,
+                            content_hash = excluded.content_hash, error = excluded.error
+                        WHERE images.error IS NOT NULL AND excluded.error IS NULL
                         """,
                     arguments: [plateID, image.path, image.well, image.field, image.width, image.height,
                                 image.contentHash, image.error, now])
@@ -103,11 +131,11 @@ public final class SQLiteJobStore: JobStore {
 
     // MARK: the lease cycle
 
-    public func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
-        try pool.write { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds) }
+    public func claim(owner: String, leaseSeconds: Double, plate: String?) throws -> ClaimedJob? {
+        try pool.write { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate) }
     }
 
-    private func claim(_ db: Database, owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
+    private func claim(_ db: Database, owner: String, leaseSeconds: Double, plate: String?) throws -> ClaimedJob? {
         let now = Self.now()
         if lastRescue.withLock({ last in
             guard now - last >= 1 else { return false }
@@ -121,10 +149,12 @@ public final class SQLiteJobStore: JobStore {
             sql: """
                 UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
                     lease_owner = :owner, lease_deadline = :deadline, started_at = :now
-                WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0 ORDER BY id LIMIT 1)
+                WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0
+                            AND (:plate IS NULL OR plate_id = (SELECT id FROM plates WHERE name = :plate))
+                            ORDER BY id LIMIT 1)
                 RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
                 """,
-            arguments: ["owner": owner, "deadline": now + leaseSeconds, "now": now])
+            arguments: ["owner": owner, "deadline": now + leaseSeconds, "now": now, "plate": plate])
         else { return nil }
         let id: Int64 = row["id"]
         return ClaimedJob(
@@ -155,10 +185,11 @@ public final class SQLiteJobStore: JobStore {
         try pool.write { db in try complete(db, lease, result) }
     }
 
-    public func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double) throws -> ClaimedJob? {
+    public func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double,
+                                 plate: String?) throws -> ClaimedJob? {
         try pool.write { db in
             try complete(db, lease, result)
-            return try claim(db, owner: owner, leaseSeconds: leaseSeconds)
+            return try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate)
         }
     }
 
@@ -245,21 +276,28 @@ public final class SQLiteJobStore: JobStore {
                 conditions.append("plate_id = (SELECT id FROM plates WHERE name = :plate)")
                 arguments += ["plate": plate]
             }
-            // A succeeded job run again holds its dependants back until it succeeds again.
-            let selected = "SELECT id FROM jobs WHERE " + conditions.joined(separator: " AND ")
-            try db.execute(
-                sql: """
-                    UPDATE jobs SET waiting_on = waiting_on + 1
-                    WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on IN (\(selected) AND state = 'succeeded'))
-                    """,
-                arguments: arguments)
-            try db.execute(
-                sql: """
-                    UPDATE jobs SET state = 'queued', attempts = 0, finished_at = NULL, lease_owner = NULL, lease_deadline = NULL
-                    WHERE id IN (\(selected))
-                    """,
-                arguments: arguments)
-            return db.changesCount
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE " + conditions.joined(separator: " AND "), arguments: arguments)
+            guard !ids.isEmpty else { return 0 }
+            try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS retried (id INTEGER PRIMARY KEY)")
+            try db.execute(sql: "DELETE FROM retried")
+            for id in ids { try db.execute(sql: "INSERT INTO retried (id) VALUES (?)", arguments: [id]) }
+            try db.execute(sql: """
+                UPDATE jobs SET state = 'queued', attempts = 0, finished_at = NULL, lease_owner = NULL, lease_deadline = NULL
+                WHERE id IN (SELECT id FROM retried)
+                """)
+            // A job run again invalidates what was made from it: its dependants wait for it again,
+            // and a dependant that had already succeeded (a merge) runs again afterwards.
+            try db.execute(sql: """
+                UPDATE jobs SET
+                    waiting_on = (SELECT COUNT(*) FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on
+                                  WHERE d.job_id = jobs.id AND j.state != 'succeeded'),
+                    state = CASE WHEN state IN ('succeeded', 'failed') THEN 'queued' ELSE state END,
+                    attempts = CASE WHEN state IN ('succeeded', 'failed') THEN 0 ELSE attempts END,
+                    finished_at = CASE WHEN state IN ('succeeded', 'failed') THEN NULL ELSE finished_at END
+                WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on IN (SELECT id FROM retried))
+                """)
+            try db.execute(sql: "DELETE FROM retried")
+            return ids.count
         }
     }
 

@@ -9,6 +9,7 @@ enum SQLiteSchema {
                     id INTEGER PRIMARY KEY,
                     name TEXT NOT NULL UNIQUE,
                     root TEXT NOT NULL,
+                    settings TEXT NOT NULL DEFAULT '',
                     created_at REAL NOT NULL
                 );
                 CREATE TABLE images (
@@ -46,6 +47,7 @@ enum SQLiteSchema {
                 CREATE INDEX jobs_ready ON jobs (id) WHERE state = 'queued' AND waiting_on = 0;
                 CREATE INDEX jobs_running ON jobs (lease_deadline) WHERE state = 'running';
                 CREATE INDEX jobs_plate ON jobs (plate_id, state);
+                CREATE INDEX jobs_image ON jobs (image_id, kind);
                 CREATE TABLE job_dependencies (
                     job_id INTEGER NOT NULL REFERENCES jobs(id),
                     depends_on INTEGER NOT NULL REFERENCES jobs(id),

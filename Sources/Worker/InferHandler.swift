@@ -18,10 +18,14 @@ public final class InferHandler: JobHandler {
         do { args = try InferJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not an infer job (\(error))")
         }
-        let image = try PNGCodec.readGray(args.image)
-        guard args.tile.maxX <= image.width, args.tile.maxY <= image.height else {
-            throw PermanentJobError("\(args.image): is \(image.width)x\(image.height) now, but tile \(args.tile) was cut from a larger image; the file changed since submission — submit the plate again")
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: args.image)) } catch {
+            throw ImagingError.unreadable(path: args.image, reason: error.localizedDescription)
         }
+        guard ContentHash.of(bytes) == args.contentHash else {
+            throw PermanentJobError("\(args.image): the file changed since the plate was submitted; put the original back, or submit the changed plate under a new name (--plate)")
+        }
+        let image = try PNGCodec.decodeGray(bytes, name: args.image)
         let loaded = try models.model(named: args.model)
         var artifact = try loaded.model.run(image.crop(args.tile))
         artifact.tile = args.tile
@@ -50,15 +54,18 @@ public final class ModelCache: Sendable {
         self.loader = loader
     }
 
+    /// Loads under the lock, so that threads asking for the same network load it once.
     public func model(named name: String) throws -> (model: any Model, source: ModelSource) {
-        if let m = loaded.withLock({ $0[name] }) { return m }
-        let m: (model: any Model, source: ModelSource)
-        do { m = try loader(name) } catch let e as PermanentJobError {
-            throw e
-        } catch {
-            throw PermanentJobError("model \(name): \(error)")
+        try loaded.withLock { cache in
+            if let m = cache[name] { return m }
+            let m: (model: any Model, source: ModelSource)
+            do { m = try loader(name) } catch let e as PermanentJobError {
+                throw e
+            } catch {
+                throw PermanentJobError("model \(name): \(error)")
+            }
+            cache[name] = m
+            return m
         }
-        loaded.withLock { $0[name] = m }
-        return m
     }
 }

@@ -16,6 +16,8 @@ public final class WorkerLoop: Sendable {
         public var once = false
         /// Return when no job is queued or running any more.
         public var exitWhenDrained = false
+        /// Work on this plate only (nil: any plate).
+        public var plate: String?
 
         public init(owner: String) {
             self.owner = owner
@@ -54,7 +56,7 @@ public final class WorkerLoop: Sendable {
                 next = nil
             } else {
                 do {
-                    job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds)
+                    job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds, plate: options.plate)
                 } catch {
                     logger.error("claim failed: \(error)")
                     Thread.sleep(forTimeInterval: 1)
@@ -67,23 +69,27 @@ public final class WorkerLoop: Sendable {
                 Thread.sleep(forTimeInterval: options.idlePollSeconds)
                 continue
             }
-            let outcome = execute(job, claimNext: !options.once && !isStopping)
+            let outcome = execute(job)
             if outcome.succeeded { completed += 1 }
             next = outcome.next
             if options.once { return completed }
         }
-        // Asked to stop with a job already claimed for later: give it back untouched.
-        if let next { try? store.release(next.lease) }
+        // Asked to stop just after claiming the next job: give it back untouched.
+        if let next {
+            do { try store.release(next.lease) } catch {
+                logger.error("job \(next.id): could not give it back (\(error)); it returns to the queue when its lease expires")
+            }
+        }
         return completed
     }
 
     private func drained() -> Bool {
-        guard let plates = try? store.progress(plate: nil) else { return false }
+        guard let plates = try? store.progress(plate: options.plate) else { return false }
         // Blocked jobs behind a failed dependency never become ready: they do not keep us waiting.
         return plates.allSatisfy { $0.running == 0 && $0.queued - $0.blocked == 0 }
     }
 
-    private func execute(_ job: ClaimedJob, claimNext: Bool) -> (succeeded: Bool, next: ClaimedJob?) {
+    private func execute(_ job: ClaimedJob) -> (succeeded: Bool, next: ClaimedJob?) {
         let heartbeat = Heartbeat(store: store, lease: job.lease, leaseSeconds: options.leaseSeconds, logger: logger)
         heartbeat.start()
         let started = Date()
@@ -98,8 +104,10 @@ public final class WorkerLoop: Sendable {
             switch result {
             case let .success(output):
                 var next: ClaimedJob?
-                if claimNext {
-                    next = try store.completeAndClaim(lease, result: output, owner: options.owner, leaseSeconds: options.leaseSeconds)
+                // Decided now, not before the job ran: a stop asked for meanwhile claims nothing more.
+                if !options.once && !isStopping {
+                    next = try store.completeAndClaim(lease, result: output, owner: options.owner,
+                                                      leaseSeconds: options.leaseSeconds, plate: options.plate)
                 } else {
                     try store.complete(lease, result: output)
                 }
@@ -127,40 +135,46 @@ public final class WorkerLoop: Sendable {
     }
 }
 
-/// Extends a lease every third of its length on its own thread until the job ends.
+/// Extends a lease every third of its length on its own thread until the job ends. A failed
+/// extension (the database busy) is tried again soon rather than a third of a lease later; a
+/// lost lease ends the heartbeat, and the job's result will be refused by the fencing check.
 final class Heartbeat: Sendable {
     private let store: any JobStore
     private let leaseSeconds: Double
     private let logger: Logger
-    private let state: Mutex<(lease: Lease, done: Bool)>
+    private let lease: Mutex<Lease>
     private let finished = DispatchSemaphore(value: 0)
 
     init(store: any JobStore, lease: Lease, leaseSeconds: Double, logger: Logger) {
         self.store = store
         self.leaseSeconds = leaseSeconds
         self.logger = logger
-        self.state = Mutex((lease, false))
+        self.lease = Mutex(lease)
     }
 
     func start() {
-        let thread = Thread { [self] in
-            while finished.wait(timeout: .now() + leaseSeconds / 3) == .timedOut {
-                let lease = state.withLock { $0.lease }
+        Thread { [self] in
+            var wait = leaseSeconds / 3
+            while finished.wait(timeout: .now() + wait) == .timedOut {
+                let current = lease.withLock { $0 }
                 do {
-                    let renewed = try store.heartbeat(lease, leaseSeconds: leaseSeconds)
-                    state.withLock { $0.lease = renewed }
+                    let renewed = try store.heartbeat(current, leaseSeconds: leaseSeconds)
+                    lease.withLock { $0 = renewed }
+                    wait = leaseSeconds / 3
+                } catch let lost as JobStoreError where lost == .leaseLost(current.jobID) {
+                    logger.warning("heartbeat: \(lost)")
+                    return
                 } catch {
-                    logger.warning("heartbeat for job \(lease.jobID): \(error)")
+                    logger.warning("heartbeat for job \(current.jobID) failed, trying again: \(error)")
+                    wait = min(1, leaseSeconds / 10)
                 }
             }
-            state.withLock { $0.done = true }
-        }
-        thread.start()
+        }.start()
     }
 
     /// Stops heartbeating and returns the latest lease.
     func finish() -> Lease {
         finished.signal()
-        return state.withLock { $0.lease }
+        return lease.withLock { $0 }
     }
 }

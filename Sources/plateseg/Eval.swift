@@ -23,7 +23,7 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print the score of every image.") var perImage = false
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try SQLiteJobStore(path: store.db, mustExist: true)
         let truthFile = try GroundTruth.read(path: truth)
         for e in truthFile.errors { print("truth: \(e)") }
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
@@ -108,7 +108,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Where to write the fitted config.") var out: String = "models/ensemble.json"
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try SQLiteJobStore(path: store.db, mustExist: true)
         let truthFile = try GroundTruth.read(path: truth)
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var images: [CalibrationImage] = []

@@ -13,7 +13,7 @@ struct Report: ParsableCommand {
     @Option(help: "Folder with the models and ensemble.json that were used.") var modelsDir: String = "models"
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try SQLiteJobStore(path: store.db, mustExist: true)
         let outURL = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: outURL.appendingPathComponent("overlays"), withIntermediateDirectories: true)
         let plates = try db.progress(plate: plate)

@@ -16,43 +16,49 @@ struct Run: ParsableCommand {
     var modelsDir: String = "models"
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let dbPath = URL(fileURLWithPath: store.db).standardizedFileURL.path
+        let db = try SQLiteJobStore(path: dbPath)
         let s = try plate.submit(to: db)
         let name = plate.plateName
-        print("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers")
+        print("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(dbPath)")
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var processes: [Process] = []
-        for _ in 0..<max(1, workers) {
+        let processes: [Process] = try (0..<max(1, workers)).map { _ in
             let p = Process()
             p.executableURL = me
-            p.arguments = ["worker", "--db", store.db, "--models-dir", modelsDir, "--exit-when-drained"]
+            p.arguments = ["worker", "--db", dbPath, "--models-dir", modelsDir, "--plate", name, "--exit-when-drained"]
             try p.run()
-            processes.append(p)
+            return p
         }
-        // Ctrl-C stops the workers gracefully; their jobs finish or go back to the queue.
-        signal(SIGINT, SIG_IGN)
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
-        interrupt.setEventHandler { processes.forEach { $0.terminate() } }
-        interrupt.resume()
+        // Ctrl-C, SIGTERM or a closed terminal stop the workers gracefully: each finishes the
+        // job in hand and exits; `plateseg run` again resumes. A second signal does the same.
+        let signals = [SIGINT, SIGTERM, SIGHUP].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            source.setEventHandler { processes.forEach { $0.terminate() } }
+            source.resume()
+            return source
+        }
 
         let bar = ProgressBar(plate: name)
         while processes.contains(where: \.isRunning) {
             if let p = try db.progress(plate: name).first { bar.show(p) }
             RunLoop.main.run(until: Date().addingTimeInterval(0.5))
         }
-        interrupt.cancel()
+        signals.forEach { $0.cancel() }
+        try? db.checkpoint()
         let final = try db.progress(plate: name).first
         if let final { bar.finish(final) }
         try printSummary(db, plate: name)
         let failed = try db.failedJobs(plate: name, limit: 20)
         let unreadable = try db.unreadableImages(plate: name)
         if !failed.isEmpty || !unreadable.isEmpty {
-            print("\nProblems (see `plateseg status`, fix the cause, then `plateseg retry --plate \(name)`):")
+            print("\nProblems (see `plateseg status`, fix the cause, then `plateseg retry --plate \(name)` or submit again):")
             for u in unreadable { print("  image: \(u.error)") }
             for f in failed { print("  job \(f.id) \(f.kind) \(f.imagePath.map { ($0 as NSString).lastPathComponent } ?? ""): \(f.error)") }
         }
-        let crashed = processes.filter { $0.terminationStatus != 0 }
-        if !crashed.isEmpty { throw ExitCode(1) }
+        // Scripts can tell: 0 = every image segmented, 1 = something failed or was left undone.
+        let crashed = processes.contains { $0.terminationStatus != 0 }
+        if crashed || !failed.isEmpty || !unreadable.isEmpty || !(final?.done ?? false) { throw ExitCode(1) }
     }
 }
 

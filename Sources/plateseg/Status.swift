@@ -14,7 +14,7 @@ struct Status: ParsableCommand {
     var watch = false
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try SQLiteJobStore(path: store.db, mustExist: true)
         repeat {
             if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
             try show(db)
@@ -64,7 +64,7 @@ struct Retry: ParsableCommand {
     var plate: String?
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try SQLiteJobStore(path: store.db, mustExist: true)
         let n = try db.retry(RetrySelection(jobID: job, plate: plate, failedOnly: job == nil || failed))
         print("\(n) job(s) queued again; start workers (`plateseg worker` or `plateseg run`) to run them")
     }
@@ -78,7 +78,7 @@ struct Trace: ParsableCommand {
     @Argument(help: "Image file name (or path) as submitted.") var image: String
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try SQLiteJobStore(path: store.db, mustExist: true)
         let matches = try db.images(plate: nil).filter { $0.path == image || ($0.path as NSString).lastPathComponent == image }
         guard !matches.isEmpty else { throw ValidationError("no image \(image) in \(store.db)") }
         for m in matches {

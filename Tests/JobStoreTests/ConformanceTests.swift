@@ -103,8 +103,9 @@ import Testing
             Thread.sleep(forTimeInterval: 0.1)
             job = try store.heartbeat(job, leaseSeconds: 0.2)
         }
-        #expect(try store.claim(owner: "other", leaseSeconds: 30) == nil)
-        try store.complete(job, artifact: nil, cells: nil)
+        // 0.4 s after the claim, a 0.2 s lease kept alive by heartbeats has not expired.
+        #expect(try store.rescueExpiredLeases(now: Date().timeIntervalSince1970) == 0)
+        #expect(try store.rescueExpiredLeases(now: job.deadline + 0.01) == 1)
     }
 
     @Test(arguments: Driver.allCases)
@@ -124,6 +125,67 @@ import Testing
         #expect(again.attempt == 1 && again.kind == "infer")
         try store.complete(again.lease, artifact: [1], cells: nil)
         #expect(try store.claim(owner: "w", leaseSeconds: 30)?.kind == "merge")
+    }
+
+    @Test(arguments: Driver.allCases)
+    func retryingFinishedTilesRerunsTheirMergeAfterAllOfThem(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 3))
+        while let job = try store.claim(owner: "w", leaseSeconds: 30) {
+            try store.complete(job.lease, artifact: [1], cells: job.kind == "merge" ? [cell("astro")] : nil)
+        }
+        let infers = try store.jobs(plate: "P1").filter { $0.kind == "infer" }
+        #expect(try store.retry(RetrySelection(jobID: infers[0].id, failedOnly: false)) == 1)
+        #expect(try store.retry(RetrySelection(jobID: infers[1].id, failedOnly: false)) == 1)
+        let merge = try #require(try store.jobs(plate: "P1").first { $0.kind == "merge" })
+        #expect(merge.state == .queued && merge.waitingOn == 2)
+        let first = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        try store.complete(first.lease, artifact: [2], cells: nil)
+        let second = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        #expect(second.kind == "infer", "the merge still waits for the other retried tile")
+        try store.complete(second.lease, artifact: [3], cells: nil)
+        #expect(try store.claim(owner: "w", leaseSeconds: 30)?.kind == "merge")
+    }
+
+    @Test(arguments: Driver.allCases)
+    func workersCanKeepToOnePlate(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(name: "A", images: 1, tiles: 1))
+        _ = try store.submit(samplePlate(name: "B", images: 1, tiles: 1))
+        let job = try #require(try store.claim(owner: "w", leaseSeconds: 30, plate: "B"))
+        #expect(job.plate == "B")
+        try store.complete(job.lease, artifact: [1], cells: nil)
+        #expect(try store.claim(owner: "w", leaseSeconds: 30, plate: "B")?.kind == "merge")
+        #expect(try store.claim(owner: "w", leaseSeconds: 30, plate: "B") == nil)
+        #expect(try store.claim(owner: "w", leaseSeconds: 30)?.plate == "A")
+    }
+
+    @Test(arguments: Driver.allCases)
+    func aPlateKeepsItsSettings(driver: Driver) throws {
+        let store = try driver.makeStore()
+        var plate = samplePlate()
+        plate.settings = "tiles 768"
+        _ = try store.submit(plate)
+        plate.settings = "tiles 512"
+        #expect(throws: JobStoreError.settingsChanged(plate: "P1", was: "tiles 768", now: "tiles 512")) { try store.submit(plate) }
+    }
+
+    @Test(arguments: Driver.allCases)
+    func aRepairedImageIsTakenOnResubmission(driver: Driver) throws {
+        let store = try driver.makeStore()
+        var plate = samplePlate(images: 1, tiles: 1)
+        let broken = NewImage(path: "/plates/P1/late.png", well: nil, field: nil, width: 0, height: 0, contentHash: "", error: "truncated")
+        plate.images.append(broken)
+        _ = try store.submit(plate)
+        plate.images[1] = NewImage(path: "/plates/P1/late.png", well: "C03", field: 2, width: 704, height: 520, contentHash: "h9")
+        plate.jobs.append(NewJob(key: "infer/late", kind: "infer", imagePath: "/plates/P1/late.png", args: "{}"))
+        let s = try store.submit(plate)
+        #expect(s.newImages == 1 && s.unreadableImages == 0 && s.newJobs == 1)
+        #expect(try store.unreadableImages(plate: "P1").isEmpty)
+        #expect(try store.images(plate: "P1").first { $0.path.hasSuffix("late.png") }?.well == "C03")
+        // A stored, readable image is not replaced by a later failed read of the same path.
+        plate.images[0].error = "gone"
+        #expect(try store.submit(plate).newImages == 0)
     }
 
     @Test(arguments: Driver.allCases)
@@ -152,7 +214,12 @@ import Testing
         let store = try driver.makeStore()
         _ = try store.submit(samplePlate(images: 10, tiles: 10))
         let claimed = ClaimLog()
+        // One store (one connection pool) per claimer, as separate processes would have: the
+        // database's own locking keeps them apart.
+        let path = (store as? SQLiteJobStore)?.path
+        let stores: [any JobStore] = try (0..<4).map { _ in try path.map { try SQLiteJobStore(path: $0) } ?? driver.makeStore() }
         DispatchQueue.concurrentPerform(iterations: 4) { w in
+            let store = stores[w]
             while let job = try! store.claim(owner: "w\(w)", leaseSeconds: 30) {
                 claimed.add(job.id)
                 try! store.complete(job.lease, artifact: [1], cells: nil)
