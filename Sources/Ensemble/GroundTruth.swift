@@ -8,6 +8,14 @@ public struct TruthImage: Sendable, Equatable {
     public var height: Int
     public var cellType: String?
     public var masks: [Mask]
+
+    public init(id: String, width: Int, height: Int, cellType: String?, masks: [Mask]) {
+        self.id = id
+        self.width = width
+        self.height = height
+        self.cellType = cellType
+        self.masks = masks
+    }
 }
 
 /// One bad row or annotation of a truth file. Its image is left out of the truth (scoring a
@@ -56,7 +64,9 @@ public struct GroundTruth: Sendable {
     public static func parseCSV(_ text: String, file: String) throws -> GroundTruth {
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated().makeIterator()
         guard let (_, headerLine) = lines.next() else { throw TruthFileError(file: file, reason: "the file is empty") }
-        let header = headerLine.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        // Spreadsheet programs often save CSV with a byte-order mark before the first column name.
+        let header = headerLine.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: CharacterSet.whitespaces.union(CharacterSet(charactersIn: "\u{FEFF}"))) }
         func column(_ name: String) throws -> Int {
             guard let i = header.firstIndex(of: name) else {
                 throw TruthFileError(file: file, reason: "the header has no '\(name)' column (it has \(header.joined(separator: ",")))")

@@ -132,6 +132,12 @@ import Testing
         #expect(truth.errors[0].reason.contains("ends past"))
     }
 
+    @Test func aByteOrderMarkAndCRLFLineEndsAreRead() throws {
+        let path = try temporary("bom.csv", "\u{FEFF}id,annotation,width,height,cell_type\r\na,1 2,10,10,astro\r\n")
+        let truth = try GroundTruth.read(path: path)
+        #expect(truth.errors.isEmpty && truth.images.first?.masks.first?.area == 2 && truth.images.first?.cellType == "astro")
+    }
+
     @Test func aCSVWithoutTheColumnsIsRefused() throws {
         let path = try temporary("x.csv", "image,rle\na,1 2\n")
         #expect(throws: TruthFileError.self) { try GroundTruth.read(path: path) }
