@@ -113,6 +113,7 @@ public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
     case badConfig(path: String, reason: String)
     case missingArtifacts(image: String, model: EnsembleModel)
     case badArtifact(image: String, tile: String, reason: String)
+    case badImage(image: String, reason: String)
 
     public var description: String {
         switch self {
@@ -122,6 +123,8 @@ public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
             return "image \(image): no \(model.rawValue) artifacts; rerun its \(model.rawValue) infer jobs before merging"
         case let .badArtifact(image, tile, reason):
             return "image \(image), tile \(tile): \(reason); rerun the infer job of that tile (`plateseg retry`)"
+        case let .badImage(image, reason):
+            return "image \(image): \(reason); check the image's record (width, height) in the store"
         }
     }
 }

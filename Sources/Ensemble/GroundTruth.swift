@@ -149,8 +149,9 @@ public struct GroundTruth: Sendable {
         var order: [Int] = []
         var byID: [Int: TruthImage] = [:]
         for (i, image) in images.enumerated() {
-            guard let id = intValue(image["id"]), let w = intValue(image["width"]), let h = intValue(image["height"]), w > 0, h > 0 else {
-                errors.append(TruthError(file: file, location: "image \(i)", image: nil, reason: "needs integer id, width and height"))
+            guard let id = intValue(image["id"]), let w = intValue(image["width"]), let h = intValue(image["height"]),
+                  w > 0, h > 0, w <= 1 << 16, h <= 1 << 16 else {
+                errors.append(TruthError(file: file, location: "image \(i)", image: nil, reason: "needs integer id, and width and height from 1 to 65536"))
                 continue
             }
             var name = String(id)
@@ -205,7 +206,9 @@ public struct GroundTruth: Sendable {
             let rings = try polygons.map { ring -> [Double] in
                 guard let values = ring as? [Any] else { throw RLEError("a polygon is not a list of numbers") }
                 let numbers = try values.map { v -> Double in
-                    guard let n = v as? NSNumber else { throw RLEError("a polygon holds '\(v)', not a number") }
+                    guard let n = v as? NSNumber, n.doubleValue.isFinite, abs(n.doubleValue) < 1e7 else {
+                        throw RLEError("a polygon holds '\(v)', not a pixel coordinate")
+                    }
                     return n.doubleValue
                 }
                 guard numbers.count >= 6, numbers.count % 2 == 0 else {

@@ -32,14 +32,17 @@ struct StitchedImage: Sendable {
 enum Stitcher {
     static func stitch(image: String, width: Int, height: Int, artifacts: [TileArtifact],
                        models: Set<EnsembleModel>, config: EnsembleConfig) throws -> StitchedImage {
+        guard width > 0, height > 0, width <= 1 << 16, height <= 1 << 16 else {
+            throw EnsembleError.badImage(image: image, reason: "size \(width)x\(height) is not between 1 and 65536 pixels a side")
+        }
         var byModel: [EnsembleModel: [TileArtifact]] = [:]
         for a in artifacts {
             guard let kind = EnsembleModel(artifactModel: a.model) else {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "model '\(a.model)' is none of yolox, maskrcnn, upernet")
             }
-            guard a.tile.x >= 0, a.tile.y >= 0, a.tile.width > 0, a.tile.height > 0,
-                  a.tile.maxX <= width, a.tile.maxY <= height else {
+            guard a.tile.x >= 0, a.tile.y >= 0, a.tile.width > 0, a.tile.height > 0, a.tile.x <= width, a.tile.y <= height,
+                  a.tile.width <= width, a.tile.height <= height, a.tile.maxX <= width, a.tile.maxY <= height else {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "\(a.model) tile lies outside the \(width)x\(height) image")
             }
@@ -85,11 +88,15 @@ enum Stitcher {
                 }
             }
             for (k, d) in a.detections.enumerated() {
-                let b = d.box
-                guard [b.x0, b.y0, b.x1, b.y1, d.score].allSatisfy(\.isFinite), d.classProbabilities.count == a.classes.count else {
+                guard ([d.box.x0, d.box.y0, d.box.x1, d.box.y1, d.score] + d.classProbabilities).allSatisfy(\.isFinite),
+                      d.classProbabilities.count == a.classes.count else {
                     throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                     reason: "\(a.model) detection \(k) has a non-finite box or score, or the wrong number of class probabilities")
                 }
+                // The networks clip boxes to the tile already; clipping again keeps a stray
+                // coordinate from reaching the pixel arithmetic.
+                let b = Box(x0: min(max(d.box.x0, 0), Float(a.tile.width)), y0: min(max(d.box.y0, 0), Float(a.tile.height)),
+                            x1: min(max(d.box.x1, 0), Float(a.tile.width)), y1: min(max(d.box.y1, 0), Float(a.tile.height)))
                 guard Double(d.score) >= config.minDetectionScore, b.width >= 1, b.height >= 1 else { continue }
                 var probs = [Double](repeating: 0, count: config.classes.count)
                 for (i, p) in d.classProbabilities.enumerated() { probs[map[i]] += Double(p) }

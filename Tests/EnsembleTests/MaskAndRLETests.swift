@@ -68,6 +68,8 @@ import Testing
         #expect(throws: RLEError.self) { try KaggleRLE.decode("99 3", width: 10, height: 10) }
         #expect(throws: RLEError.self) { try KaggleRLE.decode("5 x", width: 10, height: 10) }
         #expect(throws: RLEError.self) { try KaggleRLE.decode("5 0", width: 10, height: 10) }
+        #expect(throws: RLEError.self) { try KaggleRLE.decode("5 9223372036854775807", width: 10, height: 10) }
+        #expect(throws: RLEError.self) { try KaggleRLE.decode("1 1", width: 1 << 40, height: 1 << 40) }
     }
 
     @Test func cocoCountsAreColumnMajorStartingWithBackground() throws {
@@ -82,6 +84,7 @@ import Testing
         let first = Mask(imageWidth: 4, imageHeight: 3, pixels: [1] + [UInt8](repeating: 0, count: 11))
         #expect(COCORLE(mask: first).counts == [0, 1, 11])
         #expect(throws: RLEError.self) { try COCORLE(width: 4, height: 3, counts: [3, 2]) }
+        #expect(throws: RLEError.self) { try COCORLE(width: 4, height: 3, counts: [Int.max, Int.max, 12]) }
     }
 
     @Test func compressedStringsMatchPycocotools() throws {

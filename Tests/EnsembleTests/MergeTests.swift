@@ -263,6 +263,12 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
                                  detections: [Detection(box: Box(x0: 1, y0: 1, x1: 9, y1: 9), score: 0.9, classProbabilities: [1])])
         #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 50, height: 50, artifacts: [alien, mr, blankSemantic(tile)]) }
         #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 40, height: 40, artifacts: [yx, mr, blankSemantic(tile)]) }
+        #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 0, height: 50, artifacts: [yx, mr, blankSemantic(tile)]) }
+        // A box far outside its tile is clipped to it, not trusted.
+        let stray = TileArtifact(model: "yolox", tile: tile, classes: PerfectModels.classes,
+                                 detections: [Detection(box: Box(x0: 10, y0: 10, x1: 1e30, y1: 20), score: 0.9, classProbabilities: [1, 0, 0])])
+        let clipped = try merger.merge(image: "img", width: 50, height: 50, artifacts: [stray, mr, blankSemantic(tile, fg: 0.5)])
+        #expect(clipped.instances.map(\.box) == [PixelRect(x: 10, y: 10, width: 40, height: 10)])
         // A model the caller did not ask for may be missing.
         #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: [mr], models: [.maskrcnn]).instances.isEmpty)
     }
