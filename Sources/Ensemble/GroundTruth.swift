@@ -146,26 +146,31 @@ public struct GroundTruth: Sendable {
         }
 
         var errors: [TruthError] = []
-        var order: [Int] = []
-        var byID: [Int: TruthImage] = [:]
+        var order: [String] = []
+        var byID: [String: TruthImage] = [:]
         for (i, image) in images.enumerated() {
-            guard let id = intValue(image["id"]), let w = intValue(image["width"]), let h = intValue(image["height"]),
+            guard let id = key(image["id"]), let w = intValue(image["width"]), let h = intValue(image["height"]),
                   w > 0, h > 0, w <= 1 << 16, h <= 1 << 16 else {
-                errors.append(TruthError(file: file, location: "image \(i)", image: nil, reason: "needs integer id, and width and height from 1 to 65536"))
+                errors.append(TruthError(file: file, location: "image \(i)", image: nil, reason: "needs an id, and width and height from 1 to 65536"))
                 continue
             }
-            var name = String(id)
+            guard byID[id] == nil else {
+                errors.append(TruthError(file: file, location: "image \(i)", image: id, reason: "a second image with id \(id)"))
+                continue
+            }
+            // The Kaggle id is the file name without folder and extension (ids may be numbers).
+            var name = id
             if let fileName = image["file_name"] as? String, !fileName.isEmpty {
                 name = ((fileName as NSString).lastPathComponent as NSString).deletingPathExtension
             }
             order.append(id)
             byID[id] = TruthImage(id: name, width: w, height: h, cellType: image["cell_type"] as? String, masks: [])
         }
-        var broken: Set<Int> = []
-        var typeVotes: [Int: [String: Int]] = [:]
+        var broken: Set<String> = []
+        var typeVotes: [String: [String: Int]] = [:]
         for (i, ann) in annotations.enumerated() {
-            let location = "annotation \(i)" + (intValue(ann["id"]).map { " (id \($0))" } ?? "")
-            guard let imageID = intValue(ann["image_id"]), let image = byID[imageID] else {
+            let location = "annotation \(i)" + (key(ann["id"]).map { " (id \($0))" } ?? "")
+            guard let imageID = key(ann["image_id"]), let image = byID[imageID] else {
                 errors.append(TruthError(file: file, location: location, image: nil, reason: "image_id names no image of the file"))
                 continue
             }
@@ -186,8 +191,12 @@ public struct GroundTruth: Sendable {
 
     private static func cocoMask(_ segmentation: Any?, width: Int, height: Int) throws -> Mask {
         if let rle = segmentation as? [String: Any] {
-            guard let size = rle["size"] as? [Any], size.count == 2, let h = intValue(size[0]), let w = intValue(size[1]) else {
-                throw RLEError("segmentation RLE needs 'size': [height, width]")
+            var (w, h) = (width, height)
+            if let size = rle["size"] {
+                guard let pair = size as? [Any], pair.count == 2, let sh = intValue(pair[0]), let sw = intValue(pair[1]) else {
+                    throw RLEError("segmentation RLE 'size' is not [height, width]")
+                }
+                (w, h) = (sw, sh)
             }
             guard w == width, h == height else {
                 throw RLEError("RLE size \(w)x\(h) differs from its image's \(width)x\(height)")
@@ -256,6 +265,12 @@ public struct GroundTruth: Sendable {
             }
         }
         return Mask(imageWidth: width, imageHeight: height, window: window, bits: bits)
+    }
+
+    /// COCO ids are integers in most files and Kaggle id strings in some.
+    private static func key(_ v: Any?) -> String? {
+        if let s = v as? String { return s.isEmpty ? nil : s }
+        return intValue(v).map(String.init)
     }
 
     private static func intValue(_ v: Any?) -> Int? {

@@ -171,6 +171,28 @@ import Testing
         #expect(truth.errors[0].location == "annotation 3 (id 4)" && truth.errors[0].image == "other")
     }
 
+    /// As in the competition's COCO files: Kaggle id strings as ids, counts lists without a size.
+    @Test func readsCOCOKeyedByKaggleIDs() throws {
+        let truth = try GroundTruth.read(path: demoTruthPath)
+        let image = truth.images[0]
+        let annotations: [[String: Any]] = image.masks.enumerated().map { k, m in
+            let rle = COCORLE(mask: m)
+            let segmentation: [String: Any] = k % 2 == 0
+                ? ["counts": rle.counts]
+                : ["size": [520, 704], "counts": rle.compressedString]  // may hold a backslash: JSON escapes it
+            return ["id": "\(k)", "image_id": image.id, "category_id": 3, "segmentation": segmentation]
+        }
+        let object: [String: Any] = [
+            "images": [["id": image.id, "width": 704, "height": 520, "file_name": "train/\(image.id).png"]],
+            "categories": [["id": 1, "name": "shsy5y"], ["id": 3, "name": "cort"]],
+            "annotations": annotations,
+        ]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let read = try GroundTruth.read(path: try temporary("val_fold0.json", json))
+        #expect(read.errors.isEmpty)
+        #expect(read.images == [image])
+    }
+
     @Test func polygonsCoverPixelsWhoseCentreIsInside() {
         // A right triangle below the diagonal x = y: row y holds the y pixels with x < y, since
         // a centre on the diagonal counts as outside the closing edge.
