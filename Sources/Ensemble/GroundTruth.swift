@@ -114,11 +114,12 @@ public struct GroundTruth: Sendable {
                     fail(id, "cell type '\(cellType ?? "")' differs from the image's earlier rows ('\(image.cellType ?? "")')")
                     continue
                 }
-                image.masks.append(mask)
+                if !mask.isEmpty { image.masks.append(mask) }
                 byID[id] = image
             } else {
                 order.append(id)
-                byID[id] = TruthImage(id: id, width: w, height: h, cellType: cellType, masks: [mask])
+                // An empty annotation lists an image without cells.
+                byID[id] = TruthImage(id: id, width: w, height: h, cellType: cellType, masks: mask.isEmpty ? [] : [mask])
             }
         }
         return GroundTruth(images: order.filter { !broken.contains($0) }.compactMap { byID[$0] }, errors: errors)

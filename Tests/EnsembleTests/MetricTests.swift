@@ -121,10 +121,12 @@ import Testing
             bad,95 10,10,10,cort
             good,50 3,10,10,astro
             odd,1 2 3,10,10,cort
+            empty,,10,10,cort
             """
         let path = try temporary("train.csv", csv)
         let truth = try GroundTruth.read(path: path)
-        #expect(truth.images.map(\.id) == ["good"])
+        #expect(truth.images.map(\.id) == ["good", "empty"])
+        #expect(truth.images[1].masks.isEmpty)
         #expect(truth.images[0].masks.map(\.area) == [10, 3])
         #expect(truth.errors.map(\.location) == ["line 4", "line 6"])
         #expect(truth.errors[0].image == "bad")
