@@ -82,6 +82,13 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         }
     }
 
+    /// Writes the config as pretty-printed JSON (sorted keys, so that fits diff cleanly).
+    public func save(path: String) throws {
+        do { try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw EnsembleError.badConfig(path: path, reason: "cannot write it (\(error.localizedDescription))")
+        }
+    }
+
     public func jsonData() -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -299,6 +299,16 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(partial == expected)
     }
 
+    @Test func savesAndLoads() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ensemble-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var c = EnsembleConfig()
+        c.minInstanceArea = 33
+        try c.save(path: path)
+        #expect(try EnsembleConfig.load(path: path) == c)
+        #expect(throws: EnsembleError.self) { try c.save(path: "/nonexistent-dir/ensemble.json") }
+    }
+
     @Test func aBrokenConfigFileNamesItself() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ensemble-\(UUID()).json").path
         try "{\"modelWeights\": [1, 2]}".write(toFile: path, atomically: true, encoding: .utf8)
