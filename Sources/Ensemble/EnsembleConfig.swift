@@ -21,6 +21,9 @@ public enum EnsembleModel: String, Sendable, Codable, CaseIterable, CodingKeyRep
 public struct EnsembleConfig: Sendable, Equatable, Codable {
     /// Cell types, in the order of the class probabilities the merge reports.
     public var classes: [String] = ["shsy5y", "astro", "cort"]
+    /// Classes a semantic map may carry beside background and cell types that belong to no cell,
+    /// such as the boundary between touching cells (training/ can add one to UPerNet).
+    public var separatorClasses: [String] = ["boundary"]
     /// How much each model's vote counts, relative to the others (only ratios matter for the
     /// pixel vote; for the instance score they also scale agreement).
     public var modelWeights: [EnsembleModel: Double] = [.yolox: 1, .maskrcnn: 1, .upernet: 1]
@@ -100,6 +103,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = EnsembleConfig()
         classes = try c.decodeIfPresent([String].self, forKey: .classes) ?? d.classes
+        separatorClasses = try c.decodeIfPresent([String].self, forKey: .separatorClasses) ?? d.separatorClasses
         modelWeights = try c.decodeIfPresent([EnsembleModel: Double].self, forKey: .modelWeights) ?? d.modelWeights
         seamMargin = try c.decodeIfPresent(Double.self, forKey: .seamMargin) ?? d.seamMargin
         stitchIoU = try c.decodeIfPresent(Double.self, forKey: .stitchIoU) ?? d.stitchIoU

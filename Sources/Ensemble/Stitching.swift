@@ -14,7 +14,7 @@ struct PlacedDetection: Sendable {
 
 /// UPerNet's maps blended over the whole image.
 struct SemanticPlanes: Sendable {
-    /// 1 - background, per image pixel, row-major.
+    /// The cell classes' probabilities summed (1 - background - separators), per image pixel, row-major.
     var foreground: [Float]
     /// Per class of `EnsembleConfig.classes`, class-major.
     var classes: [Float]
@@ -61,14 +61,15 @@ enum Stitcher {
         return out
     }
 
-    /// Index in `config.classes` of each artifact class.
-    private static func classMap(_ a: TileArtifact, image: String, config: EnsembleConfig) throws -> [Int] {
+    /// Index in `config.classes` of each artifact class; -1 for a separator class of a semantic
+    /// map (`config.separatorClasses`), which is neither a cell type nor background.
+    private static func classMap(_ a: TileArtifact, image: String, config: EnsembleConfig, semantic: Bool = false) throws -> [Int] {
         try a.classes.map { name in
-            guard let i = config.classes.firstIndex(of: name) else {
-                throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
-                                                reason: "\(a.model) class '\(name)' is not one of the ensemble's classes \(config.classes)")
-            }
-            return i
+            if let i = config.classes.firstIndex(of: name) { return i }
+            if semantic && config.separatorClasses.contains(name) { return -1 }
+            throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                            reason: "\(a.model) class '\(name)' is not one of the ensemble's classes \(config.classes)"
+                                                + (semantic ? " or separator classes \(config.separatorClasses)" : ""))
         }
     }
 
@@ -227,7 +228,7 @@ enum Stitcher {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "upernet map is \(s.channels)x\(s.width)x\(s.height), expected \(a.classes.count + 1)x\(a.tile.width)x\(a.tile.height) (background + classes at tile size)")
             }
-            let map = try classMap(a, image: image, config: config)
+            let map = try classMap(a, image: image, config: config, semantic: true)
             let big = Int.max / 4
             s.values.withUnsafeBufferPointer { v in
                 let plane = s.width * s.height
@@ -239,9 +240,12 @@ enum Stitcher {
                         let src = y * s.width + x
                         let dst = (a.tile.y + y) * width + a.tile.x + x
                         wsum[dst] += w
-                        fg[dst] += w * (1 - Float(v[src]) / 255)
-                        for (c, ci) in map.enumerated() {
-                            cls[ci * n + dst] += w * Float(v[(c + 1) * plane + src]) / 255
+                        // Foreground is the cell classes together: a separator (boundary) pixel
+                        // between touching cells is no cell's, which keeps the cells apart.
+                        for (c, ci) in map.enumerated() where ci >= 0 {
+                            let p = w * Float(v[(c + 1) * plane + src]) / 255
+                            cls[ci * n + dst] += p
+                            fg[dst] += p
                         }
                     }
                 }

@@ -145,6 +145,29 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(zip(across, across.dropFirst()).allSatisfy { $0 > $1 })
     }
 
+    /// A UPerNet trained with a fifth "boundary" class: boundary pixels are no cell's, so two
+    /// touching cells stay two components.
+    @Test func aBoundaryClassKeepsTouchingCellsApart() throws {
+        let tile = PixelRect(x: 0, y: 0, width: 40, height: 20)
+        var planes = [Float](repeating: 0, count: 5 * tile.area)
+        for y in 0..<20 {
+            for x in 0..<40 {
+                let i = y * 40 + x
+                if y < 5 || y >= 15 || x < 5 || x >= 35 { planes[i] = 1 }          // background
+                else if x == 20 { planes[4 * tile.area + i] = 1 }                 // boundary
+                else { planes[2 * tile.area + i] = 1 }                            // astro
+            }
+        }
+        let up = TileArtifact(model: "upernet", tile: tile, classes: PerfectModels.classes + ["boundary"],
+                              semantic: ProbabilityMap(channels: 5, width: 40, height: 20, probabilities: planes))
+        let merged = try Merger().merge(image: "b", width: 40, height: 20, artifacts: [up], models: [.upernet])
+        #expect(merged.instances.map(\.area) == [150, 140] || merged.instances.map(\.area) == [140, 150])
+        #expect(merged.cellType == "astro")
+        let other = TileArtifact(model: "upernet", tile: tile, classes: PerfectModels.classes + ["debris"],
+                                 semantic: ProbabilityMap(channels: 5, width: 40, height: 20, probabilities: planes))
+        #expect(throws: EnsembleError.self) { try Merger().merge(image: "b", width: 40, height: 20, artifacts: [other], models: [.upernet]) }
+    }
+
     @Test func boxesOfTwoModelsFuseIntoOneInstanceScoredByAgreement() throws {
         let tile = PixelRect(x: 0, y: 0, width: 100, height: 100)
         let astro: [Float] = [0, 1, 0]
