@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// The three networks of the ensemble, with the raw values of `Models.ModelKind`. An artifact's
 /// `model` names one of them by prefix (case, spaces, `-` and `_` ignored): "yolox…",
@@ -123,6 +124,8 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
 public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
     case badConfig(path: String, reason: String)
     case missingArtifacts(image: String, model: EnsembleModel)
+    /// Some of the image is in no tile of that model; `uncovered` bounds the pixels left out.
+    case missingTiles(image: String, model: EnsembleModel, uncovered: PixelRect)
     case badArtifact(image: String, tile: String, reason: String)
     case badImage(image: String, reason: String)
 
@@ -132,6 +135,8 @@ public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(path): not a usable ensemble config (\(reason)); fix the JSON or delete it to use the defaults"
         case let .missingArtifacts(image, model):
             return "image \(image): no \(model.rawValue) artifacts; rerun its \(model.rawValue) infer jobs before merging"
+        case let .missingTiles(image, model, uncovered):
+            return "image \(image): the \(model.rawValue) artifacts leave \(uncovered) uncovered; rerun the \(model.rawValue) infer jobs of the tiles there before merging"
         case let .badArtifact(image, tile, reason):
             return "image \(image), tile \(tile): \(reason); rerun the infer job of that tile (`plateseg retry`)"
         case let .badImage(image, reason):

@@ -51,6 +51,7 @@ enum Stitcher {
         var out = StitchedImage(image: image, width: width, height: height, detections: [:], semantic: nil)
         for kind in EnsembleModel.allCases where models.contains(kind) {
             guard let arts = byModel[kind], !arts.isEmpty else { throw EnsembleError.missingArtifacts(image: image, model: kind) }
+            try checkTiles(arts, kind: kind, image: image, width: width, height: height)
             switch kind {
             case .yolox, .maskrcnn:
                 out.detections[kind] = try placeDetections(arts, kind: kind, image: image, width: width, height: height, config: config)
@@ -59,6 +60,29 @@ enum Stitcher {
             }
         }
         return out
+    }
+
+    /// One artifact per tile, and tiles that cover the image: a missing tile would leave its
+    /// cells out silently, and two artifacts at one place are usually tiles whose `tile` was
+    /// left at the networks' (0, 0) instead of being set to where the tile lies in the image.
+    private static func checkTiles(_ arts: [TileArtifact], kind: EnsembleModel, image: String, width: Int, height: Int) throws {
+        var seen = Set<PixelRect>()
+        for a in arts where !seen.insert(a.tile).inserted {
+            throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                            reason: "two \(kind.rawValue) artifacts for this tile; each artifact's `tile` must be where its tile lies in the image")
+        }
+        var covered = [Bool](repeating: false, count: width * height)
+        for a in arts {
+            for y in a.tile.y..<a.tile.maxY {
+                for x in a.tile.x..<a.tile.maxX { covered[y * width + x] = true }
+            }
+        }
+        guard covered.contains(false) else { return }
+        var x0 = width, y0 = height, x1 = 0, y1 = 0
+        for (p, c) in covered.enumerated() where !c {
+            x0 = min(x0, p % width); x1 = max(x1, p % width + 1); y0 = min(y0, p / width); y1 = max(y1, p / width + 1)
+        }
+        throw EnsembleError.missingTiles(image: image, model: kind, uncovered: PixelRect(x: x0, y: y0, width: x1 - x0, height: y1 - y0))
     }
 
     /// Index in `config.classes` of each artifact class; -1 for a separator class of a semantic

@@ -292,6 +292,22 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
                                  detections: [Detection(box: Box(x0: 10, y0: 10, x1: 1e30, y1: 20), score: 0.9, classProbabilities: [1, 0, 0])])
         let clipped = try merger.merge(image: "img", width: 50, height: 50, artifacts: [stray, mr, blankSemantic(tile, fg: 0.5)])
         #expect(clipped.instances.map(\.box) == [PixelRect(x: 10, y: 10, width: 40, height: 10)])
+        // A tile's artifact missing, or tiles all left at the networks' (0, 0).
+        let layout = TileLayout(size: 30, overlap: 10).tiles(width: 50, height: 50)
+        let tiles = layout.map { blankSemantic($0) }
+        let dets = layout.flatMap { [TileArtifact(model: "yolox", tile: $0, classes: PerfectModels.classes),
+                                     TileArtifact(model: "maskrcnn", tile: $0, classes: PerfectModels.classes)] }
+        #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: dets + tiles).instances.isEmpty)
+        #expect(throws: EnsembleError.missingTiles(image: "img", model: .upernet, uncovered: PixelRect(x: 30, y: 30, width: 20, height: 20))) {
+            try merger.merge(image: "img", width: 50, height: 50, artifacts: dets + tiles.dropLast())
+        }
+        let unplaced = tiles.map { a -> TileArtifact in var a = a; a.tile = PixelRect(x: 0, y: 0, width: 30, height: 30); return a }
+        do {
+            _ = try merger.merge(image: "img", width: 50, height: 50, artifacts: dets + unplaced)
+            Issue.record("artifacts all at (0, 0) were accepted")
+        } catch let e as EnsembleError {
+            #expect(e.description.contains("two upernet artifacts for this tile"))
+        }
         // A model the caller did not ask for may be missing.
         #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: [mr], models: [.maskrcnn]).instances.isEmpty)
     }
