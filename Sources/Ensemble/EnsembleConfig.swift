@@ -81,9 +81,23 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw EnsembleError.badConfig(path: path, reason: "cannot read it (\(error.localizedDescription))")
         }
-        do { return try JSONDecoder().decode(EnsembleConfig.self, from: data) } catch {
+        let config: EnsembleConfig
+        do { config = try JSONDecoder().decode(EnsembleConfig.self, from: data) } catch {
             throw EnsembleError.badConfig(path: path, reason: "\(error)")
         }
+        if let problem = config.problem { throw EnsembleError.badConfig(path: path, reason: problem) }
+        return config
+    }
+
+    /// What makes the config unusable, if anything.
+    public var problem: String? {
+        if classes.isEmpty { return "no cell classes" }
+        if Set(classes).count != classes.count { return "a cell class is listed twice in \(classes)" }
+        let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold]
+            + modelWeights.values
+        if !numbers.allSatisfy(\.isFinite) { return "a weight or threshold is not a finite number" }
+        if modelWeights.values.contains(where: { $0 < 0 }) { return "a model weight is negative" }
+        return nil
     }
 
     /// Writes the config as pretty-printed JSON (sorted keys, so that fits diff cleanly).

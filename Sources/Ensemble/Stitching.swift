@@ -35,6 +35,7 @@ enum Stitcher {
         guard width > 0, height > 0, width <= 1 << 16, height <= 1 << 16 else {
             throw EnsembleError.badImage(image: image, reason: "size \(width)x\(height) is not between 1 and 65536 pixels a side")
         }
+        if let problem = config.problem { throw EnsembleError.badConfig(path: "the ensemble config", reason: problem) }
         var byModel: [EnsembleModel: [TileArtifact]] = [:]
         for a in artifacts {
             guard let kind = EnsembleModel(artifactModel: a.model) else {

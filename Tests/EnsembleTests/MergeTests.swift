@@ -353,6 +353,13 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         try "{\"modelWeights\": [1, 2]}".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(throws: EnsembleError.self) { try EnsembleConfig.load(path: path) }
+        try #"{"classes": []}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: EnsembleError.self) { try EnsembleConfig.load(path: path) }
+        var noClasses = EnsembleConfig()
+        noClasses.classes = []
+        #expect(throws: EnsembleError.self) {
+            try Merger(config: noClasses).merge(image: "x", width: 10, height: 10, artifacts: [blankSemantic(PixelRect(x: 0, y: 0, width: 10, height: 10))], models: [.upernet])
+        }
         do { _ = try EnsembleConfig.load(path: path) } catch { #expect("\(error)".contains(path)) }
     }
 }
