@@ -246,6 +246,10 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let yolox = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.yolox])
         // YOLOX knows only boxes: its instances are the filled boxes.
         #expect(Set(yolox.instances.map(\.area)) == Set(cells.map(\.box.area)))
+        var zero = EnsembleConfig()
+        zero.modelWeights = [.yolox: 0, .maskrcnn: 0, .upernet: 0]
+        let boxes = try Merger(config: zero).merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.yolox])
+        #expect(boxes == yolox)  // a fitted weight of 0 does not silence a model scored alone
         let uper = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.upernet])
         // UPerNet knows only foreground: its instances are the connected components.
         #expect(uper.instances.count == 2)
