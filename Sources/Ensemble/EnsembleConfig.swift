@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// The three networks of the ensemble, with the raw values of `Models.ModelKind`. An artifact's
 /// `model` names one of them by prefix (case, spaces, `-` and `_` ignored): "yolox…",
@@ -21,6 +22,9 @@ public enum EnsembleModel: String, Sendable, Codable, CaseIterable, CodingKeyRep
 public struct EnsembleConfig: Sendable, Equatable, Codable {
     /// Cell types, in the order of the class probabilities the merge reports.
     public var classes: [String] = ["shsy5y", "astro", "cort"]
+    /// Classes a semantic map may carry beside background and cell types that belong to no cell,
+    /// such as the boundary between touching cells (training/ can add one to UPerNet).
+    public var separatorClasses: [String] = ["boundary"]
     /// How much each model's vote counts, relative to the others (only ratios matter for the
     /// pixel vote; for the instance score they also scale agreement).
     public var modelWeights: [EnsembleModel: Double] = [.yolox: 1, .maskrcnn: 1, .upernet: 1]
@@ -77,8 +81,29 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw EnsembleError.badConfig(path: path, reason: "cannot read it (\(error.localizedDescription))")
         }
-        do { return try JSONDecoder().decode(EnsembleConfig.self, from: data) } catch {
+        let config: EnsembleConfig
+        do { config = try JSONDecoder().decode(EnsembleConfig.self, from: data) } catch {
             throw EnsembleError.badConfig(path: path, reason: "\(error)")
+        }
+        if let problem = config.problem { throw EnsembleError.badConfig(path: path, reason: problem) }
+        return config
+    }
+
+    /// What makes the config unusable, if anything.
+    public var problem: String? {
+        if classes.isEmpty { return "no cell classes" }
+        if Set(classes).count != classes.count { return "a cell class is listed twice in \(classes)" }
+        let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold]
+            + modelWeights.values
+        if !numbers.allSatisfy(\.isFinite) { return "a weight or threshold is not a finite number" }
+        if modelWeights.values.contains(where: { $0 < 0 }) { return "a model weight is negative" }
+        return nil
+    }
+
+    /// Writes the config as pretty-printed JSON (sorted keys, so that fits diff cleanly).
+    public func save(path: String) throws {
+        do { try jsonData().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw EnsembleError.badConfig(path: path, reason: "cannot write it (\(error.localizedDescription))")
         }
     }
 
@@ -93,6 +118,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = EnsembleConfig()
         classes = try c.decodeIfPresent([String].self, forKey: .classes) ?? d.classes
+        separatorClasses = try c.decodeIfPresent([String].self, forKey: .separatorClasses) ?? d.separatorClasses
         modelWeights = try c.decodeIfPresent([EnsembleModel: Double].self, forKey: .modelWeights) ?? d.modelWeights
         seamMargin = try c.decodeIfPresent(Double.self, forKey: .seamMargin) ?? d.seamMargin
         stitchIoU = try c.decodeIfPresent(Double.self, forKey: .stitchIoU) ?? d.stitchIoU
@@ -112,7 +138,10 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
 public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
     case badConfig(path: String, reason: String)
     case missingArtifacts(image: String, model: EnsembleModel)
+    /// Some of the image is in no tile of that model; `uncovered` bounds the pixels left out.
+    case missingTiles(image: String, model: EnsembleModel, uncovered: PixelRect)
     case badArtifact(image: String, tile: String, reason: String)
+    case badImage(image: String, reason: String)
 
     public var description: String {
         switch self {
@@ -120,8 +149,12 @@ public enum EnsembleError: Error, Sendable, Equatable, CustomStringConvertible {
             return "\(path): not a usable ensemble config (\(reason)); fix the JSON or delete it to use the defaults"
         case let .missingArtifacts(image, model):
             return "image \(image): no \(model.rawValue) artifacts; rerun its \(model.rawValue) infer jobs before merging"
+        case let .missingTiles(image, model, uncovered):
+            return "image \(image): the \(model.rawValue) artifacts leave \(uncovered) uncovered; rerun the \(model.rawValue) infer jobs of the tiles there before merging"
         case let .badArtifact(image, tile, reason):
             return "image \(image), tile \(tile): \(reason); rerun the infer job of that tile (`plateseg retry`)"
+        case let .badImage(image, reason):
+            return "image \(image): \(reason); check the image's record (width, height) in the store"
         }
     }
 }

@@ -8,6 +8,14 @@ public struct TruthImage: Sendable, Equatable {
     public var height: Int
     public var cellType: String?
     public var masks: [Mask]
+
+    public init(id: String, width: Int, height: Int, cellType: String?, masks: [Mask]) {
+        self.id = id
+        self.width = width
+        self.height = height
+        self.cellType = cellType
+        self.masks = masks
+    }
 }
 
 /// One bad row or annotation of a truth file. Its image is left out of the truth (scoring a
@@ -56,7 +64,9 @@ public struct GroundTruth: Sendable {
     public static func parseCSV(_ text: String, file: String) throws -> GroundTruth {
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated().makeIterator()
         guard let (_, headerLine) = lines.next() else { throw TruthFileError(file: file, reason: "the file is empty") }
-        let header = headerLine.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        // Spreadsheet programs often save CSV with a byte-order mark before the first column name.
+        let header = headerLine.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: CharacterSet.whitespaces.union(CharacterSet(charactersIn: "\u{FEFF}"))) }
         func column(_ name: String) throws -> Int {
             guard let i = header.firstIndex(of: name) else {
                 throw TruthFileError(file: file, reason: "the header has no '\(name)' column (it has \(header.joined(separator: ",")))")
@@ -104,11 +114,12 @@ public struct GroundTruth: Sendable {
                     fail(id, "cell type '\(cellType ?? "")' differs from the image's earlier rows ('\(image.cellType ?? "")')")
                     continue
                 }
-                image.masks.append(mask)
+                if !mask.isEmpty { image.masks.append(mask) }
                 byID[id] = image
             } else {
                 order.append(id)
-                byID[id] = TruthImage(id: id, width: w, height: h, cellType: cellType, masks: [mask])
+                // An empty annotation lists an image without cells.
+                byID[id] = TruthImage(id: id, width: w, height: h, cellType: cellType, masks: mask.isEmpty ? [] : [mask])
             }
         }
         return GroundTruth(images: order.filter { !broken.contains($0) }.compactMap { byID[$0] }, errors: errors)
@@ -136,25 +147,31 @@ public struct GroundTruth: Sendable {
         }
 
         var errors: [TruthError] = []
-        var order: [Int] = []
-        var byID: [Int: TruthImage] = [:]
+        var order: [String] = []
+        var byID: [String: TruthImage] = [:]
         for (i, image) in images.enumerated() {
-            guard let id = intValue(image["id"]), let w = intValue(image["width"]), let h = intValue(image["height"]), w > 0, h > 0 else {
-                errors.append(TruthError(file: file, location: "image \(i)", image: nil, reason: "needs integer id, width and height"))
+            guard let id = key(image["id"]), let w = intValue(image["width"]), let h = intValue(image["height"]),
+                  w > 0, h > 0, w <= 1 << 16, h <= 1 << 16 else {
+                errors.append(TruthError(file: file, location: "image \(i)", image: nil, reason: "needs an id, and width and height from 1 to 65536"))
                 continue
             }
-            var name = String(id)
+            guard byID[id] == nil else {
+                errors.append(TruthError(file: file, location: "image \(i)", image: id, reason: "a second image with id \(id)"))
+                continue
+            }
+            // The Kaggle id is the file name without folder and extension (ids may be numbers).
+            var name = id
             if let fileName = image["file_name"] as? String, !fileName.isEmpty {
                 name = ((fileName as NSString).lastPathComponent as NSString).deletingPathExtension
             }
             order.append(id)
             byID[id] = TruthImage(id: name, width: w, height: h, cellType: image["cell_type"] as? String, masks: [])
         }
-        var broken: Set<Int> = []
-        var typeVotes: [Int: [String: Int]] = [:]
+        var broken: Set<String> = []
+        var typeVotes: [String: [String: Int]] = [:]
         for (i, ann) in annotations.enumerated() {
-            let location = "annotation \(i)" + (intValue(ann["id"]).map { " (id \($0))" } ?? "")
-            guard let imageID = intValue(ann["image_id"]), let image = byID[imageID] else {
+            let location = "annotation \(i)" + (key(ann["id"]).map { " (id \($0))" } ?? "")
+            guard let imageID = key(ann["image_id"]), let image = byID[imageID] else {
                 errors.append(TruthError(file: file, location: location, image: nil, reason: "image_id names no image of the file"))
                 continue
             }
@@ -175,8 +192,12 @@ public struct GroundTruth: Sendable {
 
     private static func cocoMask(_ segmentation: Any?, width: Int, height: Int) throws -> Mask {
         if let rle = segmentation as? [String: Any] {
-            guard let size = rle["size"] as? [Any], size.count == 2, let h = intValue(size[0]), let w = intValue(size[1]) else {
-                throw RLEError("segmentation RLE needs 'size': [height, width]")
+            var (w, h) = (width, height)
+            if let size = rle["size"] {
+                guard let pair = size as? [Any], pair.count == 2, let sh = intValue(pair[0]), let sw = intValue(pair[1]) else {
+                    throw RLEError("segmentation RLE 'size' is not [height, width]")
+                }
+                (w, h) = (sw, sh)
             }
             guard w == width, h == height else {
                 throw RLEError("RLE size \(w)x\(h) differs from its image's \(width)x\(height)")
@@ -195,7 +216,9 @@ public struct GroundTruth: Sendable {
             let rings = try polygons.map { ring -> [Double] in
                 guard let values = ring as? [Any] else { throw RLEError("a polygon is not a list of numbers") }
                 let numbers = try values.map { v -> Double in
-                    guard let n = v as? NSNumber else { throw RLEError("a polygon holds '\(v)', not a number") }
+                    guard let n = v as? NSNumber, n.doubleValue.isFinite, abs(n.doubleValue) < 1e7 else {
+                        throw RLEError("a polygon holds '\(v)', not a pixel coordinate")
+                    }
                     return n.doubleValue
                 }
                 guard numbers.count >= 6, numbers.count % 2 == 0 else {
@@ -243,6 +266,12 @@ public struct GroundTruth: Sendable {
             }
         }
         return Mask(imageWidth: width, imageHeight: height, window: window, bits: bits)
+    }
+
+    /// COCO ids are integers in most files and Kaggle id strings in some.
+    private static func key(_ v: Any?) -> String? {
+        if let s = v as? String { return s.isEmpty ? nil : s }
+        return intValue(v).map(String.init)
     }
 
     private static func intValue(_ v: Any?) -> Int? {

@@ -52,6 +52,12 @@ public struct Merger: Sendable {
 
     func vote(_ s: StitchedImage, models: Set<EnsembleModel>) -> MergedImage {
         if models == [.upernet] { return semanticInstances(s) }
+        if models.count == 1, let only = models.first, config.weight(only) != 1 {
+            // A model scored alone is judged on its own output, whatever weight the fit gave it.
+            var alone = self
+            alone.config.modelWeights = [only: 1]
+            return alone.vote(s, models: models)
+        }
         var planes = OwnershipPlanes(width: s.width, height: s.height)
         let clusters = fuseBoxes(s, models: models)
         var windows: [(window: PixelRect, votes: [Float])] = []

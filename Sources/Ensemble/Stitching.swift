@@ -14,7 +14,7 @@ struct PlacedDetection: Sendable {
 
 /// UPerNet's maps blended over the whole image.
 struct SemanticPlanes: Sendable {
-    /// 1 - background, per image pixel, row-major.
+    /// The cell classes' probabilities summed (1 - background - separators), per image pixel, row-major.
     var foreground: [Float]
     /// Per class of `EnsembleConfig.classes`, class-major.
     var classes: [Float]
@@ -32,14 +32,18 @@ struct StitchedImage: Sendable {
 enum Stitcher {
     static func stitch(image: String, width: Int, height: Int, artifacts: [TileArtifact],
                        models: Set<EnsembleModel>, config: EnsembleConfig) throws -> StitchedImage {
+        guard width > 0, height > 0, width <= 1 << 16, height <= 1 << 16 else {
+            throw EnsembleError.badImage(image: image, reason: "size \(width)x\(height) is not between 1 and 65536 pixels a side")
+        }
+        if let problem = config.problem { throw EnsembleError.badConfig(path: "the ensemble config", reason: problem) }
         var byModel: [EnsembleModel: [TileArtifact]] = [:]
         for a in artifacts {
             guard let kind = EnsembleModel(artifactModel: a.model) else {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "model '\(a.model)' is none of yolox, maskrcnn, upernet")
             }
-            guard a.tile.x >= 0, a.tile.y >= 0, a.tile.width > 0, a.tile.height > 0,
-                  a.tile.maxX <= width, a.tile.maxY <= height else {
+            guard a.tile.x >= 0, a.tile.y >= 0, a.tile.width > 0, a.tile.height > 0, a.tile.x <= width, a.tile.y <= height,
+                  a.tile.width <= width, a.tile.height <= height, a.tile.maxX <= width, a.tile.maxY <= height else {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "\(a.model) tile lies outside the \(width)x\(height) image")
             }
@@ -48,6 +52,7 @@ enum Stitcher {
         var out = StitchedImage(image: image, width: width, height: height, detections: [:], semantic: nil)
         for kind in EnsembleModel.allCases where models.contains(kind) {
             guard let arts = byModel[kind], !arts.isEmpty else { throw EnsembleError.missingArtifacts(image: image, model: kind) }
+            try checkTiles(arts, kind: kind, image: image, width: width, height: height)
             switch kind {
             case .yolox, .maskrcnn:
                 out.detections[kind] = try placeDetections(arts, kind: kind, image: image, width: width, height: height, config: config)
@@ -58,14 +63,38 @@ enum Stitcher {
         return out
     }
 
-    /// Index in `config.classes` of each artifact class.
-    private static func classMap(_ a: TileArtifact, image: String, config: EnsembleConfig) throws -> [Int] {
-        try a.classes.map { name in
-            guard let i = config.classes.firstIndex(of: name) else {
-                throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
-                                                reason: "\(a.model) class '\(name)' is not one of the ensemble's classes \(config.classes)")
+    /// One artifact per tile, and tiles that cover the image: a missing tile would leave its
+    /// cells out silently, and two artifacts at one place are usually tiles whose `tile` was
+    /// left at the networks' (0, 0) instead of being set to where the tile lies in the image.
+    private static func checkTiles(_ arts: [TileArtifact], kind: EnsembleModel, image: String, width: Int, height: Int) throws {
+        var seen = Set<PixelRect>()
+        for a in arts where !seen.insert(a.tile).inserted {
+            throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                            reason: "two \(kind.rawValue) artifacts for this tile; each artifact's `tile` must be where its tile lies in the image")
+        }
+        var covered = [Bool](repeating: false, count: width * height)
+        for a in arts {
+            for y in a.tile.y..<a.tile.maxY {
+                for x in a.tile.x..<a.tile.maxX { covered[y * width + x] = true }
             }
-            return i
+        }
+        guard covered.contains(false) else { return }
+        var x0 = width, y0 = height, x1 = 0, y1 = 0
+        for (p, c) in covered.enumerated() where !c {
+            x0 = min(x0, p % width); x1 = max(x1, p % width + 1); y0 = min(y0, p / width); y1 = max(y1, p / width + 1)
+        }
+        throw EnsembleError.missingTiles(image: image, model: kind, uncovered: PixelRect(x: x0, y: y0, width: x1 - x0, height: y1 - y0))
+    }
+
+    /// Index in `config.classes` of each artifact class; -1 for a separator class of a semantic
+    /// map (`config.separatorClasses`), which is neither a cell type nor background.
+    private static func classMap(_ a: TileArtifact, image: String, config: EnsembleConfig, semantic: Bool = false) throws -> [Int] {
+        try a.classes.map { name in
+            if let i = config.classes.firstIndex(of: name) { return i }
+            if semantic && config.separatorClasses.contains(name) { return -1 }
+            throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
+                                            reason: "\(a.model) class '\(name)' is not one of the ensemble's classes \(config.classes)"
+                                                + (semantic ? " or separator classes \(config.separatorClasses)" : ""))
         }
     }
 
@@ -85,11 +114,15 @@ enum Stitcher {
                 }
             }
             for (k, d) in a.detections.enumerated() {
-                let b = d.box
-                guard [b.x0, b.y0, b.x1, b.y1, d.score].allSatisfy(\.isFinite), d.classProbabilities.count == a.classes.count else {
+                guard ([d.box.x0, d.box.y0, d.box.x1, d.box.y1, d.score] + d.classProbabilities).allSatisfy(\.isFinite),
+                      d.classProbabilities.count == a.classes.count else {
                     throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                     reason: "\(a.model) detection \(k) has a non-finite box or score, or the wrong number of class probabilities")
                 }
+                // The networks clip boxes to the tile already; clipping again keeps a stray
+                // coordinate from reaching the pixel arithmetic.
+                let b = Box(x0: min(max(d.box.x0, 0), Float(a.tile.width)), y0: min(max(d.box.y0, 0), Float(a.tile.height)),
+                            x1: min(max(d.box.x1, 0), Float(a.tile.width)), y1: min(max(d.box.y1, 0), Float(a.tile.height)))
                 guard Double(d.score) >= config.minDetectionScore, b.width >= 1, b.height >= 1 else { continue }
                 var probs = [Double](repeating: 0, count: config.classes.count)
                 for (i, p) in d.classProbabilities.enumerated() { probs[map[i]] += Double(p) }
@@ -220,7 +253,7 @@ enum Stitcher {
                 throw EnsembleError.badArtifact(image: image, tile: a.tile.description,
                                                 reason: "upernet map is \(s.channels)x\(s.width)x\(s.height), expected \(a.classes.count + 1)x\(a.tile.width)x\(a.tile.height) (background + classes at tile size)")
             }
-            let map = try classMap(a, image: image, config: config)
+            let map = try classMap(a, image: image, config: config, semantic: true)
             let big = Int.max / 4
             s.values.withUnsafeBufferPointer { v in
                 let plane = s.width * s.height
@@ -232,9 +265,12 @@ enum Stitcher {
                         let src = y * s.width + x
                         let dst = (a.tile.y + y) * width + a.tile.x + x
                         wsum[dst] += w
-                        fg[dst] += w * (1 - Float(v[src]) / 255)
-                        for (c, ci) in map.enumerated() {
-                            cls[ci * n + dst] += w * Float(v[(c + 1) * plane + src]) / 255
+                        // Foreground is the cell classes together: a separator (boundary) pixel
+                        // between touching cells is no cell's, which keeps the cells apart.
+                        for (c, ci) in map.enumerated() where ci >= 0 {
+                            let p = w * Float(v[(c + 1) * plane + src]) / 255
+                            cls[ci * n + dst] += p
+                            fg[dst] += p
                         }
                     }
                 }

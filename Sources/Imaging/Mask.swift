@@ -73,7 +73,8 @@ public struct Mask: Sendable, Equatable {
         return bits[(y - box.y) * box.width + (x - box.x)] != 0
     }
 
-    /// The mean pixel position, in pixel-centre coordinates ((0.5, 0.5) is the first pixel's centre).
+    /// The mean pixel position in pixel indices (column x, row y), as scikit-image's
+    /// `regionprops` reports it: a mask of the single pixel (0, 0) has its centroid at (0, 0).
     public var centroid: (x: Double, y: Double) {
         guard area > 0 else { return (0, 0) }
         var sx = 0, sy = 0
@@ -83,7 +84,7 @@ public struct Mask: Sendable, Equatable {
                 sy += y
             }
         }
-        return (Double(box.x) + Double(sx) / Double(area) + 0.5, Double(box.y) + Double(sy) / Double(area) + 0.5)
+        return (Double(box.x) + Double(sx) / Double(area), Double(box.y) + Double(sy) / Double(area))
     }
 
     /// The image-sized bitmap, row-major.

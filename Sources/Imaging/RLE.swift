@@ -16,7 +16,7 @@ public struct RLEError: Error, Sendable, Equatable, CustomStringConvertible, Loc
 /// row-major, and so is every submission that scored.)
 public enum KaggleRLE {
     public static func decode(_ text: some StringProtocol, width: Int, height: Int) throws -> Mask {
-        guard width > 0, height > 0 else { throw RLEError("image size \(width)x\(height) is not positive") }
+        try checkSize(width: width, height: height)
         let tokens = text.split(whereSeparator: { $0 == " " || $0 == "\t" })
         guard tokens.count % 2 == 0 else {
             throw RLEError("\(tokens.count) numbers; expected start/length pairs")
@@ -31,10 +31,10 @@ public enum KaggleRLE {
             }
             guard start >= 1 else { throw RLEError("start \(start) is below 1 (starts are 1-based)") }
             guard length >= 1 else { throw RLEError("run at \(start) has length \(length)") }
-            let s = start - 1, e = s + length
-            guard e <= total else {
+            guard start <= total, length <= total, start - 1 + length <= total else {
                 throw RLEError("run \(start)+\(length) ends past the \(width)x\(height) image (\(total) pixels)")
             }
+            let s = start - 1, e = s + length
             runs.append((s, e))
             let y0 = s / width, y1 = (e - 1) / width
             minY = min(minY, y0)
@@ -98,9 +98,12 @@ public struct COCORLE: Sendable, Equatable, Codable {
     public let counts: [Int]
 
     public init(width: Int, height: Int, counts: [Int]) throws {
-        guard width > 0, height > 0 else { throw RLEError("image size \(width)x\(height) is not positive") }
-        guard counts.allSatisfy({ $0 >= 0 }) else { throw RLEError("negative count") }
-        let sum = counts.reduce(0, +)
+        try checkSize(width: width, height: height)
+        var sum = 0
+        for c in counts {
+            guard c >= 0 else { throw RLEError("negative count \(c)") }
+            sum += min(c, width * height + 1)  // capped: a damaged count must not overflow the sum
+        }
         guard sum == width * height else {
             throw RLEError("counts sum to \(sum), but a \(width)x\(height) image has \(width * height) pixels")
         }
@@ -220,5 +223,15 @@ public struct COCORLE: Sendable, Equatable, Codable {
             }
         }
         return Mask(imageWidth: width, imageHeight: height, window: window, bits: bits)
+    }
+}
+
+/// Images larger than this many pixels a side are refused: no microscope image is, and the pixel
+/// index arithmetic stays far from overflow.
+private let maximumSide = 1 << 16
+
+private func checkSize(width: Int, height: Int) throws {
+    guard width > 0, height > 0, width <= maximumSide, height <= maximumSide else {
+        throw RLEError("image size \(width)x\(height) is not between 1 and \(maximumSide) pixels a side")
     }
 }

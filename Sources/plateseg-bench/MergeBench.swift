@@ -20,6 +20,8 @@ struct MergeBench: ParsableCommand {
     var tile = 384
     @Option(help: "Tile overlap in pixels.")
     var overlap = 96
+    @Flag(help: "Also time one weight fit over every image of the truth file.")
+    var fit = false
 
     func run() throws {
         let loaded = try GroundTruth.read(path: truth)
@@ -53,6 +55,21 @@ struct MergeBench: ParsableCommand {
                      median(mergeOnly) * 1000, mergeOnly.min()! * 1000, mergeOnly.max()! * 1000))
         print(String(format: "  decode + merge:    median %.1f ms (min %.1f, max %.1f)",
                      median(decodeAndMerge) * 1000, decodeAndMerge.min()! * 1000, decodeAndMerge.max()! * 1000))
+        if fit { try timeFit(loaded.images, classes: classes) }
+    }
+
+    private func timeFit(_ images: [TruthImage], classes: [String]) throws {
+        let layout = TileLayout(size: tile, overlap: overlap)
+        let split = images.map {
+            CalibrationImage(image: $0.id, width: $0.width, height: $0.height,
+                             artifacts: SimulatedOutputs.artifacts(of: $0, classes: classes, layout: layout), truth: $0.masks)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let fitted = try WeightFitter().fit(split, split: truth)
+        let elapsed = seconds(clock.now - start)
+        print(String(format: "fit over %d images: %.1f s, score %.4f (start %.4f)",
+                     split.count, elapsed, fitted.fit?.score ?? 0, fitted.fit?.startScore ?? 0))
     }
 
     private func seconds(_ d: Duration) -> Double {

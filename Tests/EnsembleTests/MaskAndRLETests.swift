@@ -10,7 +10,7 @@ import Testing
         let m = Mask(imageWidth: 50, imageHeight: 40, window: PixelRect(x: 9, y: 4, width: 5, height: 4), bits: bits)
         #expect(m.area == 4)
         #expect(m.box == PixelRect(x: 10, y: 5, width: 3, height: 2))
-        #expect(m.centroid.x == 10 + 0.75 + 0.5 && m.centroid.y == 5 + 0.25 + 0.5)
+        #expect(m.centroid.x == 10.75 && m.centroid.y == 5.25)
         #expect(m[10, 6] && m[12, 5] && !m[11, 6] && !m[0, 0])
         #expect(m.imagePixels().reduce(0) { $0 + Int($1) } == 4)
     }
@@ -68,6 +68,8 @@ import Testing
         #expect(throws: RLEError.self) { try KaggleRLE.decode("99 3", width: 10, height: 10) }
         #expect(throws: RLEError.self) { try KaggleRLE.decode("5 x", width: 10, height: 10) }
         #expect(throws: RLEError.self) { try KaggleRLE.decode("5 0", width: 10, height: 10) }
+        #expect(throws: RLEError.self) { try KaggleRLE.decode("5 9223372036854775807", width: 10, height: 10) }
+        #expect(throws: RLEError.self) { try KaggleRLE.decode("1 1", width: 1 << 40, height: 1 << 40) }
     }
 
     @Test func cocoCountsAreColumnMajorStartingWithBackground() throws {
@@ -81,7 +83,11 @@ import Testing
         #expect(COCORLE(mask: Mask(imageWidth: 4, imageHeight: 3)).counts == [12])
         let first = Mask(imageWidth: 4, imageHeight: 3, pixels: [1] + [UInt8](repeating: 0, count: 11))
         #expect(COCORLE(mask: first).counts == [0, 1, 11])
+        let last = Mask(imageWidth: 4, imageHeight: 3, pixels: [UInt8](repeating: 0, count: 11) + [1])
+        #expect(COCORLE(mask: last).counts == [11, 1])
+        #expect(try COCORLE(compressed: COCORLE(mask: last).compressedString, width: 4, height: 3).mask() == last)
         #expect(throws: RLEError.self) { try COCORLE(width: 4, height: 3, counts: [3, 2]) }
+        #expect(throws: RLEError.self) { try COCORLE(width: 4, height: 3, counts: [Int.max, Int.max, 12]) }
     }
 
     @Test func compressedStringsMatchPycocotools() throws {

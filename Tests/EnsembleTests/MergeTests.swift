@@ -145,6 +145,29 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(zip(across, across.dropFirst()).allSatisfy { $0 > $1 })
     }
 
+    /// A UPerNet trained with a fifth "boundary" class: boundary pixels are no cell's, so two
+    /// touching cells stay two components.
+    @Test func aBoundaryClassKeepsTouchingCellsApart() throws {
+        let tile = PixelRect(x: 0, y: 0, width: 40, height: 20)
+        var planes = [Float](repeating: 0, count: 5 * tile.area)
+        for y in 0..<20 {
+            for x in 0..<40 {
+                let i = y * 40 + x
+                if y < 5 || y >= 15 || x < 5 || x >= 35 { planes[i] = 1 }          // background
+                else if x == 20 { planes[4 * tile.area + i] = 1 }                 // boundary
+                else { planes[2 * tile.area + i] = 1 }                            // astro
+            }
+        }
+        let up = TileArtifact(model: "upernet", tile: tile, classes: PerfectModels.classes + ["boundary"],
+                              semantic: ProbabilityMap(channels: 5, width: 40, height: 20, probabilities: planes))
+        let merged = try Merger().merge(image: "b", width: 40, height: 20, artifacts: [up], models: [.upernet])
+        #expect(merged.instances.map(\.area) == [150, 140] || merged.instances.map(\.area) == [140, 150])
+        #expect(merged.cellType == "astro")
+        let other = TileArtifact(model: "upernet", tile: tile, classes: PerfectModels.classes + ["debris"],
+                                 semantic: ProbabilityMap(channels: 5, width: 40, height: 20, probabilities: planes))
+        #expect(throws: EnsembleError.self) { try Merger().merge(image: "b", width: 40, height: 20, artifacts: [other], models: [.upernet]) }
+    }
+
     @Test func boxesOfTwoModelsFuseIntoOneInstanceScoredByAgreement() throws {
         let tile = PixelRect(x: 0, y: 0, width: 100, height: 100)
         let astro: [Float] = [0, 1, 0]
@@ -223,6 +246,10 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         let yolox = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.yolox])
         // YOLOX knows only boxes: its instances are the filled boxes.
         #expect(Set(yolox.instances.map(\.area)) == Set(cells.map(\.box.area)))
+        var zero = EnsembleConfig()
+        zero.modelWeights = [.yolox: 0, .maskrcnn: 0, .upernet: 0]
+        let boxes = try Merger(config: zero).merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.yolox])
+        #expect(boxes == yolox)  // a fitted weight of 0 does not silence a model scored alone
         let uper = try Merger().merge(image: "x", width: 120, height: 80, artifacts: artifacts, models: [.upernet])
         // UPerNet knows only foreground: its instances are the connected components.
         #expect(uper.instances.count == 2)
@@ -263,6 +290,28 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
                                  detections: [Detection(box: Box(x0: 1, y0: 1, x1: 9, y1: 9), score: 0.9, classProbabilities: [1])])
         #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 50, height: 50, artifacts: [alien, mr, blankSemantic(tile)]) }
         #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 40, height: 40, artifacts: [yx, mr, blankSemantic(tile)]) }
+        #expect(throws: EnsembleError.self) { try merger.merge(image: "img", width: 0, height: 50, artifacts: [yx, mr, blankSemantic(tile)]) }
+        // A box far outside its tile is clipped to it, not trusted.
+        let stray = TileArtifact(model: "yolox", tile: tile, classes: PerfectModels.classes,
+                                 detections: [Detection(box: Box(x0: 10, y0: 10, x1: 1e30, y1: 20), score: 0.9, classProbabilities: [1, 0, 0])])
+        let clipped = try merger.merge(image: "img", width: 50, height: 50, artifacts: [stray, mr, blankSemantic(tile, fg: 0.5)])
+        #expect(clipped.instances.map(\.box) == [PixelRect(x: 10, y: 10, width: 40, height: 10)])
+        // A tile's artifact missing, or tiles all left at the networks' (0, 0).
+        let layout = TileLayout(size: 30, overlap: 10).tiles(width: 50, height: 50)
+        let tiles = layout.map { blankSemantic($0) }
+        let dets = layout.flatMap { [TileArtifact(model: "yolox", tile: $0, classes: PerfectModels.classes),
+                                     TileArtifact(model: "maskrcnn", tile: $0, classes: PerfectModels.classes)] }
+        #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: dets + tiles).instances.isEmpty)
+        #expect(throws: EnsembleError.missingTiles(image: "img", model: .upernet, uncovered: PixelRect(x: 30, y: 30, width: 20, height: 20))) {
+            try merger.merge(image: "img", width: 50, height: 50, artifacts: dets + tiles.dropLast())
+        }
+        let unplaced = tiles.map { a -> TileArtifact in var a = a; a.tile = PixelRect(x: 0, y: 0, width: 30, height: 30); return a }
+        do {
+            _ = try merger.merge(image: "img", width: 50, height: 50, artifacts: dets + unplaced)
+            Issue.record("artifacts all at (0, 0) were accepted")
+        } catch let e as EnsembleError {
+            #expect(e.description.contains("two upernet artifacts for this tile"))
+        }
         // A model the caller did not ask for may be missing.
         #expect(try merger.merge(image: "img", width: 50, height: 50, artifacts: [mr], models: [.maskrcnn]).instances.isEmpty)
     }
@@ -293,11 +342,28 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(partial == expected)
     }
 
+    @Test func savesAndLoads() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ensemble-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var c = EnsembleConfig()
+        c.minInstanceArea = 33
+        try c.save(path: path)
+        #expect(try EnsembleConfig.load(path: path) == c)
+        #expect(throws: EnsembleError.self) { try c.save(path: "/nonexistent-dir/ensemble.json") }
+    }
+
     @Test func aBrokenConfigFileNamesItself() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ensemble-\(UUID()).json").path
         try "{\"modelWeights\": [1, 2]}".write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         #expect(throws: EnsembleError.self) { try EnsembleConfig.load(path: path) }
+        try #"{"classes": []}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: EnsembleError.self) { try EnsembleConfig.load(path: path) }
+        var noClasses = EnsembleConfig()
+        noClasses.classes = []
+        #expect(throws: EnsembleError.self) {
+            try Merger(config: noClasses).merge(image: "x", width: 10, height: 10, artifacts: [blankSemantic(PixelRect(x: 0, y: 0, width: 10, height: 10))], models: [.upernet])
+        }
         do { _ = try EnsembleConfig.load(path: path) } catch { #expect("\(error)".contains(path)) }
     }
 }

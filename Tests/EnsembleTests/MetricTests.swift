@@ -121,15 +121,23 @@ import Testing
             bad,95 10,10,10,cort
             good,50 3,10,10,astro
             odd,1 2 3,10,10,cort
+            empty,,10,10,cort
             """
         let path = try temporary("train.csv", csv)
         let truth = try GroundTruth.read(path: path)
-        #expect(truth.images.map(\.id) == ["good"])
+        #expect(truth.images.map(\.id) == ["good", "empty"])
+        #expect(truth.images[1].masks.isEmpty)
         #expect(truth.images[0].masks.map(\.area) == [10, 3])
         #expect(truth.errors.map(\.location) == ["line 4", "line 6"])
         #expect(truth.errors[0].image == "bad")
         #expect(truth.errors[0].description.contains(path) && truth.errors[0].description.contains("line 4"))
         #expect(truth.errors[0].reason.contains("ends past"))
+    }
+
+    @Test func aByteOrderMarkAndCRLFLineEndsAreRead() throws {
+        let path = try temporary("bom.csv", "\u{FEFF}id,annotation,width,height,cell_type\r\na,1 2,10,10,astro\r\n")
+        let truth = try GroundTruth.read(path: path)
+        #expect(truth.errors.isEmpty && truth.images.first?.masks.first?.area == 2 && truth.images.first?.cellType == "astro")
     }
 
     @Test func aCSVWithoutTheColumnsIsRefused() throws {
@@ -163,6 +171,28 @@ import Testing
         #expect(image.masks[2].area == 60 && image.masks[2].box == PixelRect(x: 100, y: 100, width: 10, height: 6))
         #expect(truth.errors.count == 1)
         #expect(truth.errors[0].location == "annotation 3 (id 4)" && truth.errors[0].image == "other")
+    }
+
+    /// As in the competition's COCO files: Kaggle id strings as ids, counts lists without a size.
+    @Test func readsCOCOKeyedByKaggleIDs() throws {
+        let truth = try GroundTruth.read(path: demoTruthPath)
+        let image = truth.images[0]
+        let annotations: [[String: Any]] = image.masks.enumerated().map { k, m in
+            let rle = COCORLE(mask: m)
+            let segmentation: [String: Any] = k % 2 == 0
+                ? ["counts": rle.counts]
+                : ["size": [520, 704], "counts": rle.compressedString]  // may hold a backslash: JSON escapes it
+            return ["id": "\(k)", "image_id": image.id, "category_id": 3, "segmentation": segmentation]
+        }
+        let object: [String: Any] = [
+            "images": [["id": image.id, "width": 704, "height": 520, "file_name": "train/\(image.id).png"]],
+            "categories": [["id": 1, "name": "shsy5y"], ["id": 3, "name": "cort"]],
+            "annotations": annotations,
+        ]
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        let read = try GroundTruth.read(path: try temporary("val_fold0.json", json))
+        #expect(read.errors.isEmpty)
+        #expect(read.images == [image])
     }
 
     @Test func polygonsCoverPixelsWhoseCentreIsInside() {
