@@ -433,6 +433,19 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func provenanceRecords(plate: String) throws -> [String] {
+        try pool.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT a.provenance FROM artifacts a JOIN jobs j ON j.id = a.job_id
+                    WHERE a.provenance IS NOT NULL AND j.plate_id = (SELECT id FROM plates WHERE name = ?)
+                    ORDER BY a.provenance
+                    """,
+                arguments: [plate])
+        }
+    }
+
     public func artifactCount(plate: String?) throws -> Int {
         try pool.read { db in
             try Int.fetchOne(

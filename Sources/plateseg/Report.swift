@@ -32,6 +32,7 @@ struct Report: ParsableCommand {
                 progress: p, counts: try db.wellCounts(CellQuery(plate: p.plate)), images: images, overlays: overlays,
                 failed: try db.failedJobs(plate: p.plate, limit: 500), unreadable: try db.unreadableImages(plate: p.plate))
         }
+        html += ReportPage.provenance(try plates.map { ($0.plate, try db.provenanceRecords(plate: $0.plate)) })
         html += ReportPage.models(try ModelFiles.describe(modelsDir: modelsDir))
         // Lets a person (or a headless browser in the tests) see that every overlay decoded.
         html += "<script>addEventListener('load',()=>{const i=[...document.querySelectorAll('img.overlay')];"
@@ -151,8 +152,18 @@ enum ReportPage {
         return h + "</table>\n"
     }
 
+    /// What the stored results were made with, as the jobs recorded it.
+    static func provenance(_ plates: [(plate: String, records: [String])]) -> String {
+        var h = "<section><h2>Made with</h2><p>Model files and ensemble configs recorded by this plate's jobs.</p><table>"
+        h += "<tr><th class=\"l\">plate</th><th class=\"l\">record</th></tr>\n"
+        for (plate, records) in plates {
+            for r in records { h += "<tr><td class=\"l\">\(escape(plate))</td><td class=\"l\"><code>\(escape(r))</code></td></tr>\n" }
+        }
+        return h + "</table></section>\n"
+    }
+
     static func models(_ files: [(name: String, hash: String, bytes: Int)]) -> String {
-        var h = "<section><h2>Models and ensemble config</h2><table><tr><th class=\"l\">file</th><th class=\"l\">content hash</th><th>bytes</th></tr>\n"
+        var h = "<section><h2>Models and ensemble config in the models folder now</h2><table><tr><th class=\"l\">file</th><th class=\"l\">content hash</th><th>bytes</th></tr>\n"
         for f in files { h += "<tr><td class=\"l\">\(escape(f.name))</td><td class=\"l\">\(f.hash)</td><td>\(f.bytes)</td></tr>\n" }
         if files.isEmpty { h += "<tr><td class=\"l\" colspan=\"3\">no model files found</td></tr>\n" }
         return h + "</table></section>\n"

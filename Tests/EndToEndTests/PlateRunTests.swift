@@ -73,6 +73,7 @@ import Testing
         try plateseg(["report", "--db", db, "--out", report.path, "--models-dir", models.path])
         let html = try String(contentsOf: report.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(html.contains("class=\"platemap\"") && html.contains("P1_B03_s1.png"))
+        #expect(html.contains("Made with") && html.contains("maskrcnn.safetensors") && html.contains("ensembleConfig"))
         let dom = try run(URL(fileURLWithPath: chromium), [
             "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files", "--virtual-time-budget=5000",
             "--dump-dom", report.appendingPathComponent("index.html").absoluteString,
