@@ -36,7 +36,7 @@ extension Encodable {
     /// Sorted keys, so that the same job always has the same text.
     public func jobArgs() -> String {
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return String(decoding: try! e.encode(self), as: UTF8.self)
     }
 }

@@ -58,6 +58,7 @@ enum ModelFiles {
 
 enum ReportPage {
     static let typeColours = ["shsy5y": "#009e73", "astro": "#e69f00", "cort": "#cc79a7"]
+    static let typeRGB = ["shsy5y": "0,158,115", "astro": "230,159,0", "cort": "204,121,167"]
 
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
@@ -133,9 +134,9 @@ enum ReportPage {
                 let total = inWell.reduce(0) { $0 + $1.cells }
                 let dominant = inWell.max { $0.cells < $1.cells }!.cellType
                 let alpha = 0.15 + 0.85 * Double(total) / Double(maxCount)
-                let colour = typeColours[dominant] ?? "#56b4e9"
-                h += "<td class=\"well\" title=\"\(well): \(total) cells, mostly \(escape(dominant))\" style=\"background:\(colour);"
-                h += "opacity:\(String(format: "%.2f", alpha))\">\(total)<br>\(escape(String(dominant.prefix(1))))</td>"
+                let rgb = typeRGB[dominant] ?? "86,180,233"
+                h += "<td class=\"well\" title=\"\(well): \(total) cells, mostly \(escape(dominant))\" "
+                h += "style=\"background:rgba(\(rgb),\(String(format: "%.2f", alpha)))\">\(total)<br>\(escape(String(dominant.prefix(1))))</td>"
             }
             h += "</tr>\n"
         }

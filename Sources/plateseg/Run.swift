@@ -16,6 +16,8 @@ struct Run: ParsableCommand {
     var modelsDir: String = "models"
 
     func run() throws {
+        // Lines in order with the progress bar on stderr, also when piped to a log.
+        setvbuf(stdout, nil, _IOLBF, 0)
         let dbPath = URL(fileURLWithPath: store.db).standardizedFileURL.path
         let db = try SQLiteJobStore(path: dbPath)
         let s = try plate.submit(to: db)
