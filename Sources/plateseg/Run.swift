@@ -16,13 +16,12 @@ struct Run: ParsableCommand {
     var modelsDir: String = "models"
 
     func run() throws {
-        // Lines in order with the progress bar on stderr, also when piped to a log.
-        setvbuf(stdout, nil, _IOLBF, 0)
         let dbPath = URL(fileURLWithPath: store.db).standardizedFileURL.path
         let db = try SQLiteJobStore(path: dbPath)
         let s = try plate.submit(to: db)
         let name = plate.plateName
-        print("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(dbPath)")
+        // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
+        FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(dbPath)\n".utf8))
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         let processes: [Process] = try (0..<max(1, workers)).map { _ in
             let p = Process()
