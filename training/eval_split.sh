@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Scores the shipped models with the Swift engine on a split of ../shared/data (default: val):
+# builds a plate folder of links to the split's images, runs it, and prints `plateseg eval`
+# for each network alone and for the ensemble. Usage: training/eval_split.sh [split] [workers]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+split=${1:-val}
+workers=${2:-2}
+data=${PLATESEG_DATA:-../shared/data/sartorius}
+out=out/eval-$split
+bin=.build/release/plateseg
+[ -x "$bin" ] || swift build -c release --product plateseg
+rm -rf "$out" && mkdir -p "$out/plate"
+awk -F, -v s="$split" 'NR > 1 && $5 == s && $7 == "" { print $1 }' "$data/images.csv" | while read -r id; do
+  ln -s "$(realpath "$data/images/train/$id.png")" "$out/plate/$id.png"
+done
+echo "split $split: $(ls "$out/plate" | wc -l) images (known-issue images left out)"
+models=$(for m in yolox maskrcnn upernet; do [ -f "models/$m.safetensors" ] && printf '%s,' "$m"; done)
+"$bin" run "$out/plate" --plate "$split" --models "${models%,}" --workers "$workers" --db "$out/eval.sqlite" --models-dir models >/dev/null || true
+"$bin" eval --db "$out/eval.sqlite" --plate "$split" --truth "$data/annotations/train_annotations.csv" --model all --models-dir models
