@@ -23,9 +23,17 @@ struct Run: ParsableCommand {
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(dbPath)\n".utf8))
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        // oneDNN runs on OpenMP: spinning threads at barriers waste a shared core, and N workers
+        // of T threads each should not ask for more than the machine's cores. A user's own
+        // settings win.
+        var environment = ProcessInfo.processInfo.environment
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        if environment["OMP_WAIT_POLICY"] == nil { environment["OMP_WAIT_POLICY"] = "PASSIVE" }
+        if environment["OMP_NUM_THREADS"] == nil { environment["OMP_NUM_THREADS"] = "\(max(1, cores / max(1, workers)))" }
         let processes: [Process] = try (0..<max(1, workers)).map { _ in
             let p = Process()
             p.executableURL = me
+            p.environment = environment
             p.arguments = ["worker", "--db", dbPath, "--models-dir", modelsDir, "--plate", name, "--exit-when-drained"]
             try p.run()
             return p
