@@ -7,7 +7,8 @@ import Imaging
 /// Reference: training/archs/maskrcnn.py (which never resizes the tile, only pads it to 32).
 struct MaskRCNNConfig: Decodable, Sendable {
     var depth: Int
-    var baseWidth: Int
+    /// Absent in files from before narrow parity bodies existed: torchvision's 64.
+    var baseWidth: Int?
     var inChannels: Int
     var classes: [String]
     var fpnChannels: Int
@@ -119,7 +120,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         guard c.maskSize == 28 else { throw ModelError.badMetadata(file: file, reason: "mask_size \(c.maskSize) (torchvision's heads give 28)") }
         config = c
         let bb = weights.scoped("backbone")
-        body = try ResNetBody(bb.scoped("body"), depth: c.depth, inChannels: c.inChannels, baseWidth: c.baseWidth, eps: c.bnEps)
+        body = try ResNetBody(bb.scoped("body"), depth: c.depth, inChannels: c.inChannels, baseWidth: c.baseWidth ?? 64, eps: c.bnEps)
         fpn = try FPN(bb.scoped("fpn"), inChannels: body.outChannels, channels: c.fpnChannels)
         rpn = try RPNHead(weights.scoped("rpn.head"), channels: c.fpnChannels, anchors: c.aspectRatios.count)
         let rh = weights.scoped("roi_heads")
