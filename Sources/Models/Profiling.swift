@@ -7,4 +7,10 @@ public enum Profiling {
         let r = try body()
         return (r, FlopCounter.reset())
     }
+
+    /// Frees the activation buffers kept for reuse between runs (they are held up to the largest
+    /// run's working set, at most 2 GiB), e.g. before measuring another network's peak memory.
+    public static func releaseCachedBuffers() {
+        BufferPool.shared.drain()
+    }
 }

@@ -47,6 +47,7 @@ struct ModelsBench: AsyncParsableCommand {
         print("----------|-----------------|--------|---------|--------------|-----------------|------")
         for arch in archs {
             let path = "\(dir)/\(arch).safetensors"
+            Profiling.releaseCachedBuffers()
             let model = try ModelLoader.load(path: path)
             let (first, flops) = try Profiling.countingFlops { try model.run(tile) }
             resetPeakMemory()
