@@ -42,7 +42,8 @@ struct ModelsBench: AsyncParsableCommand {
             onnx = try onnxRuntime()
         }
         let tile = try PNGCodec.readGray(image)
-        print("plateseg-bench models: \(tile.width)x\(tile.height) tile \(image), \(threads) threads, median of \(runs) runs")
+        print("plateseg-bench models: \(tile.width)x\(tile.height) tile \(image), \(threads) threads"
+              + "\(passiveWait ? " (passive wait)" : ""), median of \(runs) runs")
         print("network   | Swift/oneDNN ms | GFLOP  | GFLOP/s | peak RSS MiB | ONNX Runtime ms | ratio")
         print("----------|-----------------|--------|---------|--------------|-----------------|------")
         for arch in archs {
@@ -67,10 +68,16 @@ struct ModelsBench: AsyncParsableCommand {
         }
     }
 
+    /// Under OMP_WAIT_POLICY=PASSIVE oneDNN's idle threads sleep; ONNX Runtime is told the same.
+    private var passiveWait: Bool {
+        ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"]?.uppercased() == "PASSIVE"
+    }
+
     private func onnxRuntime() throws -> [String: Double] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = [python, "training/parity/bench_onnx.py", "--out", dir, "--threads", String(threads), "--runs", String(runs)]
+            + (passiveWait ? ["--no-spin"] : [])
         let out = Pipe()
         p.standardOutput = out
         try p.run()

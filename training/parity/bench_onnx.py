@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-spin", action="store_true",
+                    help="idle threads sleep instead of spinning (as oneDNN under OMP_WAIT_POLICY=PASSIVE)")
     ap.add_argument("--only", nargs="*", default=["yolox", "upernet", "maskrcnn"])
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -148,6 +150,8 @@ def main():
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         so.inter_op_num_threads = 1
+        if args.no_spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(os.path.join(args.out, f"{name}.onnx"), so, providers=["CPUExecutionProvider"])
         feed = {sess.get_inputs()[0].name: gray.numpy()}
         sess.run(None, feed)  # warm-up
@@ -158,7 +162,7 @@ def main():
             runs.append((time.perf_counter() - t) * 1000)
         detections = int(outs[0].shape[0]) if name == "maskrcnn" else None
         result[name] = {"median_ms": statistics.median(runs), "runs": runs, "threads": args.threads,
-                        "detections": detections}
+                        "detections": detections, "spinning": not args.no_spin}
     print(json.dumps(result))
 
 

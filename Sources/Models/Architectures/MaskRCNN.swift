@@ -237,8 +237,8 @@ public final class MaskRCNN: Model, @unchecked Sendable {
                 candidates.append(Candidate(box: box, score: sigmoid(o[i]), label: level))
             }
         }
-        return nonMaximumSuppression(candidates, threshold: config.rpnNmsThreshold, byClass: true)
-            .prefix(config.rpnPostNmsTopN).map(\.box)
+        return nonMaximumSuppression(candidates, threshold: config.rpnNmsThreshold, byClass: true, limit: config.rpnPostNmsTopN)
+            .map(\.box)
     }
 
     /// torchvision's LevelMapper: level = floor(4 + log2(sqrt(area) / 224) + 1e-6), clamped to P2..P5.
@@ -269,7 +269,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
                 candidates.append(Candidate(box: box, score: scores[c], label: c - 1, probabilities: fg.map { $0 / fgSum }, source: p))
             }
         }
-        return Array(nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true).prefix(config.maxDetections))
+        return nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true, limit: config.maxDetections)
     }
 
     /// Boxes, scores and class probabilities per detection, plus its soft M x M mask over its box.
