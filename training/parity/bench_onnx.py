@@ -88,15 +88,21 @@ class UPerNetGraph(nn.Module):
 
 
 class MaskRCNNGraph(nn.Module):
-    """torchvision's whole inference: transform, RPN, heads, post-processing, masks pasted."""
+    """torchvision's inference up to what the Swift engine returns: transform, RPN, box and mask
+    heads with their post-processing, 28x28 mask probabilities (not pasted into the image)."""
 
     def __init__(self, model):
         super().__init__()
         self.model = model
 
     def forward(self, gray):
-        out = self.model([maskrcnn.preprocess(gray, self.model.cfg)])[0]
-        return out["boxes"], out["scores"], out["labels"], out["masks"]
+        m = self.model
+        images, _ = m.transform([maskrcnn.preprocess(gray, m.cfg)])
+        features = m.backbone(images.tensors)
+        proposals, _ = m.rpn(images, features)
+        detections, _ = m.roi_heads(features, proposals, images.image_sizes)
+        d = detections[0]
+        return d["boxes"], d["scores"], d["labels"], d["masks"]
 
 
 def build(out_dir):
@@ -145,11 +151,13 @@ def main():
 
     import onnxruntime as ort
 
+    ort.set_default_logger_severity(3)
     result = {}
     for name in args.only:
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         so.inter_op_num_threads = 1
+        so.log_severity_level = 3
         if args.no_spin:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(os.path.join(args.out, f"{name}.onnx"), so, providers=["CPUExecutionProvider"])
