@@ -65,7 +65,8 @@ private struct RPNHead {
     let deltas: Conv2D
 
     init(_ w: Weights, channels: Int, anchors: Int) throws {
-        conv = try w.conv("conv.0.0", in: channels, out: channels, kernel: 3, postOps: [.relu])
+        // torchvision before 0.13 (and its published COCO checkpoints) named it rpn.head.conv
+        conv = try w.conv(w.layerName("conv.0.0", "conv"), in: channels, out: channels, kernel: 3, postOps: [.relu])
         objectness = try w.conv("cls_logits", in: channels, out: anchors, kernel: 1)
         deltas = try w.conv("bbox_pred", in: channels, out: 4 * anchors, kernel: 1)
     }
@@ -139,8 +140,10 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         fc7 = try rh.linear("box_head.fc7", in: R, out: R, postOps: [.relu])
         classScore = try rh.linear("box_predictor.cls_score", in: R, out: n)
         boxPrediction = try rh.linear("box_predictor.bbox_pred", in: R, out: 4 * n)
+        // older torchvision: roi_heads.mask_head.mask_fcn1..4
         maskConvs = try (0..<4).map {
-            try rh.conv("mask_head.\($0).0", in: $0 == 0 ? C : c.maskChannels, out: c.maskChannels, kernel: 3, postOps: [.relu])
+            try rh.conv(rh.layerName("mask_head.\($0).0", "mask_head.mask_fcn\($0 + 1)"), in: $0 == 0 ? C : c.maskChannels,
+                        out: c.maskChannels, kernel: 3, postOps: [.relu])
         }
         let M = c.maskChannels
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
