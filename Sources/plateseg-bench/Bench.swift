@@ -5,5 +5,5 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plateseg-bench",
         abstract: "Benchmarks behind docs/performance.md (build with -c release).",
-        subcommands: [QueueBench.self, QueueBenchWorker.self, MergeBench.self])
+        subcommands: [QueueBench.self, QueueBenchWorker.self, MergeBench.self, ModelsBench.self])
 }

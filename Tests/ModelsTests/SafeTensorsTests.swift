@@ -209,6 +209,24 @@ struct SafeTensorsBuilder {
         }
     }
 
+    /// torchvision before 0.13 named the RPN conv `rpn.head.conv` and the mask head convs
+    /// `mask_head.mask_fcn1..4`; files with those names load and compute the same.
+    @Test func maskRCNNAcceptsLegacyTorchvisionNames() throws {
+        let file = try SafeTensorsFile(path: Fixture.path("maskrcnn.safetensors"))
+        var b = SafeTensorsBuilder()
+        for name in file.entries.keys.sorted() {
+            let e = file.entries[name]!
+            var renamed = name.replacingOccurrences(of: "rpn.head.conv.0.0.", with: "rpn.head.conv.")
+            for i in 0..<4 { renamed = renamed.replacingOccurrences(of: "mask_head.\(i).0.", with: "mask_head.mask_fcn\(i + 1).") }
+            b.add(renamed, f32: try file.floats(name, shape: e.shape), shape: e.shape)
+        }
+        b.metadata = file.metadata
+        let path = try b.write("maskrcnn-legacy.safetensors")
+        #expect(try SafeTensorsFile(path: path).entries.keys.contains("rpn.head.conv.weight"))
+        let tile = try Fixture.expected("maskrcnn").tile()
+        #expect(try ModelLoader.load(path: path).run(tile) == Fixture.model("maskrcnn").run(tile))
+    }
+
     @Test func loaderPicksTheArchitectureFromMetadata() throws {
         #expect(try Fixture.model("yolox").kind == .yolox)
         #expect(try Fixture.model("upernet").kind == .upernet)

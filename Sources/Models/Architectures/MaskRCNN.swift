@@ -7,7 +7,8 @@ import Imaging
 /// Reference: training/archs/maskrcnn.py (which never resizes the tile, only pads it to 32).
 struct MaskRCNNConfig: Decodable, Sendable {
     var depth: Int
-    var baseWidth: Int
+    /// Absent in files from before narrow parity bodies existed: torchvision's 64.
+    var baseWidth: Int?
     var inChannels: Int
     var classes: [String]
     var fpnChannels: Int
@@ -64,7 +65,8 @@ private struct RPNHead {
     let deltas: Conv2D
 
     init(_ w: Weights, channels: Int, anchors: Int) throws {
-        conv = try w.conv("conv.0.0", in: channels, out: channels, kernel: 3, postOps: [.relu])
+        // torchvision before 0.13 (and its published COCO checkpoints) named it rpn.head.conv
+        conv = try w.conv(w.layerName("conv.0.0", "conv"), in: channels, out: channels, kernel: 3, postOps: [.relu])
         objectness = try w.conv("cls_logits", in: channels, out: anchors, kernel: 1)
         deltas = try w.conv("bbox_pred", in: channels, out: 4 * anchors, kernel: 1)
     }
@@ -119,7 +121,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         guard c.maskSize == 28 else { throw ModelError.badMetadata(file: file, reason: "mask_size \(c.maskSize) (torchvision's heads give 28)") }
         config = c
         let bb = weights.scoped("backbone")
-        body = try ResNetBody(bb.scoped("body"), depth: c.depth, inChannels: c.inChannels, baseWidth: c.baseWidth, eps: c.bnEps)
+        body = try ResNetBody(bb.scoped("body"), depth: c.depth, inChannels: c.inChannels, baseWidth: c.baseWidth ?? 64, eps: c.bnEps)
         fpn = try FPN(bb.scoped("fpn"), inChannels: body.outChannels, channels: c.fpnChannels)
         rpn = try RPNHead(weights.scoped("rpn.head"), channels: c.fpnChannels, anchors: c.aspectRatios.count)
         let rh = weights.scoped("roi_heads")
@@ -138,8 +140,10 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         fc7 = try rh.linear("box_head.fc7", in: R, out: R, postOps: [.relu])
         classScore = try rh.linear("box_predictor.cls_score", in: R, out: n)
         boxPrediction = try rh.linear("box_predictor.bbox_pred", in: R, out: 4 * n)
+        // older torchvision: roi_heads.mask_head.mask_fcn1..4
         maskConvs = try (0..<4).map {
-            try rh.conv("mask_head.\($0).0", in: $0 == 0 ? C : c.maskChannels, out: c.maskChannels, kernel: 3, postOps: [.relu])
+            try rh.conv(rh.layerName("mask_head.\($0).0", "mask_head.mask_fcn\($0 + 1)"), in: $0 == 0 ? C : c.maskChannels,
+                        out: c.maskChannels, kernel: 3, postOps: [.relu])
         }
         let M = c.maskChannels
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
@@ -236,8 +240,8 @@ public final class MaskRCNN: Model, @unchecked Sendable {
                 candidates.append(Candidate(box: box, score: sigmoid(o[i]), label: level))
             }
         }
-        return nonMaximumSuppression(candidates, threshold: config.rpnNmsThreshold, byClass: true)
-            .prefix(config.rpnPostNmsTopN).map(\.box)
+        return nonMaximumSuppression(candidates, threshold: config.rpnNmsThreshold, byClass: true, limit: config.rpnPostNmsTopN)
+            .map(\.box)
     }
 
     /// torchvision's LevelMapper: level = floor(4 + log2(sqrt(area) / 224) + 1e-6), clamped to P2..P5.
@@ -268,7 +272,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
                 candidates.append(Candidate(box: box, score: scores[c], label: c - 1, probabilities: fg.map { $0 / fgSum }, source: p))
             }
         }
-        return Array(nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true).prefix(config.maxDetections))
+        return nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true, limit: config.maxDetections)
     }
 
     /// Boxes, scores and class probabilities per detection, plus its soft M x M mask over its box.

@@ -288,6 +288,7 @@ public final class YOLOX: Model, @unchecked Sendable {
     /// best class, threshold, class-aware NMS, clip to the tile (dropping boxes left without area).
     func decode(_ levels: [YOLOXLevelOutput], imageWidth: Int, imageHeight: Int) -> [Detection] {
         let C = config.classes.count
+        let W = Float(imageWidth), H = Float(imageHeight)
         var candidates: [Candidate] = []
         for level in levels {
             let plane = level.height * level.width, s = Float(level.stride)
@@ -295,34 +296,27 @@ public final class YOLOX: Model, @unchecked Sendable {
                 for y in 0..<level.height {
                     for x in 0..<level.width {
                         let i = y * level.width + x
-                        let obj = sigmoid(v[4 * plane + i])
-                        var probs = [Float](repeating: 0, count: C)
                         var best = 0
-                        for c in 0..<C {
-                            probs[c] = sigmoid(v[(5 + c) * plane + i])
-                            if probs[c] > probs[best] { best = c }
-                        }
-                        let score = obj * probs[best]
+                        for c in 1..<C where v[(5 + c) * plane + i] > v[(5 + best) * plane + i] { best = c }
+                        let score = sigmoid(v[4 * plane + i]) * sigmoid(v[(5 + best) * plane + i])
                         guard score >= config.scoreThreshold else { continue }
+                        let probs = (0..<C).map { sigmoid(v[(5 + $0) * plane + i]) }
+                        let total = probs.reduce(0, +)
                         let cx = (v[i] + Float(x)) * s, cy = (v[plane + i] + Float(y)) * s
                         let w = expf(v[2 * plane + i]) * s, h = expf(v[3 * plane + i]) * s
                         candidates.append(Candidate(box: Box(x0: cx - w / 2, y0: cy - h / 2, x1: cx + w / 2, y1: cy + h / 2),
-                                                    score: score, label: best, probabilities: probs))
+                                                    score: score, label: best, probabilities: probs.map { $0 / total }))
                     }
                 }
             }
         }
-        let kept = nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true)
-        let W = Float(imageWidth), H = Float(imageHeight)
-        let clipped = kept.compactMap { c -> Detection? in
-            let b = c.box
-            let box = Box(x0: min(max(b.x0, 0), W), y0: min(max(b.y0, 0), H), x1: min(max(b.x1, 0), W), y1: min(max(b.y1, 0), H))
-            // a box wholly in the padding has no area left in the tile
-            guard box.x1 > box.x0, box.y1 > box.y0 else { return nil }
-            let total = c.probabilities.reduce(0, +)
-            return Detection(box: box, score: c.score, classProbabilities: c.probabilities.map { $0 / total })
-        }
-        return Array(clipped.prefix(config.maxDetections))
+        // Suppression uses the unclipped boxes (as the reference); a box wholly in the padding has no
+        // area left in the tile and does not count towards maxDetections.
+        func inTile(_ c: Candidate) -> Bool { c.box.clipped(width: W, height: H).area > 0 }
+        return nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true,
+                                     limit: config.maxDetections, counts: inTile)
+            .filter(inTile)
+            .map { Detection(box: $0.box.clipped(width: W, height: H), score: $0.score, classProbabilities: $0.probabilities) }
     }
 }
 

@@ -80,14 +80,18 @@ enum Ops {
         return y
     }
 
-    static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        guard a.shape == b.shape else { throw ModelError.backend("adding shapes \(a.shape) and \(b.shape)") }
-        let p = try cache.value(Key(op: "add", shapes: [a.shape], params: [])) {
+    static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, dnnl_binary_add, "add") }
+
+    static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, dnnl_binary_mul, "mul") }
+
+    private static func binary(_ a: Tensor, _ b: Tensor, _ alg: dnnl_alg_kind_t, _ name: String) throws -> Tensor {
+        guard a.shape == b.shape else { throw ModelError.backend("\(name) of shapes \(a.shape) and \(b.shape)") }
+        let p = try cache.value(Key(op: name, shapes: [a.shape], params: [])) {
             var s0 = try memoryDesc(a.shape, Tensor.tag(rank: a.shape.count))
             var s1 = s0, dst = s0
             var desc = dnnl_binary_desc_t()
-            try check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &s0, &s1, &dst), "binary add descriptor")
-            return try Primitive(opDesc: &desc, what: "binary add")
+            try check(dnnl_binary_desc_init(&desc, alg, &s0, &s1, &dst), "binary \(name) descriptor")
+            return try Primitive(opDesc: &desc, what: "binary \(name)")
         }
         let y = try Tensor(shape: a.shape)
         try p.execute([(Int32(DNNL_ARG_SRC_0), a.memory), (Int32(DNNL_ARG_SRC_1), b.memory), (Int32(DNNL_ARG_DST), y.memory)])

@@ -140,6 +140,12 @@ public struct Weights: Sendable {
 
     public func has(_ name: String) -> Bool { file.entries[path(name)] != nil }
 
+    /// The first of several names a layer has had (current first) whose `.weight` the file holds;
+    /// the current name when none is there, so the missing-tensor error names what to export.
+    public func layerName(_ names: String...) -> String {
+        names.first { has("\($0).weight") } ?? names[0]
+    }
+
     public func tensor(_ name: String, shape: [Int]) throws -> [Float] {
         try file.floats(path(name), shape: shape)
     }

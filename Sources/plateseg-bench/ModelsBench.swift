@@ -1,0 +1,112 @@
+import ArgumentParser
+import Foundation
+import Imaging
+import Models
+
+/// `plateseg-bench models`: each network at its shipped size on one 704x520 demo tile, in the Swift
+/// engine and, side by side, the same weights exported to ONNX and run by ONNX Runtime (Python, same
+/// thread count). training/parity/bench_onnx.py writes both weight files and times ONNX Runtime.
+struct ModelsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "Latency, GFLOP/s and peak memory of YOLOX, UPerNet and Mask R-CNN vs ONNX Runtime.")
+
+    @Option(help: "Folder for the benchmark weights (<arch>.safetensors and <arch>.onnx); created if missing.")
+    var dir = "/tmp/plateseg-bench"
+
+    @Option(help: "Timed runs per network (after one warm-up); the median is reported.")
+    var runs = 5
+
+    @Option(help: "Tile to run on.")
+    var image = "demo/plate/0f08d640930b.png"
+
+    @Option(help: "Python interpreter with torch and onnxruntime.")
+    var python = "python3"
+
+    @Flag(help: "Skip ONNX Runtime (the weights must already be in --dir).")
+    var skipOnnx = false
+
+    /// oneDNN (OpenMP) uses OMP_NUM_THREADS or every core; ONNX Runtime is given the same count.
+    private var threads: Int {
+        ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    mutating func run() async throws {
+        try benchmark()
+    }
+
+    func benchmark() throws {
+        let archs = ["yolox", "upernet", "maskrcnn"]
+        var onnx: [String: Double] = [:]
+        if !skipOnnx {
+            onnx = try onnxRuntime()
+        }
+        let tile = try PNGCodec.readGray(image)
+        print("plateseg-bench models: \(tile.width)x\(tile.height) tile \(image), \(threads) threads"
+              + "\(passiveWait ? " (passive wait)" : ""), median of \(runs) runs")
+        print("network   | Swift/oneDNN ms | GFLOP  | GFLOP/s | peak RSS MiB | ONNX Runtime ms | ratio")
+        print("----------|-----------------|--------|---------|--------------|-----------------|------")
+        for arch in archs {
+            let path = "\(dir)/\(arch).safetensors"
+            Profiling.releaseCachedBuffers()
+            let model = try ModelLoader.load(path: path)
+            let (first, flops) = try Profiling.countingFlops { try model.run(tile) }
+            resetPeakMemory()
+            var times: [Double] = []
+            for _ in 0..<runs {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try model.run(tile)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            }
+            let ms = median(times)
+            let ort = onnx[arch]
+            let ratio = ort.map { String(format: "%.2f", ms / $0) } ?? "-"
+            let note = arch == "maskrcnn" ? " (\(first.detections.count) detections)" : ""
+            print(String(format: "%@ | %15.1f | %6.1f | %7.1f | %12.0f | %@ | %@%@", arch.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString, ms, flops / 1e9,
+                         flops / 1e9 / (ms / 1000), peakMemoryMiB(), (ort.map { String(format: "%15.1f", $0) } ?? String(repeating: " ", count: 14) + "-") as NSString,
+                         ratio as NSString, note as NSString))
+        }
+    }
+
+    /// Under OMP_WAIT_POLICY=PASSIVE oneDNN's idle threads sleep; ONNX Runtime is told the same.
+    private var passiveWait: Bool {
+        ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"]?.uppercased() == "PASSIVE"
+    }
+
+    private func onnxRuntime() throws -> [String: Double] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [python, "training/parity/bench_onnx.py", "--out", dir, "--threads", String(threads), "--runs", String(runs)]
+            + (passiveWait ? ["--no-spin"] : [])
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0,
+              let line = String(decoding: data, as: UTF8.self).split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let json = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: [String: Any]]
+        else {
+            throw ValidationError("training/parity/bench_onnx.py failed (exit \(p.terminationStatus)); run it by hand to see why, or pass --skip-onnx")
+        }
+        return json.compactMapValues { $0["median_ms"] as? Double }
+    }
+
+    private func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    /// Linux: writing 5 to clear_refs resets the peak resident set size (VmHWM).
+    private func resetPeakMemory() {
+        try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+    }
+
+    private func peakMemoryMiB() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return .nan }
+        return kb / 1024
+    }
+}
