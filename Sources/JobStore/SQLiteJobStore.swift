@@ -11,9 +11,17 @@ public final class SQLiteJobStore: JobStore {
     private let lastRescue = Mutex<Double>(0)
     private let plateNames = Mutex<[Int64: String]>([:])
 
+    /// Seconds before a job that failed with a retryable error is tried again, by the attempt
+    /// that failed: a passing cause (a full disk, a busy file server) gets time to pass
+    /// instead of using up every attempt at once.
+    public let retryDelay: @Sendable (Int) -> Double
+
+    public static let defaultRetryDelay: @Sendable (Int) -> Double = { attempt in min(60, 5 * pow(2, Double(attempt - 1))) }
+
     /// Opens (or, unless `mustExist`, creates) the database at `path`.
-    public init(path: String, mustExist: Bool = false) throws {
+    public init(path: String, mustExist: Bool = false, retryDelay: @escaping @Sendable (Int) -> Double = SQLiteJobStore.defaultRetryDelay) throws {
         self.path = path
+        self.retryDelay = retryDelay
         if mustExist && !FileManager.default.fileExists(atPath: path) {
             throw JobStoreError.database(path: path, reason: "no job database here; pass --db with the file `plateseg submit` or `plateseg run` used")
         }
@@ -149,7 +157,7 @@ public final class SQLiteJobStore: JobStore {
             sql: """
                 UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
                     lease_owner = :owner, lease_deadline = :deadline, started_at = :now
-                WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0
+                WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0 AND not_before <= :now
                             AND (:plate IS NULL OR plate_id = (SELECT id FROM plates WHERE name = :plate))
                             ORDER BY id LIMIT 1)
                 RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
@@ -234,16 +242,22 @@ public final class SQLiteJobStore: JobStore {
 
     public func fail(_ lease: Lease, error: String, retryable: Bool) throws {
         try pool.write { db in
+            let now = Self.now()
+            guard let attempts = try Int.fetchOne(
+                db, sql: "SELECT attempts FROM jobs WHERE id = ? AND fencing_token = ? AND state = 'running'",
+                arguments: [lease.jobID, lease.token])
+            else { throw JobStoreError.leaseLost(lease.jobID) }
             try db.execute(
                 sql: """
                     UPDATE jobs SET
                         state = CASE WHEN :retryable AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
                         finished_at = CASE WHEN :retryable AND attempts < max_attempts THEN NULL ELSE :now END,
+                        not_before = :notBefore,
                         last_error = :error, lease_owner = NULL, lease_deadline = NULL
                     WHERE id = :id AND fencing_token = :token AND state = 'running'
                     """,
-                arguments: ["retryable": retryable, "now": Self.now(), "error": error, "id": lease.jobID, "token": lease.token])
-            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
+                arguments: ["retryable": retryable, "now": now, "notBefore": now + retryDelay(attempts), "error": error,
+                            "id": lease.jobID, "token": lease.token])
         }
     }
 
@@ -282,7 +296,8 @@ public final class SQLiteJobStore: JobStore {
             try db.execute(sql: "DELETE FROM retried")
             for id in ids { try db.execute(sql: "INSERT INTO retried (id) VALUES (?)", arguments: [id]) }
             try db.execute(sql: """
-                UPDATE jobs SET state = 'queued', attempts = 0, finished_at = NULL, lease_owner = NULL, lease_deadline = NULL
+                UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, finished_at = NULL, lease_owner = NULL,
+                    lease_deadline = NULL
                 WHERE id IN (SELECT id FROM retried)
                 """)
             // A job run again invalidates what was made from it: its dependants wait for it again,

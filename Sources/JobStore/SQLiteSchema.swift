@@ -39,6 +39,7 @@ enum SQLiteSchema {
                     lease_owner TEXT,
                     lease_deadline REAL,
                     fencing_token INTEGER NOT NULL DEFAULT 0,
+                    not_before REAL NOT NULL DEFAULT 0,
                     last_error TEXT,
                     created_at REAL NOT NULL,
                     started_at REAL,

@@ -17,7 +17,7 @@ enum Driver: String, CaseIterable, CustomTestStringConvertible {
 
     func makeStore() throws -> any JobStore {
         switch self {
-        case .sqlite: return try SQLiteJobStore(path: temporaryDatabasePath())
+        case .sqlite: return try SQLiteJobStore(path: temporaryDatabasePath(), retryDelay: { _ in 0 })
         }
     }
 }

@@ -49,7 +49,8 @@ guard let db = arguments["--db"], let logPath = arguments["--log"] else {
     FileHandle.standardError.write(Data("usage: plateseg-testworker --db PATH --log FILE [--lease S] [--exit-when-drained]\n".utf8))
     exit(2)
 }
-let store = try SQLiteJobStore(path: db)
+let delay = Double(arguments["--retry-delay"] ?? "0") ?? 0
+let store = try SQLiteJobStore(path: db, retryDelay: { _ in delay })
 let log = EventLog(path: logPath)
 var options = WorkerLoop.Options(owner: "test:\(ProcessInfo.processInfo.processIdentifier)")
 options.leaseSeconds = Double(arguments["--lease"] ?? "5") ?? 5
