@@ -152,16 +152,16 @@ public final class SQLiteJobStore: JobStore {
         }) {
             _ = try LeaseRescuer.rescue(db, now: now)
         }
+        // Hot statements are compiled once per connection and reused (GRDB's statement cache).
         guard let row = try Row.fetchOne(
-            db,
-            sql: """
+            db.cachedStatement(sql: """
                 UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
                     lease_owner = :owner, lease_deadline = :deadline, started_at = :now
                 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND waiting_on = 0 AND not_before <= :now
                             AND (:plate IS NULL OR plate_id = (SELECT id FROM plates WHERE name = :plate))
                             ORDER BY id LIMIT 1)
                 RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
-                """,
+                """),
             arguments: ["owner": owner, "deadline": now + leaseSeconds, "now": now, "plate": plate])
         else { return nil }
         let id: Int64 = row["id"]
@@ -181,9 +181,8 @@ public final class SQLiteJobStore: JobStore {
     public func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease {
         try pool.write { db in
             let deadline = Self.now() + leaseSeconds
-            try db.execute(
-                sql: "UPDATE jobs SET lease_deadline = ? WHERE id = ? AND fencing_token = ? AND state = 'running'",
-                arguments: [deadline, lease.jobID, lease.token])
+            try db.cachedStatement(sql: "UPDATE jobs SET lease_deadline = ? WHERE id = ? AND fencing_token = ? AND state = 'running'")
+                .execute(arguments: [deadline, lease.jobID, lease.token])
             guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
             return Lease(jobID: lease.jobID, token: lease.token, owner: lease.owner, deadline: deadline)
         }
@@ -203,26 +202,22 @@ public final class SQLiteJobStore: JobStore {
 
     private func complete(_ db: Database, _ lease: Lease, _ result: JobResult) throws {
         let now = Self.now()
-        try db.execute(
-            sql: """
-                UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_deadline = NULL, last_error = NULL
-                WHERE id = ? AND fencing_token = ? AND state = 'running'
-                """,
-            arguments: [now, lease.jobID, lease.token])
+        try db.cachedStatement(sql: """
+            UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_deadline = NULL, last_error = NULL
+            WHERE id = ? AND fencing_token = ? AND state = 'running'
+            """).execute(arguments: [now, lease.jobID, lease.token])
         guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
         if result.artifact != nil || result.provenance != nil {
-            try db.execute(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, provenance, created_at) VALUES (?, ?, ?, ?)",
-                           arguments: [lease.jobID, Data(result.artifact ?? []), result.provenance, now])
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO artifacts (job_id, bytes, provenance, created_at) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [lease.jobID, Data(result.artifact ?? []), result.provenance, now])
         }
         if let cells = result.cells {
             try replaceCells(db, mergeJob: lease.jobID, cells: cells)
         }
-        try db.execute(
-            sql: """
-                UPDATE jobs SET waiting_on = waiting_on - 1
-                WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?) AND waiting_on > 0
-                """,
-            arguments: [lease.jobID])
+        try db.cachedStatement(sql: """
+            UPDATE jobs SET waiting_on = waiting_on - 1
+            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ?) AND waiting_on > 0
+            """).execute(arguments: [lease.jobID])
     }
 
     private func replaceCells(_ db: Database, mergeJob: JobID, cells: [CellRecord]) throws {
