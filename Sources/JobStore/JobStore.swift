@@ -36,6 +36,8 @@ public protocol JobStore: Sendable {
     /// The job that made each cell of an image, the jobs that fed it, and their provenance.
     func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)]
     func artifactCount(plate: String?) throws -> Int
+    /// Time spent in succeeded jobs of a plate, by job kind: (kind, jobs, seconds).
+    func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)]
     /// The distinct provenance records (model files, ensemble configs) of a plate's results.
     func provenanceRecords(plate: String) throws -> [String]
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)?

@@ -443,6 +443,20 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT kind, COUNT(*), TOTAL(finished_at - started_at) FROM jobs
+                    WHERE state = 'succeeded' AND plate_id = (SELECT id FROM plates WHERE name = ?)
+                    GROUP BY kind ORDER BY kind
+                    """,
+                arguments: [plate]
+            ).map { (kind: $0[0], jobs: $0[1], seconds: $0[2]) }
+        }
+    }
+
     public func provenanceRecords(plate: String) throws -> [String] {
         try pool.read { db in
             try String.fetchAll(

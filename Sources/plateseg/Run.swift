@@ -48,6 +48,7 @@ struct Run: ParsableCommand {
             return source
         }
 
+        let started = Date()
         let bar = ProgressBar(plate: name)
         while processes.contains(where: \.isRunning) {
             if let p = try db.progress(plate: name).first { bar.show(p) }
@@ -58,6 +59,12 @@ struct Run: ParsableCommand {
         let final = try db.progress(plate: name).first
         if let final { bar.finish(final) }
         try printSummary(db, plate: name)
+        let elapsed = Date().timeIntervalSince(started)
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        let merged = final?.imagesMerged ?? 0
+        print(String(format: "\n%.1f s for %d images merged in this run's plate (%.0f images/hour); peak worker memory %.0f MiB",
+                     elapsed, merged, elapsed > 0 ? Double(merged) / elapsed * 3600 : 0, Double(usage.ru_maxrss) / 1024))
         let failed = try db.failedJobs(plate: name, limit: 20)
         let unreadable = try db.unreadableImages(plate: name)
         if !failed.isEmpty || !unreadable.isEmpty {
