@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Bench: ParsableCommand {
+struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plateseg-bench",
         abstract: "Benchmarks behind docs/performance.md (build with -c release).",

@@ -26,6 +26,9 @@ struct ModelsBench: AsyncParsableCommand {
     @Flag(help: "Skip ONNX Runtime (the weights must already be in --dir).")
     var skipOnnx = false
 
+    @Option(parsing: .upToNextOption, help: "Networks to time (yolox, upernet, maskrcnn); all by default.")
+    var networks: [String] = ["yolox", "upernet", "maskrcnn"]
+
     /// oneDNN (OpenMP) uses OMP_NUM_THREADS or every core; ONNX Runtime is given the same count.
     private var threads: Int {
         ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
@@ -36,7 +39,10 @@ struct ModelsBench: AsyncParsableCommand {
     }
 
     func benchmark() throws {
-        let archs = ["yolox", "upernet", "maskrcnn"]
+        let archs = networks
+        guard archs.allSatisfy(["yolox", "upernet", "maskrcnn"].contains) else {
+            throw ValidationError("--networks takes yolox, upernet and maskrcnn")
+        }
         var onnx: [String: Double] = [:]
         if !skipOnnx {
             onnx = try onnxRuntime()
@@ -76,7 +82,8 @@ struct ModelsBench: AsyncParsableCommand {
     private func onnxRuntime() throws -> [String: Double] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, "training/parity/bench_onnx.py", "--out", dir, "--threads", String(threads), "--runs", String(runs)]
+        p.arguments = [python, "training/parity/bench_onnx.py", "--out", dir, "--threads", String(threads), "--runs", String(runs),
+                       "--only"] + networks
             + (passiveWait ? ["--no-spin"] : [])
         let out = Pipe()
         p.standardOutput = out

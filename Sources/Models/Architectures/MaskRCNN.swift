@@ -108,6 +108,8 @@ public final class MaskRCNN: Model, @unchecked Sendable {
     private let maskUpsample: Deconv2D
     private let maskLogits: Conv2D
     private let levelStrides = [4, 8, 16, 32, 64]
+    /// Detections per mask-head batch.
+    static let maskBatch = 64
     private let anchorsPerLevel: [[Box]]
 
     init(weights: Weights, config c: MaskRCNNConfig) throws {
@@ -198,17 +200,26 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         out.detections = detections(out, imageW: imageW, imageH: imageH)
         guard !out.detections.isEmpty else { return out }
 
-        // Mask head on the detections
-        let boxes = out.detections.map(\.box)
-        let maskIn = try Tensor(shape: [boxes.count, config.fpnChannels, 14, 14])
-        RoIAlign(outputSize: 14, samplingRatio: config.roiSamplingRatio, aligned: config.roiAlignAligned)
-            .pool(boxes, levels: boxes.map(roiLevel), features: Array(features[0..<4]), strides: levelStrides, into: maskIn.data)
-        var m = maskIn
-        for conv in maskConvs { m = try conv(m) }
-        let masks = try maskLogits(maskUpsample(m))
-        let S = masks.h, n = masks.c
-        out.maskLogits = out.detections.enumerated().map { d, det in
-            (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + det.label + 1] }
+        // Mask head on the detections, a fixed-size batch at a time: one set of primitives, and a
+        // working set that does not grow with the number of cells (948 detections at once held
+        // 1.3 GB). The last batch is padded with zeros and its padding discarded.
+        let batch = Self.maskBatch
+        let C = config.fpnChannels, S = config.maskSize
+        let roiAlign = RoIAlign(outputSize: 14, samplingRatio: config.roiSamplingRatio, aligned: config.roiAlignAligned)
+        for start in stride(from: 0, to: out.detections.count, by: batch) {
+            let part = out.detections[start..<min(start + batch, out.detections.count)]
+            let boxes = part.map(\.box)
+            let maskIn = try Tensor(shape: [batch, C, 14, 14])
+            let filled = boxes.count * C * 14 * 14
+            (maskIn.data + filled).initialize(repeating: 0, count: maskIn.count - filled)
+            roiAlign.pool(boxes, levels: boxes.map(roiLevel), features: Array(features[0..<4]), strides: levelStrides, into: maskIn.data)
+            var m = maskIn
+            for conv in maskConvs { m = try conv(m) }
+            let masks = try maskLogits(maskUpsample(m))
+            let n = masks.c
+            out.maskLogits += part.enumerated().map { d, det in
+                (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + det.label + 1] }
+            }
         }
         return out
     }
