@@ -129,7 +129,7 @@ public final class WorkerLoop: Sendable {
             // The result could not be stored (disk full, say): record why, and let a later
             // attempt redo the job once there is room. If even that fails, the lease expires.
             logger.error("job \(job.id): cannot store its result: \(error)")
-            try? store.fail(lease, error: "cannot store the result (\(error)); free disk space, then `plateseg retry`", retryable: true)
+            try? store.fail(lease, error: "cannot store the result (\(error)); it is tried again later, and if that keeps failing, free disk space and run `plateseg retry`", retryable: true)
             return (false, nil)
         }
     }
