@@ -36,6 +36,10 @@ def main(argv=None) -> int:
     p.add_argument("model", choices=sorted(BUILDERS))
     p.add_argument("checkpoint")
     p.add_argument("--out", default=None, help="default: models/<model>.safetensors")
+    p.add_argument("--score-thresh", type=float, default=None,
+                   help="detection score threshold stored in the metadata (the one chosen on val)")
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"],
+                   help="stored precision (float16 halves the file; the engine reads both)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = args.out or str(data.REPO_ROOT / "models" / f"{args.model}.safetensors")
@@ -43,8 +47,18 @@ def main(argv=None) -> int:
     model = BUILDERS[args.model](state["arch"])
     model.load_state_dict(state["model"])
     model.eval()
+    if args.score_thresh is not None:
+        if args.model == "upernet":
+            p.error("--score-thresh applies to maskrcnn and yolox only")
+        model.cfg.score_threshold = args.score_thresh
+        if args.model == "maskrcnn":
+            model.roi_heads.score_thresh = args.score_thresh
     meta = archs_export.model_metadata(model)
-    archs_export.export(model, meta, out)
+    dtype = getattr(torch, args.dtype)
+    archs_export.export(model, meta, out, dtype=dtype)
+    # the reference is the checkpoint rounded to the stored precision, as the engine will see it
+    model.load_state_dict({k: v.to(dtype).to(v.dtype) if v.is_floating_point() else v
+                           for k, v in model.state_dict().items()})
 
     # round trip: a fresh model from the file alone must give the same outputs
     fresh = BUILDERS[args.model](state["arch"])
@@ -65,7 +79,8 @@ def main(argv=None) -> int:
             return 1
         if a.numel():
             worst = max(worst, float((a - b).abs().max()))
-    print(json.dumps({"file": out, "tensors": len(load_file(out)), "step": state.get("step"),
+    print(json.dumps({"file": out, "dtype": args.dtype, "tensors": len(load_file(out)),
+                      "step": state.get("step"),
                       "val": state.get("val"), "round_trip_max_abs_diff": worst}, indent=2))
     return 0 if worst < 1e-4 else 1
 

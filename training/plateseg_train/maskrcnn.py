@@ -145,6 +145,7 @@ def main(argv=None):
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--split", default="val")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--limit", type=int, default=None, help="first N images only (smoke checks)")
     e.add_argument("--score-thresh", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     e.add_argument("--json", default=None, help="write the result here")
     args = p.parse_args(argv)
@@ -174,7 +175,7 @@ def main(argv=None):
         model = build(state["arch"])
         model.load_state_dict(state["model"])
         model.eval()
-        recs = data.split(records, args.split)
+        recs = data.split(records, args.split)[:args.limit]
         bank = data.ImageBank(recs)
         t0 = time.time()
         result = evaluate(model, recs, bank, tuple(args.score_thresh))

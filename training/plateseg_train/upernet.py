@@ -131,6 +131,7 @@ def main(argv=None):
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--split", default="val")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--limit", type=int, default=None, help="first N images only (smoke checks)")
     e.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -154,7 +155,7 @@ def main(argv=None):
         model = build(state["arch"])
         model.load_state_dict(state["model"])
         model.eval()
-        recs = data.split(records, args.split)
+        recs = data.split(records, args.split)[:args.limit]
         bank = data.ImageBank(recs)
         t0 = time.time()
         result = evaluate(model, recs, bank)
