@@ -1,0 +1,170 @@
+"""UPerNet (ResNet-18, dilated last stage, PPM + FPN head; trained from scratch): CE + 0.4 x FCN aux.
+
+    python3 -m plateseg_train.upernet train            # start or resume training/runs/upernet
+    python3 -m plateseg_train.upernet eval --checkpoint training/runs/upernet/best.pt
+
+Per-pixel classes: background, shsy5y, astro, cort (and, with --boundary, a fifth "boundary"
+class on pixels where two cells touch or overlap, which lets connected components split
+touching cells). Validation: the Sartorius metric on the connected components of the
+predicted foreground, plus foreground IoU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from archs import upernet as archs_upernet
+from archs.upernet import UPerNetConfig
+
+from . import data
+from .augment import augmented_crop
+from .metric import ScoreBoard, image_score
+from .runner import LoopConfig, Log, Schedule, run, seed_everything, step_rng
+
+AUX_WEIGHT = 0.4  # mmsegmentation's UPerNet configs
+
+
+def default_config(boundary: bool = False, mean: float = 0.5018, std: float = 0.0529):
+    classes = list(data.CLASSES) + (["boundary"] if boundary else [])
+    # channels 128 (not 512): the 3x3 fpn_bottleneck over 4 x channels at 1/4 resolution is the
+    # head's cost, and 512 would make a 256 px step take ~20 s on one core.
+    return UPerNetConfig(depth=18, dilation=[False, False, True], channels=128, aux_channels=64,
+                         in_channels=1, classes=classes, mean=[mean], std=[std])
+
+
+def build(arch: dict) -> torch.nn.Module:
+    return archs_upernet.UPerNet(UPerNetConfig(**arch))
+
+
+def make_batch_fn(records, bank, crop: int, batch: int, seed: int, boundary: bool,
+                  cfg: UPerNetConfig):
+    weights = data.sampling_weights(records)
+    mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std).view(1, -1, 1, 1)
+
+    def batch_fn(step: int):
+        rng = step_rng(seed, step)
+        images, labels = [], []
+        for idx in rng.choice(len(records), size=batch, p=weights):
+            r = records[idx]
+            s = augmented_crop(bank[r.id], r.clean, r.label, crop, rng)
+            images.append(torch.from_numpy(s.image).float()[None])
+            labels.append(torch.from_numpy(s.semantic(boundary)))
+        x = (torch.stack(images) / 255.0 - mean) / std
+        return x, torch.stack(labels)
+    return batch_fn
+
+
+def loss_fn(model, batch):
+    x, y = batch
+    main, aux = model(x)
+    main = F.interpolate(main, size=y.shape[1:], mode="bilinear", align_corners=False)
+    aux = F.interpolate(aux, size=y.shape[1:], mode="bilinear", align_corners=False)
+    return {"loss_ce": F.cross_entropy(main, y), "loss_aux": AUX_WEIGHT * F.cross_entropy(aux, y)}
+
+
+@torch.no_grad()
+def predict(model, gray: np.ndarray) -> np.ndarray:
+    """(C, H, W) class probabilities, background first."""
+    x = archs_upernet.preprocess(torch.from_numpy(gray), model.cfg)
+    return model.predict(x)[0].numpy()
+
+
+def instances_from_semantic(probs: np.ndarray, min_area: int = 20) -> np.ndarray:
+    """Connected components of the cell classes (boundary and background split them)."""
+    cls = probs.argmax(0)
+    cells = (cls >= 1) & (cls <= len(data.CLASSES))
+    labels, n = ndimage.label(cells)
+    if n == 0:
+        return labels.astype(np.int32)
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_area
+    small[0] = False
+    labels[small[labels]] = 0
+    _, inverse = np.unique(labels, return_inverse=True)  # renumber 1..k, 0 stays background
+    return inverse.reshape(labels.shape).astype(np.int32)
+
+
+def evaluate(model, records, bank) -> dict:
+    board = ScoreBoard()
+    inter = union = 0
+    for r in records:
+        probs = predict(model, bank[r.id])
+        inst = instances_from_semantic(probs)
+        board.add(r.cell_type, image_score(r.raw, inst))
+        truth = np.zeros(inst.shape, dtype=bool)
+        for k in range(len(r.raw)):
+            truth |= r.raw.full(k)
+        pred = inst > 0
+        inter += int((truth & pred).sum())
+        union += int((truth | pred).sum())
+    s = board.summary()
+    return {"all": s["all"], "metric": "components", "foreground_iou": inter / max(union, 1),
+            "per_type": {k: v for k, v in s.items() if k in data.CLASSES}}
+
+
+def main(argv=None):
+    from .maskrcnn import fixed_subset, parse_stop_at
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--name", default="upernet")
+    t.add_argument("--crop", type=int, default=256)
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--steps", type=int, default=6000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--boundary", action="store_true")
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--eval-minutes", type=float, default=40.0)
+    t.add_argument("--eval-per-type", type=int, default=5)
+    t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
+    e = sub.add_parser("eval")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--split", default="val")
+    e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--limit", type=int, default=None, help="first N images only (smoke checks)")
+    e.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    records = data.load_records()
+    if args.cmd == "train":
+        seed = 1234
+        seed_everything(seed)
+        log = Log(data.RUNS_DIR / args.name / "log.txt")
+        train = data.split(records, "train")
+        val = fixed_subset(data.split(records, "val"), args.eval_per_type)
+        bank = data.ImageBank(train + val)
+        arch = asdict(default_config(args.boundary))
+        model = build(arch)
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+        run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
+            Schedule(total_steps=args.steps, lr=args.lr), arch,
+            make_batch_fn(train, bank, args.crop, args.batch, seed, args.boundary, model.cfg),
+            loss_fn, lambda m: evaluate(m, val, bank), log, stop_at=parse_stop_at(args.stop_at))
+    else:
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+        model = build(state["arch"])
+        model.load_state_dict(state["model"])
+        model.eval()
+        recs = data.split(records, args.split)[:args.limit]
+        bank = data.ImageBank(recs)
+        t0 = time.time()
+        result = evaluate(model, recs, bank)
+        result.update(checkpoint=str(args.checkpoint), step=state.get("step"), split=args.split,
+                      seconds=round(time.time() - t0, 1))
+        print(json.dumps(result, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
