@@ -1,7 +1,7 @@
 SWIFT ?= swift
 TEST_FLAGS ?=
 
-.PHONY: all build release test demo bench bootstrap clean training-deps
+.PHONY: all build release test demo bench bootstrap clean training-deps training-test
 
 all: build
 
@@ -27,6 +27,10 @@ bench: release
 
 training-deps:
 	python3 -m pip install -q -r training/requirements.txt
+
+# The Python side's own tests (needs training-deps; not part of `make test`, which needs no PyTorch).
+training-test:
+	cd training && PYTHONPATH=. python3 -m pytest -q tests
 
 clean:
 	rm -rf .build out
