@@ -31,6 +31,14 @@ def outputs(name: str, model, gray) -> list[torch.Tensor]:
         return [model(preprocess(torch.from_numpy(gray), model.cfg))]
 
 
+def set_score_threshold(name: str, model, value: float | None) -> None:
+    if value is None:
+        return
+    model.cfg.score_threshold = value
+    if name == "maskrcnn":
+        model.roi_heads.score_thresh = value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("model", choices=sorted(BUILDERS))
@@ -47,12 +55,9 @@ def main(argv=None) -> int:
     model = BUILDERS[args.model](state["arch"])
     model.load_state_dict(state["model"])
     model.eval()
-    if args.score_thresh is not None:
-        if args.model == "upernet":
-            p.error("--score-thresh applies to maskrcnn and yolox only")
-        model.cfg.score_threshold = args.score_thresh
-        if args.model == "maskrcnn":
-            model.roi_heads.score_thresh = args.score_thresh
+    if args.score_thresh is not None and args.model == "upernet":
+        p.error("--score-thresh applies to maskrcnn and yolox only")
+    set_score_threshold(args.model, model, args.score_thresh)
     meta = archs_export.model_metadata(model)
     dtype = getattr(torch, args.dtype)
     archs_export.export(model, meta, out, dtype=dtype)
@@ -62,6 +67,7 @@ def main(argv=None) -> int:
 
     # round trip: a fresh model from the file alone must give the same outputs
     fresh = BUILDERS[args.model](state["arch"])
+    set_score_threshold(args.model, fresh, args.score_thresh)
     missing, unexpected = fresh.load_state_dict(load_file(out), strict=False)
     skipped = [k for k in missing if not k.endswith("num_batches_tracked")
                and not k.startswith("auxiliary_head.")]
