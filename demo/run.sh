@@ -7,7 +7,7 @@ out=out/demo
 mkdir -p "$out"
 
 # Run the networks that ship in models/ (the ensemble uses whichever are there).
-models=$(for m in yolox maskrcnn upernet; do [ -f "models/$m.safetensors" ] && printf '%s,' "$m"; done)
+models=$(for m in yolox maskrcnn upernet; do if [ -f "models/$m.safetensors" ]; then printf '%s,' "$m"; fi; done)
 models=${models%,}
 if [ -z "$models" ]; then
   echo "demo: no model files in models/ (yolox/maskrcnn/upernet .safetensors); see models/MODEL_CARD.md" >&2

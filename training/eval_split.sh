@@ -15,6 +15,6 @@ awk -F, -v s="$split" 'NR > 1 && $5 == s && $7 == "" { print $1 }' "$data/images
   ln -s "$(realpath "$data/images/train/$id.png")" "$out/plate/$id.png"
 done
 echo "split $split: $(ls "$out/plate" | wc -l) images (known-issue images left out)"
-models=$(for m in yolox maskrcnn upernet; do [ -f "models/$m.safetensors" ] && printf '%s,' "$m"; done)
+models=$(for m in yolox maskrcnn upernet; do if [ -f "models/$m.safetensors" ]; then printf '%s,' "$m"; fi; done)
 "$bin" run "$out/plate" --plate "$split" --models "${models%,}" --workers "$workers" --db "$out/eval.sqlite" --models-dir models >/dev/null || true
 "$bin" eval --db "$out/eval.sqlite" --plate "$split" --truth "$data/annotations/train_annotations.csv" --model all --models-dir models

@@ -37,10 +37,13 @@ public struct WeightFitter: Sendable {
     /// The fitted config, with `fit` naming `split`, its size, and the scores before and after.
     /// Throws the first `EnsembleError` of an image whose artifacts cannot be merged; leave such
     /// images out of the split rather than fit on part of it.
-    public func fit(_ images: [CalibrationImage], split: String) throws -> EnsembleConfig {
+    /// `models`: the networks whose outputs the images carry (a plate may run fewer than three);
+    /// only their weights are searched.
+    public func fit(_ images: [CalibrationImage], split: String,
+                    models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> EnsembleConfig {
         let stitched = try images.map { img in
             try Stitcher.stitch(image: img.image, width: img.width, height: img.height, artifacts: img.artifacts,
-                                models: Set(EnsembleModel.allCases), config: start)
+                                models: models, config: start)
         }
         let truths = images.map(\.truth)
         // Score first; on equal scores the mean best IoU of the true masks decides, so that on a
@@ -50,7 +53,7 @@ public struct WeightFitter: Sendable {
             let merger = Merger(config: config)
             var total = 0.0, iou = 0.0
             for (s, truth) in zip(stitched, truths) {
-                let merged = merger.vote(s, models: Set(EnsembleModel.allCases))
+                let merged = merger.vote(s, models: models)
                 let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: truth)
                 total += r.score.score
                 iou += r.meanIoU
@@ -62,7 +65,8 @@ public struct WeightFitter: Sendable {
         }
 
         typealias Coordinate = (grid: [Double], set: (inout EnsembleConfig, Double) -> Void)
-        var coordinates: [Coordinate] = EnsembleModel.allCases.map { m in
+        // With one network its weight only scales every vote alike: nothing to fit.
+        var coordinates: [Coordinate] = (models.count > 1 ? EnsembleModel.allCases.filter(models.contains) : []).map { m in
             (Self.weightGrid, { (c: inout EnsembleConfig, v: Double) in c.modelWeights[m] = v })
         }
         coordinates += [

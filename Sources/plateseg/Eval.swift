@@ -121,7 +121,9 @@ struct Calibrate: ParsableCommand {
                 artifacts: try artifacts.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID)") }, truth: t.masks))
         }
         guard !images.isEmpty else { throw ValidationError("no annotated image with stored tile outputs; run the plate first") }
-        let fitted = try WeightFitter().fit(images, split: split)
+        let ran = Set(images.flatMap { $0.artifacts.compactMap { EnsembleModel(artifactModel: $0.model) } })
+        print("fitting on \(images.count) images with \(ran.map(\.rawValue).sorted().joined(separator: ", ")) outputs")
+        let fitted = try WeightFitter().fit(images, split: split, models: ran)
         try fitted.jsonData().write(to: URL(fileURLWithPath: out))
         print("fitted on \(images.count) images of split \(split); wrote \(out)")
         if let fit = fitted.fit { print(fit) }
