@@ -8,11 +8,8 @@ Losses are torchvision's: L = L_rpn_objectness + L_rpn_box + L_cls + L_box + L_m
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import asdict
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +20,7 @@ from .metric import ScoreBoard, image_score, paint
 from archs import maskrcnn as archs_maskrcnn
 from archs.maskrcnn import MaskRCNNConfig
 
-from .runner import LoopConfig, Log, Schedule, run, seed_everything, step_rng
+from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
 
 
 def default_config(mean: float = 0.5018, std: float = 0.0529) -> MaskRCNNConfig:
@@ -171,19 +168,7 @@ def main(argv=None):
             make_batch_fn(train, bank, args.crop, args.batch, seed), loss_fn, eval_fn, log,
             stop_at=stop_at)
     else:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        model = build(state["arch"])
-        model.load_state_dict(state["model"])
-        model.eval()
-        recs = data.split(records, args.split)[:args.limit]
-        bank = data.ImageBank(recs)
-        t0 = time.time()
-        result = evaluate(model, recs, bank, tuple(args.score_thresh))
-        result.update(checkpoint=str(args.checkpoint), step=state.get("step"), split=args.split,
-                      seconds=round(time.time() - t0, 1))
-        print(json.dumps(result, indent=2))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank, tuple(args.score_thresh)))
 
 
 if __name__ == "__main__":

@@ -174,3 +174,23 @@ def run(cfg: LoopConfig, model: torch.nn.Module, optimizer: torch.optim.Optimize
     validate()
     save()
     log(f"finished {schedule.total_steps} steps")
+
+
+def evaluate_checkpoint(args, records, build: Callable, evaluate: Callable) -> None:
+    """The `eval` command of every network: load `args.checkpoint`, score it on `args.split`
+    (first `args.limit` images), print the result as JSON and, with `args.json`, save it."""
+    from . import data
+
+    state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    model = build(state["arch"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    recs = data.split(records, args.split)[:args.limit]
+    bank = data.ImageBank(recs)
+    t0 = time.time()
+    result = evaluate(model, recs, bank)
+    result.update(checkpoint=str(args.checkpoint), step=state.get("step"), split=args.split,
+                  seconds=round(time.time() - t0, 1))
+    print(json.dumps(result, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -11,10 +11,7 @@ predicted foreground, plus foreground IoU.
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +24,7 @@ from archs.upernet import UPerNetConfig
 from . import data
 from .augment import augmented_crop
 from .metric import ScoreBoard, image_score
-from .runner import LoopConfig, Log, Schedule, run, seed_everything, step_rng
+from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
 
 AUX_WEIGHT = 0.4  # mmsegmentation's UPerNet configs
 
@@ -151,19 +148,7 @@ def main(argv=None):
             make_batch_fn(train, bank, args.crop, args.batch, seed, args.boundary, model.cfg),
             loss_fn, lambda m: evaluate(m, val, bank), log, stop_at=parse_stop_at(args.stop_at))
     else:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        model = build(state["arch"])
-        model.load_state_dict(state["model"])
-        model.eval()
-        recs = data.split(records, args.split)[:args.limit]
-        bank = data.ImageBank(recs)
-        t0 = time.time()
-        result = evaluate(model, recs, bank)
-        result.update(checkpoint=str(args.checkpoint), step=state.get("step"), split=args.split,
-                      seconds=round(time.time() - t0, 1))
-        print(json.dumps(result, indent=2))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank))
 
 
 if __name__ == "__main__":

@@ -9,10 +9,7 @@ thresholds 0.50:0.05:0.95, mean over images); masks come from Mask R-CNN in the 
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +22,7 @@ from archs.yolox import YOLOXConfig
 from . import data
 from .augment import crop_sample, geometric, jitter, mosaic
 from .metric import THRESHOLDS, ScoreBoard
-from .runner import LoopConfig, Log, Schedule, run, seed_everything, step_rng
+from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
 
 SCALES = (256, 288, 320, 352, 384)  # input sizes, multiples of 32 ("progressive" multi-scale)
 
@@ -277,19 +274,7 @@ def main(argv=None):
             lambda m: evaluate(m, val, bank, (0.2, 0.3, 0.4)), log,
             stop_at=parse_stop_at(args.stop_at))
     else:
-        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-        model = build(state["arch"])
-        model.load_state_dict(state["model"])
-        model.eval()
-        recs = data.split(records, args.split)[:args.limit]
-        bank = data.ImageBank(recs)
-        t0 = time.time()
-        result = evaluate(model, recs, bank, tuple(args.score_thresh))
-        result.update(checkpoint=str(args.checkpoint), step=state.get("step"), split=args.split,
-                      seconds=round(time.time() - t0, 1))
-        print(json.dumps(result, indent=2))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank, tuple(args.score_thresh)))
 
 
 if __name__ == "__main__":
