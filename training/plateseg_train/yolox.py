@@ -21,7 +21,7 @@ from archs.yolox import YOLOXConfig
 
 from . import data
 from .augment import crop_sample, geometric, jitter, mosaic
-from .metric import THRESHOLDS, ScoreBoard
+from .metric import ScoreBoard, score_from_iou
 from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
 
 SCALES = (256, 288, 320, 352, 384)  # input sizes, multiples of 32 ("progressive" multi-scale)
@@ -198,25 +198,8 @@ def box_score(truth: data.InstanceSet, boxes: torch.Tensor) -> float:
     """The Sartorius formula with box IoU in place of mask IoU."""
     gt = torch.from_numpy(truth.boxes.astype(np.float32)).reshape(-1, 4)
     n_true, n_pred = gt.shape[0], boxes.shape[0]
-    if n_true == 0 and n_pred == 0:
-        return 1.0
     iou = box_iou(gt, boxes).numpy() if n_true and n_pred else np.zeros((n_true, n_pred))
-    ti, pi = np.nonzero(iou > THRESHOLDS[0])
-    order = np.argsort(-iou[ti, pi], kind="stable")
-    ti, pi, vals = ti[order], pi[order], iou[ti, pi][order]
-    total = 0.0
-    for t in THRESHOLDS:
-        used_t, used_p, tp = set(), set(), 0
-        for a, b, v in zip(ti, pi, vals):
-            if v <= t:
-                break
-            if a in used_t or b in used_p:
-                continue
-            used_t.add(a)
-            used_p.add(b)
-            tp += 1
-        total += tp / (n_true + n_pred - tp)
-    return total / len(THRESHOLDS)
+    return score_from_iou(iou)
 
 
 def evaluate(model, records, bank, score_thresholds=(0.3,)) -> dict:
