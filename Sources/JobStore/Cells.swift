@@ -39,11 +39,14 @@ public struct CellQuery: Sendable {
     public var plate: String?
     public var well: String?
     public var cellType: String?
+    /// One image, by the path it was submitted with.
+    public var image: String?
 
-    public init(plate: String? = nil, well: String? = nil, cellType: String? = nil) {
+    public init(plate: String? = nil, well: String? = nil, cellType: String? = nil, image: String? = nil) {
         self.plate = plate
         self.well = well
         self.cellType = cellType
+        self.image = image
     }
 }
 

@@ -30,6 +30,8 @@ public protocol JobStore: Sendable {
     /// The artifact a job stored, if any.
     func artifact(of jobID: JobID) throws -> [UInt8]?
     func failedJobs(plate: String?, limit: Int) throws -> [FailedJob]
+    /// Queued jobs whose last attempt failed and that will be tried again (after their back-off).
+    func retryingJobs(plate: String?, limit: Int) throws -> [FailedJob]
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
     /// The artifacts of the jobs that `jobID` waits on.
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact]

@@ -384,16 +384,25 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func failedJobs(plate: String?, limit: Int) throws -> [FailedJob] {
+        try jobsWithErrors(state: "failed", plate: plate, limit: limit)
+    }
+
+    public func retryingJobs(plate: String?, limit: Int) throws -> [FailedJob] {
+        try jobsWithErrors(state: "queued", plate: plate, limit: limit)
+    }
+
+    private func jobsWithErrors(state: String, plate: String?, limit: Int) throws -> [FailedJob] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
                 sql: """
                     SELECT j.id, p.name, j.kind, i.path, j.attempts, j.last_error
                     FROM jobs j JOIN plates p ON p.id = j.plate_id LEFT JOIN images i ON i.id = j.image_id
-                    WHERE j.state = 'failed' AND (:plate IS NULL OR p.name = :plate)
+                    WHERE j.state = :state AND j.last_error IS NOT NULL AND (:plate IS NULL OR p.name = :plate)
+                      AND (j.state = 'failed' OR j.attempts > 0) -- a job put back by `retry` starts afresh
                     ORDER BY j.id LIMIT :limit
                     """,
-                arguments: ["plate": plate, "limit": limit]
+                arguments: ["state": state, "plate": plate, "limit": limit]
             ).map { r in
                 FailedJob(id: r[0], plate: r[1], kind: r[2], imagePath: r[3], attempts: r[4], error: r[5] ?? "")
             }
@@ -498,10 +507,10 @@ public final class SQLiteJobStore: JobStore {
                            c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle
                     FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
                     WHERE (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
-                      AND (:type IS NULL OR c.cell_type = :type)
+                      AND (:type IS NULL OR c.cell_type = :type) AND (:image IS NULL OR i.path = :image)
                     ORDER BY p.name, i.well, i.field, i.path, c.id
                     """,
-                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType]
+                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType, "image": q.image]
             ).map { r in
                 LocatedCell(
                     plate: r[0], well: r[1], field: r[2], imagePath: r[3], imageWidth: r[4], imageHeight: r[5],
@@ -519,10 +528,10 @@ public final class SQLiteJobStore: JobStore {
                     SELECT p.name, COALESCE(i.well, '?'), c.cell_type, COUNT(*), COUNT(DISTINCT i.id), AVG(c.area), AVG(c.score)
                     FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
                     WHERE (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
-                      AND (:type IS NULL OR c.cell_type = :type)
+                      AND (:type IS NULL OR c.cell_type = :type) AND (:image IS NULL OR i.path = :image)
                     GROUP BY p.name, i.well, c.cell_type ORDER BY p.name, i.well, c.cell_type
                     """,
-                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType]
+                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType, "image": q.image]
             ).map { r in
                 WellCount(plate: r[0], well: r[1], cellType: r[2], cells: r[3], images: r[4], meanArea: r[5], meanScore: r[6])
             }

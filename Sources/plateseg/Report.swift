@@ -21,12 +21,11 @@ struct Report: ParsableCommand {
         var html = ReportPage.head(title: "plateseg report — \(plates.map(\.plate).joined(separator: ", "))")
         for p in plates {
             let images = try db.images(plate: p.plate)
-            var overlays: [String: String] = [:]
-            for image in images {
-                guard let job = image.mergeJobID, image.mergeState == .succeeded, let png = try db.artifact(of: job) else { continue }
+            var overlays: [String: OverlayFile] = [:]
+            for image in images where image.mergeState == .succeeded {
                 let name = "overlays/\(p.plate)-\(Eval.id(of: image.path)).png"
-                try Data(png).write(to: outURL.appendingPathComponent(name))
-                overlays[image.path] = name
+                overlays[image.path] = try OverlayFile.draw(image, cells: db.cells(CellQuery(plate: p.plate, image: image.path)),
+                                                            to: outURL.appendingPathComponent(name), named: name)
             }
             html += ReportPage.plateSection(
                 progress: p, counts: try db.wellCounts(CellQuery(plate: p.plate)), images: images, overlays: overlays,
@@ -82,7 +81,7 @@ enum ReportPage {
         """
     }
 
-    static func plateSection(progress p: PlateProgress, counts: [WellCount], images: [StoredImage], overlays: [String: String],
+    static func plateSection(progress p: PlateProgress, counts: [WellCount], images: [StoredImage], overlays: [String: OverlayFile],
                              failed: [FailedJob], unreadable: [(path: String, error: String)]) -> String {
         var h = "<section class=\"plate\" id=\"plate-\(escape(p.plate))\"><h2>Plate \(escape(p.plate))</h2>\n"
         h += "<p>\(p.images) images (\(p.unreadableImages) unreadable); jobs: \(p.succeeded) succeeded, \(p.failed) failed, "
@@ -92,10 +91,13 @@ enum ReportPage {
         h += "<h3>Images</h3><div class=\"images\">\n"
         for image in images where image.error == nil {
             let label = "\(image.well ?? "?") field \(image.field.map(String.init) ?? "?") — \((image.path as NSString).lastPathComponent)"
-            if let overlay = overlays[image.path] {
+            switch overlays[image.path] {
+            case let .drawn(overlay)?:
                 h += "<figure><a href=\"\(escape(overlay))\"><img class=\"overlay\" src=\"\(escape(overlay))\" alt=\"\(escape(label))\"></a>"
                 h += "<figcaption>\(escape(label))</figcaption></figure>\n"
-            } else {
+            case let .notDrawn(reason)?:
+                h += "<figure><figcaption>\(escape(label)): no overlay (\(escape(reason)))</figcaption></figure>\n"
+            case nil:
                 h += "<figure><figcaption>\(escape(label)): not merged (\(image.mergeState?.rawValue ?? "no job"))</figcaption></figure>\n"
             }
         }
@@ -168,5 +170,31 @@ enum ReportPage {
         for f in files { h += "<tr><td class=\"l\">\(escape(f.name))</td><td class=\"l\">\(f.hash)</td><td>\(f.bytes)</td></tr>\n" }
         if files.isEmpty { h += "<tr><td class=\"l\" colspan=\"3\">no model files found</td></tr>\n" }
         return h + "</table></section>\n"
+    }
+}
+
+/// An image's overlay in the report: the stored cells outlined over the image as it is now on
+/// disk, or why it could not be drawn (the file moved, or changed since it was segmented).
+enum OverlayFile {
+    case drawn(String)
+    case notDrawn(String)
+
+    static func draw(_ image: StoredImage, cells: [LocatedCell], to url: URL, named name: String) throws -> OverlayFile {
+        let bytes: Data
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: image.path)) } catch {
+            return .notDrawn("\(image.path) cannot be read: \(error.localizedDescription)")
+        }
+        guard ContentHash.of(bytes) == image.contentHash else {
+            return .notDrawn("\(image.path) changed since it was segmented")
+        }
+        let gray: GrayImage
+        do { gray = try PNGCodec.decodeGray(bytes, name: image.path) } catch {
+            return .notDrawn("\(error)")
+        }
+        let instances = try cells.map { c in
+            (mask: try COCORLE(compressed: c.cell.rle, width: c.imageWidth, height: c.imageHeight).mask(), cellType: c.cell.cellType)
+        }
+        try Overlay.write(gray, instances: instances, to: url.path)
+        return .drawn(name)
     }
 }

@@ -39,6 +39,13 @@ struct Status: ParsableCommand {
             print("\nUnreadable images (no jobs were made for them):")
             for u in unreadable { print("  \(u.error)") }
         }
+        let retrying = try db.retryingJobs(plate: plate, limit: 50)
+        if !retrying.isEmpty {
+            print("\nRetrying (the last attempt failed; tried again automatically after a back-off):")
+            for r in retrying {
+                print("  job \(r.id) [\(r.plate)] \(r.kind) \(r.imagePath ?? "") after \(r.attempts) attempt(s): \(r.error)")
+            }
+        }
         let failed = try db.failedJobs(plate: plate, limit: 50)
         if !failed.isEmpty {
             print("\nFailed jobs (fix the cause, then `plateseg retry`):")

@@ -32,8 +32,9 @@ enum Wiring {
     }
 }
 
-/// Fuses an image's tile outputs into cells, replaces the image's stored cells with them, and
-/// keeps an overlay PNG (the outlines over the image) as the merge job's artifact.
+/// Fuses an image's tile outputs into cells and replaces the image's stored cells with them.
+/// Overlays are drawn by `plateseg report` from the stored cells: a PNG per image here would
+/// cost most of the merge's time and ~300 KB of database per image.
 struct MergeHandler: JobHandler {
     let store: any JobStore
     let merger: Merger
@@ -49,10 +50,7 @@ struct MergeHandler: JobHandler {
             CellRecord(cellType: c.cellType, score: c.score, area: c.area, box: (c.box.x, c.box.y, c.box.width, c.box.height),
                        centroid: c.centroid, rle: c.rle)
         }
-        let image = try PNGCodec.readGray(args.image)
-        let rgba = Overlay.render(image, instances: merged.instances.map { ($0.mask, $0.cellType) })
-        let png = try PNGCodec.encodeRGBA(width: image.width, height: image.height, rgba: rgba)
-        return JobResult(artifact: png, provenance: provenance.jobArgs(), cells: cells)
+        return JobResult(provenance: provenance.jobArgs(), cells: cells)
     }
 
     /// Merges with `models`, or else with every network the image's tile jobs ran (a plate may be

@@ -93,6 +93,15 @@ import Testing
         #expect(repaired.contains("1 new images (0 unreadable), 4 new jobs"))
         #expect(!(try plateseg(["status", "--db", db])).contains("Unreadable"))
         #expect(try plateseg(["query", "--db", db, "--well", "B03", "--format", "csv"]).split(separator: "\n").count > 1)
+
+        // Overlays are drawn at report time: an image replaced since it was segmented is not outlined.
+        try FileManager.default.removeItem(at: plate.appendingPathComponent("P1_C02_s1.png"))
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/17754cb5b287.png"), to: plate.appendingPathComponent("P1_C02_s1.png"))
+        let later = work.appendingPathComponent("report-later")
+        try plateseg(["report", "--db", db, "--out", later.path, "--models-dir", models.path])
+        let laterHTML = try String(contentsOf: later.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(laterHTML.contains("P1_C02_s1.png changed since it was segmented"))
+        #expect(laterHTML.components(separatedBy: "class=\"overlay\"").count - 1 == 3, "the other three images keep their overlays")
     }
 
     @Test func anImageChangedAfterSubmissionIsRefused() throws {

@@ -116,7 +116,12 @@ import Testing
             let job = try #require(try store.claim(owner: "w", leaseSeconds: 30))
             #expect(job.attempt == attempt)
             try store.fail(job.lease, error: "boom \(attempt)", retryable: true)
+            if attempt < 3 {
+                #expect(try store.retryingJobs(plate: "P1", limit: 10).map(\.error) == ["boom \(attempt)"])
+                #expect(try store.failedJobs(plate: "P1", limit: 10).isEmpty)
+            }
         }
+        #expect(try store.retryingJobs(plate: "P1", limit: 10).isEmpty)
         #expect(try store.claim(owner: "w", leaseSeconds: 30) == nil)
         let failed = try store.failedJobs(plate: "P1", limit: 10)
         #expect(failed.count == 1 && failed[0].error == "boom 3" && failed[0].attempts == 3)

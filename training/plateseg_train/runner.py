@@ -59,6 +59,47 @@ class Log:
         self.f.write(line + "\n")
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def warm_start(model: torch.nn.Module, path: Path) -> None:
+    """Loads exported weights into `model`, refusing a file whose architecture differs.
+
+    Shipped networks exist only as safetensors (runs/ is not in git), so continuing one on a new
+    machine starts here. f16 files are widened to the model's dtype."""
+    from safetensors import safe_open
+    from archs import export as archs_export
+    if not path.is_file():
+        raise SystemExit(f"--init {path}: no such file")
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads((f.metadata() or {}).get("plateseg", "{}"))
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    ours = archs_export.model_metadata(model)
+    # the score threshold is chosen at export and does not shape the network; fields newer than
+    # the file are left to the tensor shapes, which load_state_dict checks
+    ignore = {"format_version", "score_threshold"}
+    diff = sorted(k for k in set(meta) & set(ours) if k not in ignore and meta[k] != ours[k])
+    if "arch" not in meta and "arch" in ours:
+        diff.append("arch")
+    if diff:
+        raise SystemExit(f"--init {path}: architecture differs from this run's in {diff}; "
+                         "train from scratch or pass the matching options")
+    state = model.state_dict()
+    loaded = {k: v.to(state[k].dtype) for k, v in tensors.items() if k in state}
+    missing, unexpected = model.load_state_dict(loaded, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")
+               and not k.startswith("auxiliary_head.")]
+    unexpected = [k for k in tensors if k not in state]
+    if missing or unexpected:
+        raise SystemExit(f"--init {path}: tensors missing {missing[:5]} unexpected {unexpected[:5]}")
+
+
 def atomic_save(obj, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -79,8 +120,11 @@ def run(cfg: LoopConfig, model: torch.nn.Module, optimizer: torch.optim.Optimize
         schedule: Schedule, arch: dict, batch_fn: Callable[[int], object],
         loss_fn: Callable[[torch.nn.Module, object], dict],
         eval_fn: Callable[[torch.nn.Module], dict] | None, log: Log,
-        stop_at: float | None = None) -> None:
-    """Train until schedule.total_steps (or the wall-clock `stop_at`), resuming from last.pt."""
+        stop_at: float | None = None, init: str | None = None) -> None:
+    """Train until schedule.total_steps (or the wall-clock `stop_at`), resuming from last.pt.
+
+    `init` (a safetensors file written by export_models) seeds a *new* run's weights; it is
+    ignored once last.pt exists, so the same command resumes."""
     run_dir = RUNS_DIR / cfg.name
     last, best = run_dir / "last.pt", run_dir / "best.pt"
     step, best_score, trained_s = 0, -1.0, 0.0
@@ -95,6 +139,9 @@ def run(cfg: LoopConfig, model: torch.nn.Module, optimizer: torch.optim.Optimize
     else:
         log(f"new run {cfg.name}: {json.dumps(asdict(cfg))} arch {json.dumps(arch)} "
             f"schedule {json.dumps(asdict(schedule))}")
+        if init:
+            warm_start(model, Path(init))
+            log(f"weights from {init} (sha256 {file_sha256(Path(init))[:16]}); optimizer fresh")
 
     stopping = {"signal": None}
 

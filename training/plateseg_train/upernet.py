@@ -124,6 +124,8 @@ def main(argv=None):
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
     t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
+    t.add_argument("--init", default=None,
+                   help="start a new run from these exported weights (models/<net>.safetensors)")
     e = sub.add_parser("eval")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--split", default="val")
@@ -146,7 +148,8 @@ def main(argv=None):
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
             Schedule(total_steps=args.steps, lr=args.lr), arch,
             make_batch_fn(train, bank, args.crop, args.batch, seed, args.boundary, model.cfg),
-            loss_fn, lambda m: evaluate(m, val, bank), log, stop_at=parse_stop_at(args.stop_at))
+            loss_fn, lambda m: evaluate(m, val, bank), log, stop_at=parse_stop_at(args.stop_at),
+            init=args.init)
     else:
         evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank))
 

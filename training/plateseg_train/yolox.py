@@ -231,6 +231,8 @@ def main(argv=None):
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
     t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
+    t.add_argument("--init", default=None,
+                   help="start a new run from these exported weights (models/<net>.safetensors)")
     e = sub.add_parser("eval")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--split", default="val")
@@ -255,7 +257,7 @@ def main(argv=None):
             Schedule(total_steps=args.steps, lr=args.lr), arch,
             make_batch_fn(train, bank, args.batch, seed), loss_fn_for(model.cfg),
             lambda m: evaluate(m, val, bank, (0.2, 0.3, 0.4)), log,
-            stop_at=parse_stop_at(args.stop_at))
+            stop_at=parse_stop_at(args.stop_at), init=args.init)
     else:
         evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank, tuple(args.score_thresh)))
 
