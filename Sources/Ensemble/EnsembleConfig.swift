@@ -56,6 +56,10 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     public var minFragmentArea: Int = 8
     /// Instances smaller than this (pixels) after cleaning are dropped.
     public var minInstanceArea: Int = 20
+    /// An instance left with less than this fraction of the pixels it voted for, once stronger
+    /// votes took theirs, is dropped: it was mostly a neighbour seen twice, and its remnant would
+    /// be a false cell. 0 keeps every remnant.
+    public var minKeptFraction: Double = 0
     /// For UPerNet alone: its foreground components become instances.
     public var semanticThreshold: Double = 0.5
 
@@ -93,10 +97,12 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     public var problem: String? {
         if classes.isEmpty { return "no cell classes" }
         if Set(classes).count != classes.count { return "a cell class is listed twice in \(classes)" }
-        let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold]
+        let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold,
+                       minKeptFraction]
             + modelWeights.values
         if !numbers.allSatisfy(\.isFinite) { return "a weight or threshold is not a finite number" }
         if modelWeights.values.contains(where: { $0 < 0 }) { return "a model weight is negative" }
+        if !(0...1).contains(minKeptFraction) { return "minKeptFraction \(minKeptFraction) is not between 0 and 1" }
         return nil
     }
 
@@ -130,6 +136,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         minFragmentArea = try c.decodeIfPresent(Int.self, forKey: .minFragmentArea) ?? d.minFragmentArea
         minInstanceArea = try c.decodeIfPresent(Int.self, forKey: .minInstanceArea) ?? d.minInstanceArea
         semanticThreshold = try c.decodeIfPresent(Double.self, forKey: .semanticThreshold) ?? d.semanticThreshold
+        minKeptFraction = try c.decodeIfPresent(Double.self, forKey: .minKeptFraction) ?? d.minKeptFraction
         fit = try c.decodeIfPresent(Fit.self, forKey: .fit)
     }
 }

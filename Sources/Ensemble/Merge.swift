@@ -73,6 +73,10 @@ public struct Merger: Sendable {
             removeFragments(&bits, width: window.width, height: window.height, minArea: config.minFragmentArea)
             let mask = Mask(imageWidth: s.width, imageHeight: s.height, window: window, bits: bits)
             guard mask.area >= max(1, config.minInstanceArea) else { continue }
+            if config.minKeptFraction > 0 {
+                let wanted = windows[i].votes.reduce(0) { $1 > Float(config.pixelThreshold) ? $0 + 1 : $0 }
+                guard Double(mask.area) >= config.minKeptFraction * Double(wanted) else { continue }
+            }
             let probs = instanceClasses(c, mask: mask, s, models: models)
             instances.append(CellInstance(cellType: config.classes[argmax(probs)], classProbabilities: probs, score: c.score,
                                           mask: mask, rle: COCORLE(mask: mask).compressedString))

@@ -31,6 +31,7 @@ public struct WeightFitter: Sendable {
     public static let pixelThresholdGrid: [Double] = [0.3, 0.4, 0.5, 0.6, 0.7]
     public static let instanceScoreGrid: [Double] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     public static let fusionIoUGrid: [Double] = [0.4, 0.55, 0.7]
+    public static let keptFractionGrid: [Double] = [0, 0.3, 0.5, 0.7]
 
     public init(start: EnsembleConfig = EnsembleConfig()) { self.start = start }
 
@@ -73,6 +74,7 @@ public struct WeightFitter: Sendable {
             (Self.pixelThresholdGrid, { $0.pixelThreshold = $1 }),
             (Self.instanceScoreGrid, { $0.minInstanceScore = $1 }),
             (Self.fusionIoUGrid, { $0.boxFusionIoU = $1 }),
+            (Self.keptFractionGrid, { $0.minKeptFraction = $1 }),
         ]
 
         var best = start

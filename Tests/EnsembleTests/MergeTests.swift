@@ -216,6 +216,14 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         // The overlap x 30..<40 belongs to the less confident instance, whose vote there is higher.
         #expect(second.mask.box == PixelRect(x: 10, y: 10, width: 30, height: 30) && second.area == 900)
         #expect(first.mask.box == PixelRect(x: 40, y: 10, width: 20, height: 30))
+
+        // The confident one kept 600 of the 900 pixels it voted for: a remnant under a 0.7 rule.
+        config.minKeptFraction = 0.7
+        let strict = try Merger(config: config).merge(
+            image: "overlap", width: 100, height: 100,
+            artifacts: [mr, blankSemantic(tile), TileArtifact(model: "yolox", tile: tile, classes: PerfectModels.classes)])
+        #expect(strict.instances.map(\.area) == [900])
+        #expect(strict.instances.first?.mask.box == PixelRect(x: 10, y: 10, width: 30, height: 30))
     }
 
     @Test func cellTypesAreAWeightedVoteOfTheModels() throws {
