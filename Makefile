@@ -1,7 +1,7 @@
 SWIFT ?= swift
 TEST_FLAGS ?=
 
-.PHONY: all build release test demo bench bootstrap clean training-deps training-test
+.PHONY: all build release test demo bench bootstrap clean training-deps training-test parity-shipped
 
 all: build
 
@@ -31,6 +31,12 @@ training-deps:
 # The Python side's own tests (needs training-deps; not part of `make test`, which needs no PyTorch).
 training-test:
 	cd training && PYTHONPATH=. python3 -m pytest -q tests
+
+# The engine against PyTorch on the shipped weights and real validation images (needs
+# training-deps and ../shared/data; not part of `make test`).
+parity-shipped:
+	python3 training/parity/shipped.py
+	PLATESEG_PARITY_DIR=out/parity swift test --filter ShippedParity
 
 clean:
 	rm -rf .build out

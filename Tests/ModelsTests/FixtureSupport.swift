@@ -26,12 +26,19 @@ enum Fixture {
         }
 
         func tile() throws -> GrayImage {
-            try PNGCodec.readGray(repository.appendingPathComponent(image).path).crop(crop)
+            let path = image.hasPrefix("/") ? image : repository.appendingPathComponent(image).path
+            return try PNGCodec.readGray(path).crop(crop)
         }
     }
 
     static func expected(_ arch: String) throws -> Expected {
-        let file = try SafeTensorsFile(path: path("\(arch).expected.safetensors"))
+        try expected(at: path("\(arch).expected.safetensors"))
+    }
+
+    /// An expected-output file: the outputs, and in its metadata the image (repository-relative
+    /// or absolute) and the crop of it the network ran on.
+    static func expected(at path: String) throws -> Expected {
+        let file = try SafeTensorsFile(path: path)
         let info = try #require(file.metadata["plateseg"])
         let json = try #require(try JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any])
         let c = try #require(json["crop"] as? [Int])

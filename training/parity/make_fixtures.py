@@ -92,13 +92,20 @@ def make_yolox(name="yolox", depthwise=False):
                 conv.weight.mul_(target / float(conv(feat).std()))
     tensors = export.export(model, model.metadata(), "/dev/null", torch.float16)
     reload(model, tensors)
+    expected = yolox_reference(model, gray)
+    print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, {len(expected['boxes'])} detections")
+    write(name, model, model.metadata(), torch.float16, expected)
+
+
+def yolox_reference(model, gray: torch.Tensor) -> dict:
+    """Raw head maps and the post-processed detections, as the engine's parity tests read them."""
+    cfg = model.cfg
     with torch.no_grad():
         outs = model(yolox.preprocess(gray, cfg))
         boxes, scores, labels, probs = yolox.postprocess(yolox.decode(outs, cfg.strides), cfg, gray.shape)
-    print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, {len(boxes)} detections, maps {[tuple(o.shape) for o in outs]}")
     expected = {f"level{i}": o[0] for i, o in enumerate(outs)}
     expected.update(boxes=boxes, scores=scores, labels=labels.float(), probabilities=probs)
-    write(name, model, model.metadata(), torch.float16, expected)
+    return expected
 
 
 def make_upernet():
@@ -110,21 +117,22 @@ def make_upernet():
         model.decode_head.conv_seg.bias.zero_()
     tensors = export.export(model, model.metadata(), "/dev/null", torch.bfloat16)
     reload(model, tensors)
-    gray = tile()
+    expected = upernet_reference(model, tile())
+    probs = expected["probabilities"]
+    print(f"upernet: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(expected['logits'].shape)}, "
+          f"class share {[round(float((probs.argmax(0) == c).float().mean()), 3) for c in range(4)]}")
+    write("upernet", model, model.metadata(), torch.bfloat16, expected)
+
+
+def upernet_reference(model, gray: torch.Tensor) -> dict:
     with torch.no_grad():
-        x = upernet.preprocess(gray, cfg)
+        x = upernet.preprocess(gray, model.cfg)
         logits = model(x)
         probs = torch.softmax(upernet.resize(logits, x.shape[2:]), 1)
-    print(f"upernet: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(logits.shape)}, "
-          f"class share {[round(float((probs[0].argmax(0) == c).float().mean()), 3) for c in range(4)]}")
-    write("upernet", model, model.metadata(), torch.bfloat16,
-          {"logits": logits[0], "probabilities": probs[0].half()})
+    return {"logits": logits[0], "probabilities": probs[0].half()}
 
 
 def make_maskrcnn():
-    from torchvision.models.detection.roi_heads import maskrcnn_inference
-    from torchvision.ops import boxes as box_ops
-
     cfg = maskrcnn.MaskRCNNConfig(depth=18, base_width=8, fpn_channels=32, representation_size=64, mask_channels=32,
                                   score_threshold=0.2, rpn_pre_nms_top_n=300, rpn_post_nms_top_n=200)
     model = maskrcnn.build(cfg).eval()
@@ -136,10 +144,21 @@ def make_maskrcnn():
     meta = maskrcnn.metadata(cfg)
     tensors = export.export(model, meta, "/dev/null", torch.float32)
     reload(model, tensors)
-    gray = tile()
+    expected = maskrcnn_reference(model, tile())
+    print(f"maskrcnn: {sum(p.numel() for p in model.parameters())} parameters, {len(expected['proposals'])} proposals, "
+          f"{len(expected['boxes'])} detections")
+    write("maskrcnn", model, meta, torch.float32, expected)
+
+
+def maskrcnn_reference(model, gray: torch.Tensor) -> dict:
+    """Every stage the engine's Mask R-CNN parity tests compare: RPN maps, proposals, box head,
+    detections with their proposal's class probabilities, 28x28 masks."""
+    from torchvision.models.detection.roi_heads import maskrcnn_inference
+    from torchvision.ops import boxes as box_ops
+
     rh = model.roi_heads
     with torch.no_grad():
-        x = maskrcnn.preprocess(gray, cfg)
+        x = maskrcnn.preprocess(gray, model.cfg)
         images, _ = model.transform([x])
         features = model.backbone(images.tensors)
         feats = list(features.values())
@@ -171,8 +190,6 @@ def make_maskrcnn():
         assert torch.equal(dec[keep], boxes[0]) and torch.equal(lab[keep], labels[0])
         fg = soft[src[keep], 1:]
         probs = fg / fg.sum(1, keepdim=True)
-    print(f"maskrcnn: {sum(p.numel() for p in model.parameters())} parameters, {len(proposals[0])} proposals, "
-          f"{len(boxes[0])} detections, padded input {tuple(images.tensors.shape)}")
     expected = {}
     for i, (o, d) in enumerate(zip(objectness, deltas)):
         expected[f"rpn.objectness{i}"] = o[0]
@@ -182,7 +199,7 @@ def make_maskrcnn():
         "boxes": boxes[0], "scores": scores[0], "labels": (labels[0] - 1).float(), "probabilities": probs,
         "mask_logits": mask_logits[torch.arange(len(labels[0])), labels[0]], "masks": masks,
     })
-    write("maskrcnn", model, meta, torch.float32, expected)
+    return expected
 
 
 if __name__ == "__main__":

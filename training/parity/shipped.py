@@ -1,0 +1,90 @@
+"""Parity of the Swift engine on the shipped weights and real validation images.
+
+For each network in models/ (or the files named), PyTorch runs the weights as stored on whole
+704x520 `split=val` images, one per cell type, and the outputs go to
+`out/parity/<net>-<image>.expected.safetensors` beside a link to the model file. The Swift side
+then runs the same files through the engine and compares:
+
+    python3 training/parity/shipped.py                 # from the repository root, ~1 minute
+    PLATESEG_PARITY_DIR=out/parity swift test --filter ShippedParity
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "training", "parity"))
+from training.archs import maskrcnn, upernet, yolox  # noqa: E402
+from make_fixtures import maskrcnn_reference, reload, upernet_reference, yolox_reference  # noqa: E402
+
+DATA = os.environ.get("PLATESEG_DATA", os.path.join(ROOT, "..", "shared", "data", "sartorius"))
+OUT = os.path.join(ROOT, "out", "parity")
+
+
+def load(path: str):
+    """The torch model a safetensors file describes, with its weights as stored."""
+    with safe_open(path, "pt") as f:
+        meta = json.loads(f.metadata()["plateseg"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    arch = meta["arch"]
+    config_type, make = {
+        "yolox": (yolox.YOLOXConfig, yolox.YOLOX),
+        "upernet": (upernet.UPerNetConfig, upernet.UPerNet),
+        "maskrcnn": (maskrcnn.MaskRCNNConfig, maskrcnn.build),
+    }[arch]
+    fields = {f.name for f in dataclasses.fields(config_type)}
+    model = make(config_type(**{k: v for k, v in meta.items() if k in fields})).eval()
+    reload(model, tensors)
+    return arch, model
+
+
+def images() -> list[str]:
+    """The first `split=val` image of each cell type (no known issue), in a fixed order."""
+    chosen: dict[str, str] = {}
+    with open(os.path.join(DATA, "images.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["split"] == "val" and not row["known_issue"] and row["cell_type"] not in chosen:
+                chosen[row["cell_type"]] = row["id"]
+    return [chosen[t] for t in sorted(chosen)]
+
+
+def main(argv: list[str]) -> int:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1)))
+    os.makedirs(OUT, exist_ok=True)
+    files = argv or [os.path.join(ROOT, "models", f"{n}.safetensors") for n in ("yolox", "maskrcnn", "upernet")]
+    references = {"yolox": yolox_reference, "upernet": upernet_reference, "maskrcnn": maskrcnn_reference}
+    for path in files:
+        if not os.path.isfile(path):
+            print(f"{path}: no such model file, skipped")
+            continue
+        arch, model = load(path)
+        link = os.path.join(OUT, f"{arch}.safetensors")
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.abspath(path), link)
+        for image_id in images():
+            image = os.path.abspath(os.path.join(DATA, "images", "train", f"{image_id}.png"))
+            gray = torch.from_numpy(np.array(Image.open(image).convert("L")))
+            expected = references[arch](model, gray)
+            info = {"image": image, "crop": [0, 0, gray.shape[1], gray.shape[0]], "model": f"{arch}.safetensors"}
+            save_file({k: v.detach().float().contiguous() for k, v in expected.items()},
+                      os.path.join(OUT, f"{arch}-{image_id}.expected.safetensors"),
+                      metadata={"plateseg": json.dumps(info)})
+            count = len(expected["boxes"]) if "boxes" in expected else "-"
+            print(f"{arch} on {image_id}: {count} detections")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
