@@ -46,6 +46,9 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     /// each detecting model's best member confidence, a model that did not see the box adding 0:
     /// so agreement between models raises it.
     public var minInstanceScore: Double = 0.3
+    /// The same, for cells the detectors call this type (cell types differ in how sure the
+    /// networks can be: large, faint astrocytes score low); types not listed use `minInstanceScore`.
+    public var minInstanceScoreByType: [String: Double] = [:]
 
     // (b) Pixel vote, (c) instances
     /// A pixel belongs to an instance when the weighted vote exceeds this.
@@ -99,9 +102,12 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         if Set(classes).count != classes.count { return "a cell class is listed twice in \(classes)" }
         let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold,
                        minKeptFraction]
-            + modelWeights.values
+            + modelWeights.values + minInstanceScoreByType.values
         if !numbers.allSatisfy(\.isFinite) { return "a weight or threshold is not a finite number" }
         if modelWeights.values.contains(where: { $0 < 0 }) { return "a model weight is negative" }
+        if let unknown = minInstanceScoreByType.keys.sorted().first(where: { !classes.contains($0) }) {
+            return "minInstanceScoreByType names \(unknown), which is not one of \(classes)"
+        }
         if !(0...1).contains(minKeptFraction) { return "minKeptFraction \(minKeptFraction) is not between 0 and 1" }
         return nil
     }
@@ -137,6 +143,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         minInstanceArea = try c.decodeIfPresent(Int.self, forKey: .minInstanceArea) ?? d.minInstanceArea
         semanticThreshold = try c.decodeIfPresent(Double.self, forKey: .semanticThreshold) ?? d.semanticThreshold
         minKeptFraction = try c.decodeIfPresent(Double.self, forKey: .minKeptFraction) ?? d.minKeptFraction
+        minInstanceScoreByType = try c.decodeIfPresent([String: Double].self, forKey: .minInstanceScoreByType) ?? d.minInstanceScoreByType
         fit = try c.decodeIfPresent(Fit.self, forKey: .fit)
     }
 }

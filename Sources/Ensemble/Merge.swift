@@ -146,9 +146,19 @@ public struct Merger: Sendable {
             let agreed = boxModels.map { m in config.weight(m) * (clusters[i].best[m]?.score ?? 0) }.reduce(0, +)
             clusters[i].score = agreed / total
         }
-        return clusters.filter { $0.score >= config.minInstanceScore }
+        return clusters.filter { $0.score >= minScore(detectorsCall: $0) }
             .enumerated().sorted { $0.element.score != $1.element.score ? $0.element.score > $1.element.score : $0.offset < $1.offset }
             .map(\.element)
+    }
+
+    /// The score a cluster must reach, by the cell type its detectors' weighted vote gives it.
+    private func minScore(detectorsCall c: Cluster) -> Double {
+        guard !config.minInstanceScoreByType.isEmpty else { return config.minInstanceScore }
+        var votes = [Double](repeating: 0, count: config.classes.count)
+        for (m, d) in c.best where d.classProbabilities.count == votes.count {
+            for i in votes.indices { votes[i] += config.weight(m) * d.score * d.classProbabilities[i] }
+        }
+        return config.minInstanceScoreByType[config.classes[argmax(votes)]] ?? config.minInstanceScore
     }
 
     // MARK: (b) pixel vote

@@ -76,6 +76,10 @@ public struct WeightFitter: Sendable {
             (Self.fusionIoUGrid, { $0.boxFusionIoU = $1 }),
             (Self.keptFractionGrid, { $0.minKeptFraction = $1 }),
         ]
+        // Then each cell type's own threshold, starting from the common one found above.
+        coordinates += start.classes.map { type in
+            (Self.instanceScoreGrid, { (c: inout EnsembleConfig, v: Double) in c.minInstanceScoreByType[type] = v })
+        }
 
         var best = start
         best.fit = nil

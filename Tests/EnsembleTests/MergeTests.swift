@@ -196,6 +196,27 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(abs(Double(clusters[0].box.x0) - (0.9 * 10 + 0.8 * 12) / 1.7) < 1e-4)
     }
 
+    @Test func eachCellTypeMayHaveItsOwnScoreThreshold() throws {
+        let tile = PixelRect(x: 0, y: 0, width: 100, height: 100)
+        let mr = TileArtifact(model: "maskrcnn", tile: tile, classes: PerfectModels.classes, detections: [
+            Detection(box: Box(x0: 10, y0: 10, x1: 30, y1: 30), score: 0.6, classProbabilities: [0.1, 0.8, 0.1]),
+            Detection(box: Box(x0: 60, y0: 60, x1: 80, y1: 80), score: 0.6, classProbabilities: [0.8, 0.1, 0.1]),
+        ], masks: [softMask(1), softMask(1)])
+        var config = EnsembleConfig()
+        config.modelWeights = [.maskrcnn: 1]
+        config.minInstanceScore = 0.5
+        let artifacts = [mr, blankSemantic(tile)]
+        #expect(try Merger(config: config).merge(image: "types", width: 100, height: 100, artifacts: artifacts,
+                                                 models: [.maskrcnn]).instances.count == 2)
+        // Faint astrocytes may pass lower, the shsy5y call must be surer.
+        config.minInstanceScoreByType = ["astro": 0.2, "shsy5y": 0.7]
+        let typed = try Merger(config: config).merge(image: "types", width: 100, height: 100, artifacts: artifacts,
+                                                     models: [.maskrcnn])
+        #expect(typed.instances.map(\.cellType) == ["astro"])
+        config.minInstanceScoreByType = ["glia": 0.2]
+        #expect(config.problem?.contains("glia") == true)
+    }
+
     @Test func overlappingPixelsGoToTheHigherVote() throws {
         let tile = PixelRect(x: 0, y: 0, width: 100, height: 100)
         let p: [Float] = [1, 0, 0]
