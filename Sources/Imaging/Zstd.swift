@@ -1,14 +1,20 @@
 import CZstd
 import Foundation
 
-/// zstd frames, one call each way.
+/// zstd frames, one call each way. Frames carry zstd's content checksum: a damaged stored
+/// artifact can otherwise decode into plausible wrong numbers (a flipped literal byte), and
+/// decompression checks it.
 public enum Zstd {
     public static func compress(_ bytes: [UInt8], level: Int32 = 3) -> [UInt8] {
         let bound = ZSTD_compressBound(bytes.count)
         var out = [UInt8](repeating: 0, count: bound)
+        let context = ZSTD_createCCtx()
+        defer { ZSTD_freeCCtx(context) }
+        ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, level)
+        ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
         let written = bytes.withUnsafeBytes { src in
             out.withUnsafeMutableBytes { dst in
-                ZSTD_compress(dst.baseAddress, bound, src.baseAddress, src.count, level)
+                ZSTD_compress2(context, dst.baseAddress, bound, src.baseAddress, src.count)
             }
         }
         precondition(ZSTD_isError(written) == 0, "zstd compression cannot fail with a bound-sized buffer")
