@@ -154,11 +154,17 @@ public struct Merger: Sendable {
     /// The score a cluster must reach, by the cell type its detectors' weighted vote gives it.
     private func minScore(detectorsCall c: Cluster) -> Double {
         guard !config.minInstanceScoreByType.isEmpty else { return config.minInstanceScore }
+        return config.minInstanceScoreByType[config.classes[argmax(detectorVotes(c))]] ?? config.minInstanceScore
+    }
+
+    /// The cell-type votes of a cluster's detectors: class probabilities × model weight × confidence.
+    private func detectorVotes(_ c: Cluster) -> [Double] {
         var votes = [Double](repeating: 0, count: config.classes.count)
-        for (m, d) in c.best where d.classProbabilities.count == votes.count {
-            for i in votes.indices { votes[i] += config.weight(m) * d.score * d.classProbabilities[i] }
+        for (m, d) in c.best {
+            let w = config.weight(m) * d.score
+            for i in votes.indices { votes[i] += w * d.classProbabilities[i] }
         }
-        return config.minInstanceScoreByType[config.classes[argmax(votes)]] ?? config.minInstanceScore
+        return votes
     }
 
     // MARK: (b) pixel vote
@@ -257,11 +263,7 @@ public struct Merger: Sendable {
     // MARK: (d) cell types
 
     private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
-        var votes = [Double](repeating: 0, count: config.classes.count)
-        for (m, d) in c.best {
-            let w = config.weight(m) * d.score
-            for i in votes.indices { votes[i] += w * d.classProbabilities[i] }
-        }
+        var votes = detectorVotes(c)
         if models.contains(.upernet), let sem = s.semantic {
             addSemanticVote(sem, mask: mask, weight: config.weight(.upernet), to: &votes)
         }

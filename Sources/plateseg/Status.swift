@@ -39,19 +39,16 @@ struct Status: ParsableCommand {
             print("\nUnreadable images (no jobs were made for them):")
             for u in unreadable { print("  \(u.error)") }
         }
-        let retrying = try db.retryingJobs(plate: plate, limit: 50)
-        if !retrying.isEmpty {
-            print("\nRetrying (the last attempt failed; tried again automatically after a back-off):")
-            for r in retrying {
-                print("  job \(r.id) [\(r.plate)] \(r.kind) \(r.imagePath ?? "") after \(r.attempts) attempt(s): \(r.error)")
-            }
-        }
-        let failed = try db.failedJobs(plate: plate, limit: 50)
-        if !failed.isEmpty {
-            print("\nFailed jobs (fix the cause, then `plateseg retry`):")
-            for f in failed {
-                print("  job \(f.id) [\(f.plate)] \(f.kind) \(f.imagePath ?? "") after \(f.attempts) attempt(s): \(f.error)")
-            }
+        list("Retrying (the last attempt failed; tried again automatically after a back-off):",
+             try db.retryingJobs(plate: plate, limit: 50))
+        list("Failed jobs (fix the cause, then `plateseg retry`):", try db.failedJobs(plate: plate, limit: 50))
+    }
+
+    private func list(_ title: String, _ jobs: [FailedJob]) {
+        guard !jobs.isEmpty else { return }
+        print("\n\(title)")
+        for j in jobs {
+            print("  job \(j.id) [\(j.plate)] \(j.kind) \(j.imagePath ?? "") after \(j.attempts) attempt(s): \(j.error)")
         }
     }
 }
