@@ -11,14 +11,6 @@ enum Fixture {
 
     static func path(_ name: String) -> String { "\(directory)/\(name)" }
 
-    /// oneDNN picks other kernels without AVX-512. On an AVX2-only EPYC (2026-11-25) the small
-    /// UPerNet fixture (layer3 dilated 2, layer4 dilated 4) drifts from PyTorch (logits 0.41
-    /// relative), with f32 weights as with bf16; the same net with only layer4 dilated (as
-    /// shipped) matches to the 8-bit step. Open until the dilated op is found. On AVX-512
-    /// machines it must pass.
-    static let cpuHasAVX512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains("avx512f") ?? true
-    static let avx2UPerNetIssue: Comment = "UPerNet fixture differs from PyTorch on CPUs without AVX-512 (see Fixture.cpuHasAVX512)"
-
     struct Expected {
         let file: SafeTensorsFile
         let crop: PixelRect

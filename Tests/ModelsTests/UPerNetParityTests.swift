@@ -4,20 +4,14 @@ import Testing
 
 @Suite struct UPerNetParityTests {
     @Test func logitsMatchPyTorch() throws {
-        try withKnownIssue(Fixture.avx2UPerNetIssue) {
-            let expected = try Fixture.expected("upernet")
-            let model = try #require(try Fixture.model("upernet") as? UPerNet)
-            let logits = try model.logits(expected.tile())
-            #expect(Array(logits.shape.dropFirst()) == (try expected.shape("logits")))
-            expectClose(logits.nchw(), try expected.values("logits"), "logits")
-        } when: { !Fixture.cpuHasAVX512 }
+        let expected = try Fixture.expected("upernet")
+        let model = try #require(try Fixture.model("upernet") as? UPerNet)
+        let logits = try model.logits(expected.tile())
+        #expect(Array(logits.shape.dropFirst()) == (try expected.shape("logits")))
+        expectClose(logits.nchw(), try expected.values("logits"), "logits")
     }
 
     @Test func probabilitiesMatchPyTorchAtTileResolution() throws {
-        try withKnownIssue(Fixture.avx2UPerNetIssue) { try probabilitiesMatch() } when: { !Fixture.cpuHasAVX512 }
-    }
-
-    private func probabilitiesMatch() throws {
         let expected = try Fixture.expected("upernet")
         let model = try Fixture.model("upernet")
         #expect(model.kind == .upernet)

@@ -142,6 +142,13 @@ final class Primitive: @unchecked Sendable {
         dnnl_primitive_desc_destroy(pd)
     }
 
+    /// oneDNN's name for the implementation it picked, e.g. "jit:avx2" or "x64:gemm:jit".
+    var implementation: String {
+        var name: UnsafePointer<CChar>?
+        guard dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name else { return "" }
+        return String(cString: name)
+    }
+
     func desc(_ query: dnnl_query_t) -> MemoryDesc {
         dnnl_primitive_desc_query_md(pd, query, 0).pointee
     }

@@ -49,12 +49,16 @@ private final class Plan: @unchecked Sendable {
     let weights: Memory
     let bias: Memory
     let output: [Int]
+    /// The residual add and the post-ops after it, run as a binary primitive after the layer
+    /// when the layer's implementation cannot fuse them (see `Conv2D.makePlan`).
+    let unfusedAdd: Primitive?
 
-    init(primitive: Primitive, weights: Memory, bias: Memory, output: [Int]) {
+    init(primitive: Primitive, weights: Memory, bias: Memory, output: [Int], unfusedAdd: Primitive? = nil) {
         self.primitive = primitive
         self.weights = weights
         self.bias = bias
         self.output = output
+        self.unfusedAdd = unfusedAdd
     }
 }
 
@@ -64,14 +68,22 @@ private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp]
         (Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_WEIGHTS), plan.weights),
         (Int32(DNNL_ARG_BIAS), plan.bias), (Int32(DNNL_ARG_DST), y.memory),
     ]
-    if let i = postOps.firstIndex(of: .add) {
-        guard let residual, residual.shape == plan.output else {
-            throw ModelError.backend("residual add needs a tensor of shape \(plan.output)")
-        }
+    guard let i = postOps.firstIndex(of: .add) else {
+        try plan.primitive.execute(args)
+        return y
+    }
+    guard let residual, residual.shape == plan.output else {
+        throw ModelError.backend("residual add needs a tensor of shape \(plan.output)")
+    }
+    guard let add = plan.unfusedAdd else {
         args.append((postOpSource(i), residual.memory))
+        try plan.primitive.execute(args)
+        return y
     }
     try plan.primitive.execute(args)
-    return y
+    let sum = try Tensor(shape: plan.output)
+    try add.execute([(Int32(DNNL_ARG_SRC_0), y.memory), (Int32(DNNL_ARG_SRC_1), residual.memory), (Int32(DNNL_ARG_DST), sum.memory)])
+    return sum
 }
 
 /// 2-D convolution with bias (batch norm already folded in) and fused post-ops.
@@ -129,8 +141,26 @@ final class Conv2D: @unchecked Sendable {
     private func makePlan(_ input: [Int]) throws -> Plan {
         let out = [input[0], outChannels, outputSize(input[2]), outputSize(input[3])]
         guard out[2] > 0, out[3] > 0 else { throw ModelError.backend("input \(input) is too small for a \(kernel)x\(kernel) convolution") }
+        let dst = try memoryDesc(out, dnnl_nhwc)
+        var prim = try primitive(input: input, output: out, postOps: postOps)
+        var unfusedAdd: Primitive?
+        // oneDNN 2.6 runs dilations above 2 as im2col + gemm on CPUs without AVX-512, and that
+        // implementation reads a fused binary add's tensor at the wrong places (ConvolutionTests):
+        // there the add and what follows it run as a separate binary primitive.
+        if let i = postOps.firstIndex(of: .add), prim.implementation.contains("gemm") {
+            prim = try primitive(input: input, output: out, postOps: Array(postOps[..<i]))
+            var a = dst, b = dst, c = dst
+            var desc = dnnl_binary_desc_t()
+            try check(dnnl_binary_desc_init(&desc, dnnl_binary_add, &a, &b, &c), "residual add descriptor")
+            unfusedAdd = try Primitive(opDesc: &desc, attr: try Attributes(postOps: Array(postOps[(i + 1)...])), what: "residual add")
+        }
+        return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias,
+                    output: out, unfusedAdd: unfusedAdd)
+    }
+
+    private func primitive(input: [Int], output: [Int], postOps: [PostOp]) throws -> Primitive {
         var src = try memoryDesc(input, dnnl_nhwc)
-        var dst = try memoryDesc(out, dnnl_nhwc)
+        var dst = try memoryDesc(output, dnnl_nhwc)
         var wd = groups == 1
             ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any)
             : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_format_tag_any)
@@ -140,9 +170,7 @@ final class Conv2D: @unchecked Sendable {
         var desc = dnnl_convolution_desc_t()
         try check(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
                                                              &src, &wd, &bd, &dst, s, d, p, p), "convolution descriptor")
-        let attr = try Attributes(postOps: postOps, addend: dst)
-        let prim = try Primitive(opDesc: &desc, attr: attr, what: "convolution")
-        return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias, output: out)
+        return try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: dst), what: "convolution")
     }
 }
 
