@@ -57,7 +57,9 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
     return x.unsqueeze(0)
 
 
-def make_batch_fn(records, bank, crop: int, batch: int, seed: int):
+def make_batch_fn(records, bank, crop: int, batch: int, seed: int, crop_astro: int | None = None):
+    """`crop_astro`: astrocytes span 100-300 px with their processes, so a crop sized for the
+    other two types cuts most of them; they may get a larger one."""
     weights = data.sampling_weights(records)
 
     def batch_fn(step: int):
@@ -65,7 +67,8 @@ def make_batch_fn(records, bank, crop: int, batch: int, seed: int):
         images, targets = [], []
         for idx in rng.choice(len(records), size=batch, p=weights):
             r = records[idx]
-            s = augmented_crop(bank[r.id], r.clean, r.label, crop, rng)
+            size = crop_astro if crop_astro and r.cell_type == "astro" else crop
+            s = augmented_crop(bank[r.id], r.clean, r.label, size, rng)
             images.append(to_tensor(s.image))
             boxes = torch.from_numpy(s.instances.boxes.astype(np.float32)).reshape(-1, 4)
             targets.append({"boxes": boxes, "labels": torch.from_numpy(s.labels),
@@ -131,6 +134,8 @@ def main(argv=None):
     t = sub.add_parser("train")
     t.add_argument("--name", default="maskrcnn")
     t.add_argument("--crop", type=int, default=320)
+    t.add_argument("--crop-astro", type=int, default=None,
+                   help="crop size for astrocyte images (default: --crop)")
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -167,7 +172,7 @@ def main(argv=None):
             return evaluate(m, val, bank, (0.4, 0.5, 0.6))
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
             Schedule(total_steps=args.steps, lr=args.lr), arch,
-            make_batch_fn(train, bank, args.crop, args.batch, seed), loss_fn, eval_fn, log,
+            make_batch_fn(train, bank, args.crop, args.batch, seed, args.crop_astro), loss_fn, eval_fn, log,
             stop_at=stop_at, init=args.init)
     else:
         evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank, tuple(args.score_thresh)))

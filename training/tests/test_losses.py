@@ -70,3 +70,19 @@ def test_upernet_targets_and_loss_on_a_real_crop():
     losses = upernet.loss_fn(model, (x, y))
     assert set(losses) == {"loss_ce", "loss_aux"}
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_maskrcnn_gives_astrocytes_their_own_crop_size():
+    from plateseg_train import maskrcnn
+    recs = [r for r in data.split(data.load_records(log=lambda *a: None), "train")
+            if r.cell_type in ("astro", "cort")]
+    recs = [r for r in recs if r.cell_type == "astro"][:1] + [r for r in recs if r.cell_type == "cort"][:1]
+    bank = data.ImageBank(recs)
+    fn = maskrcnn.make_batch_fn(recs, bank, 128, 8, 0, crop_astro=256)
+    images, targets = fn(0)
+    sizes = {tuple(x.shape[1:]) for x in images}
+    assert sizes == {(128, 128), (256, 256)}  # both types drawn in a batch of 8
+    for x, t in zip(images, targets):
+        assert t["masks"].shape[1:] == x.shape[1:]
+        if len(t["boxes"]):
+            assert float(t["boxes"][:, 2:].max()) <= x.shape[-1]
