@@ -75,15 +75,15 @@ private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp]
     guard let residual, residual.shape == plan.output else {
         throw ModelError.backend("residual add needs a tensor of shape \(plan.output)")
     }
-    guard let add = plan.unfusedAdd else {
-        args.append((postOpSource(i), residual.memory))
+    if let add = plan.unfusedAdd {
         try plan.primitive.execute(args)
-        return y
+        let sum = try Tensor(shape: plan.output)
+        try add.execute([(Int32(DNNL_ARG_SRC_0), y.memory), (Int32(DNNL_ARG_SRC_1), residual.memory), (Int32(DNNL_ARG_DST), sum.memory)])
+        return sum
     }
+    args.append((postOpSource(i), residual.memory))
     try plan.primitive.execute(args)
-    let sum = try Tensor(shape: plan.output)
-    try add.execute([(Int32(DNNL_ARG_SRC_0), y.memory), (Int32(DNNL_ARG_SRC_1), residual.memory), (Int32(DNNL_ARG_DST), sum.memory)])
-    return sum
+    return y
 }
 
 /// 2-D convolution with bias (batch norm already folded in) and fused post-ops.
