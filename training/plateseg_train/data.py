@@ -273,11 +273,29 @@ def split(records: list[Record], name: str) -> list[Record]:
 CLASS_BOOST = {"shsy5y": 2.0, "astro": 1.0, "cort": 1.0}
 
 
-def sampling_weights(records: list[Record]) -> np.ndarray:
+def sampling_weights(records: list[Record], boost: dict[str, float] | None = None) -> np.ndarray:
+    """`boost` overrides CLASS_BOOST per type (e.g. a run that must see more astrocytes)."""
+    factors = {**CLASS_BOOST, **(boost or {})}
     counts = Counter(r.cell_type for r in records)
-    share = {c: np.sqrt(n) * CLASS_BOOST[c] for c, n in counts.items()}
+    share = {c: np.sqrt(n) * factors[c] for c, n in counts.items()}
     w = np.array([share[r.cell_type] / counts[r.cell_type] for r in records], dtype=np.float64)
     return w / w.sum()
+
+
+def parse_class_boost(items: list[str]) -> dict[str, float]:
+    """`["astro=1.75"]` -> {"astro": 1.75}; names a bad item and what is accepted."""
+    boost = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = -1.0
+        if name not in CLASS_BOOST or factor <= 0:
+            raise SystemExit(f"--class-boost {item!r}: expected TYPE=FACTOR with TYPE one of "
+                             f"{', '.join(CLASS_BOOST)} and FACTOR > 0")
+        boost[name] = factor
+    return boost
 
 
 class ImageBank:

@@ -8,6 +8,7 @@ Losses are torchvision's: L = L_rpn_objectness + L_rpn_box + L_cls + L_box + L_m
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import asdict
 from datetime import datetime, timezone
 
@@ -57,10 +58,11 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
     return x.unsqueeze(0)
 
 
-def make_batch_fn(records, bank, crop: int, batch: int, seed: int, crop_astro: int | None = None):
+def make_batch_fn(records, bank, crop: int, batch: int, seed: int, crop_astro: int | None = None,
+                  boost: dict[str, float] | None = None):
     """`crop_astro`: astrocytes span 100-300 px with their processes, so a crop sized for the
     other two types cuts most of them; they may get a larger one."""
-    weights = data.sampling_weights(records)
+    weights = data.sampling_weights(records, boost)
 
     def batch_fn(step: int):
         rng = step_rng(seed, step)
@@ -136,6 +138,8 @@ def main(argv=None):
     t.add_argument("--crop", type=int, default=320)
     t.add_argument("--crop-astro", type=int, default=None,
                    help="crop size for astrocyte images (default: --crop)")
+    t.add_argument("--class-boost", nargs="+", default=[], metavar="TYPE=FACTOR",
+                   help="scale a type's share of sampled images (default shsy5y=2 astro=1 cort=1)")
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -160,6 +164,7 @@ def main(argv=None):
         seed = 1234
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
+        log(f"command line {json.dumps(vars(args))}")
         train = data.split(records, "train")
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
@@ -172,7 +177,8 @@ def main(argv=None):
             return evaluate(m, val, bank, (0.4, 0.5, 0.6))
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
             Schedule(total_steps=args.steps, lr=args.lr), arch,
-            make_batch_fn(train, bank, args.crop, args.batch, seed, args.crop_astro), loss_fn, eval_fn, log,
+            make_batch_fn(train, bank, args.crop, args.batch, seed, args.crop_astro,
+                          data.parse_class_boost(args.class_boost)), loss_fn, eval_fn, log,
             stop_at=stop_at, init=args.init)
     else:
         evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank, tuple(args.score_thresh)))

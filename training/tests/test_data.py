@@ -146,3 +146,22 @@ def test_paint_drops_duplicates_and_keeps_best_first():
     out = metric.paint(m, np.array([0.5, 0.9, 0.7]), min_area=4)
     assert out.max() == 2
     assert out[0, 5] == 1 and out[9, 9] == 2
+
+
+def test_class_boost_scales_one_types_share_and_names_bad_items():
+    records = [data.Record(f"i{i}", t, "train", "", None, None)
+               for i, t in enumerate(["astro", "astro", "cort", "cort", "cort", "shsy5y"])]
+
+    def share(w, t):
+        return sum(wi for wi, r in zip(w, records) if r.cell_type == t)
+
+    plain = data.sampling_weights(records)
+    boosted = data.sampling_weights(records, data.parse_class_boost(["astro=2"]))
+    assert boosted.sum() == pytest.approx(1.0)
+    # astro's share relative to cort's doubles; the images within a type stay equally likely
+    assert share(boosted, "astro") / share(boosted, "cort") == pytest.approx(
+        2 * share(plain, "astro") / share(plain, "cort"))
+    assert boosted[0] == boosted[1]
+    for bad in ["astro", "astro=0", "glia=2", "cort=x"]:
+        with pytest.raises(SystemExit, match="TYPE=FACTOR"):
+            data.parse_class_boost([bad])
