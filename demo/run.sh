@@ -15,7 +15,7 @@ if [ -z "$models" ]; then
 fi
 
 "$bin" run demo/plate --plate demo --manifest demo/plate/manifest.csv --models "$models" \
-  --workers 2 --db "$out/demo.sqlite" --models-dir models
+  --workers 2 --db "$out/demo.sqlite" --models-dir models --redo-stale
 echo
 echo "Astrocytes in well C02:"
 "$bin" query --db "$out/demo.sqlite" --plate demo --well C02 --cell-type astro

@@ -40,6 +40,8 @@ public protocol JobStore: Sendable {
     func artifactCount(plate: String?) throws -> Int
     /// Time spent in succeeded jobs of a plate, by job kind: (kind, jobs, seconds).
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)]
+    /// Every succeeded job of a plate that recorded a provenance, in job order.
+    func resultProvenance(plate: String) throws -> [JobProvenance]
     /// The distinct provenance records (model files, ensemble configs) of a plate's results.
     func provenanceRecords(plate: String) throws -> [String]
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)?

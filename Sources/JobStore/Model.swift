@@ -176,15 +176,28 @@ public struct StoredArtifact: Sendable {
 }
 
 public struct RetrySelection: Sendable {
-    public var jobID: JobID?
+    /// These jobs only (nil: every job of the selection's plate, or of all plates).
+    public var jobIDs: [JobID]?
     public var plate: String?
     public var failedOnly: Bool
 
     public init(jobID: JobID? = nil, plate: String? = nil, failedOnly: Bool = true) {
-        self.jobID = jobID
+        self.init(jobIDs: jobID.map { [$0] }, plate: plate, failedOnly: failedOnly)
+    }
+
+    public init(jobIDs: [JobID]?, plate: String? = nil, failedOnly: Bool = true) {
+        self.jobIDs = jobIDs
         self.plate = plate
         self.failedOnly = failedOnly
     }
+}
+
+/// What a finished job's result was made from, as its handler recorded it.
+public struct JobProvenance: Sendable, Equatable {
+    public var job: JobID
+    public var kind: String
+    public var args: String
+    public var provenance: String
 }
 
 public enum JobStoreError: Error, Equatable, CustomStringConvertible {

@@ -277,9 +277,10 @@ public final class SQLiteJobStore: JobStore {
             var conditions = ["state != 'running'"]
             var arguments: StatementArguments = [:]
             if selection.failedOnly { conditions.append("state = 'failed'") }
-            if let id = selection.jobID {
-                conditions.append("id = :id")
-                arguments += ["id": id]
+            if let ids = selection.jobIDs {
+                guard !ids.isEmpty else { return 0 }
+                // ids are integers, so they can be written into the statement safely
+                conditions.append("id IN (\(ids.map(String.init).joined(separator: ",")))")
             }
             if let plate = selection.plate {
                 conditions.append("plate_id = (SELECT id FROM plates WHERE name = :plate)")
@@ -463,6 +464,21 @@ public final class SQLiteJobStore: JobStore {
                     """,
                 arguments: [plate]
             ).map { (kind: $0[0], jobs: $0[1], seconds: $0[2]) }
+        }
+    }
+
+    public func resultProvenance(plate: String) throws -> [JobProvenance] {
+        try pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT j.id, j.kind, j.args, a.provenance FROM jobs j JOIN artifacts a ON a.job_id = j.id
+                    WHERE j.state = 'succeeded' AND a.provenance IS NOT NULL
+                      AND j.plate_id = (SELECT id FROM plates WHERE name = ?)
+                    ORDER BY j.id
+                    """,
+                arguments: [plate]
+            ).map { JobProvenance(job: $0[0], kind: $0[1], args: $0[2], provenance: $0[3]) }
         }
     }
 

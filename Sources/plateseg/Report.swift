@@ -31,7 +31,11 @@ struct Report: ParsableCommand {
                 progress: p, counts: try db.wellCounts(CellQuery(plate: p.plate)), images: images, overlays: overlays,
                 failed: try db.failedJobs(plate: p.plate, limit: 500), unreadable: try db.unreadableImages(plate: p.plate))
         }
-        html += ReportPage.provenance(try plates.map { ($0.plate, try db.provenanceRecords(plate: $0.plate)) })
+        let stale = try plates.compactMap { p -> String? in
+            let s = try StaleResults.find(in: db, plate: p.plate, modelsDir: modelsDir)
+            return s.isEmpty ? nil : s.describe(plate: p.plate) + " than those listed below: `plateseg run --redo-stale` runs them again."
+        }
+        html += ReportPage.provenance(try plates.map { ($0.plate, try db.provenanceRecords(plate: $0.plate)) }, stale: stale)
         html += ReportPage.models(try ModelFiles.describe(modelsDir: modelsDir))
         // Lets a person (or a headless browser in the tests) see that every overlay decoded.
         html += "<script>addEventListener('load',()=>{const i=[...document.querySelectorAll('img.overlay')];"
@@ -156,8 +160,10 @@ enum ReportPage {
     }
 
     /// What the stored results were made with, as the jobs recorded it.
-    static func provenance(_ plates: [(plate: String, records: [String])]) -> String {
-        var h = "<section><h2>Made with</h2><p>Model files and ensemble configs recorded by this plate's jobs.</p><table>"
+    static func provenance(_ plates: [(plate: String, records: [String])], stale: [String]) -> String {
+        var h = "<section><h2>Made with</h2><p>Model files and ensemble configs recorded by this plate's jobs.</p>"
+        for s in stale { h += "<p class=\"err\">\(escape(s))</p>" }
+        h += "<table>"
         h += "<tr><th class=\"l\">plate</th><th class=\"l\">record</th></tr>\n"
         for (plate, records) in plates {
             for r in records { h += "<tr><td class=\"l\">\(escape(plate))</td><td class=\"l\"><code>\(escape(r))</code></td></tr>\n" }

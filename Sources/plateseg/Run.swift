@@ -15,6 +15,9 @@ struct Run: ParsableCommand {
     @Option(help: "Folder with the model files and ensemble.json.")
     var modelsDir: String = "models"
 
+    @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
+    var redoStale = false
+
     func run() throws {
         let dbPath = URL(fileURLWithPath: store.db).standardizedFileURL.path
         let db = try SQLiteJobStore(path: dbPath)
@@ -22,6 +25,13 @@ struct Run: ParsableCommand {
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(dbPath)\n".utf8))
+        let stale = try StaleResults.find(in: db, plate: name, modelsDir: modelsDir)
+        if !stale.isEmpty {
+            let note = redoStale
+                ? "\(stale.describe(plate: name)): \(try stale.redo(in: db)) job(s) queued again, with the merges that read them\n"
+                : "note: \(stale.describe(plate: name)) than those in \(modelsDir) now; their cells are kept. Add --redo-stale to run them again.\n"
+            FileHandle.standardOutput.write(Data(note.utf8))
+        }
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         // oneDNN runs on OpenMP: spinning threads at barriers waste a shared core, and N workers
         // of T threads each should not ask for more than the machine's cores. A user's own

@@ -67,8 +67,26 @@ struct Retry: ParsableCommand {
     @Option(help: "Only jobs of this plate.")
     var plate: String?
 
+    @Flag(help: "The plate's results made by other model files or another ensemble.json than those in --models-dir (needs --plate).")
+    var stale = false
+
+    @Option(help: "With --stale: the folder whose model files and ensemble.json are current.")
+    var modelsDir: String = "models"
+
+    func validate() throws {
+        if stale && (plate == nil || job != nil || failed) {
+            throw ValidationError("--stale needs --plate and goes without --job and --failed")
+        }
+    }
+
     func run() throws {
         let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        if stale, let plate {
+            let found = try StaleResults.find(in: db, plate: plate, modelsDir: modelsDir)
+            if !found.isEmpty { print(found.describe(plate: plate)) }
+            print("\(try found.redo(in: db)) job(s) queued again; start workers (`plateseg worker` or `plateseg run`) to run them")
+            return
+        }
         let n = try db.retry(RetrySelection(jobID: job, plate: plate, failedOnly: job == nil || failed))
         print("\(n) job(s) queued again; start workers (`plateseg worker` or `plateseg run`) to run them")
     }

@@ -147,6 +147,35 @@ import Testing
         #expect(polls >= 1, "the commands ran while the workers did")
     }
 
+    /// Running a plate again resumes it: results of a model file or ensemble config replaced since
+    /// are named, and made again with --redo-stale.
+    @Test func resultsOfReplacedModelsAreNamedAndRedoneOnRequest() throws {
+        try installModels()
+        let args = ["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "yolox"]
+        #expect(!(try plateseg(args)).contains("other versions"))
+        let file = models.appendingPathComponent("yolox.safetensors")
+        var bytes = try Data(contentsOf: file)
+        bytes.append(0)  // another version of the file: past the tensors' data, so it still loads
+        try bytes.write(to: file)
+
+        let again = try plateseg(args)
+        #expect(again.contains("note: 3 tiles of plate plate were made by other versions of yolox.safetensors than those in"))
+        let report = work.appendingPathComponent("report")
+        try plateseg(["report", "--db", db, "--out", report.path, "--models-dir", models.path])
+        #expect(try String(contentsOf: report.appendingPathComponent("index.html"), encoding: .utf8)
+            .contains("3 tiles of plate plate were made by other versions of yolox.safetensors than those listed below"))
+
+        let redo = try plateseg(args + ["--redo-stale"])
+        #expect(redo.contains("3 tiles of plate plate were made by other versions of yolox.safetensors: 3 job(s) queued again"))
+        #expect(!(try plateseg(args)).contains("other versions"), "redone with the current file")
+
+        try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("models/ensemble.json"),
+                                         to: models.appendingPathComponent("ensemble.json"))
+        #expect(try plateseg(["retry", "--db", db, "--plate", "plate", "--stale", "--models-dir", models.path])
+            .contains("3 merges of plate plate were made by other versions of ensemble.json\n3 job(s) queued again"))
+        #expect(!(try plateseg(args)).contains("other versions"))
+    }
+
     @Test func sameInputsGiveTheSameCells() throws {
         try installModels()
         let second = work.appendingPathComponent("second.sqlite").path

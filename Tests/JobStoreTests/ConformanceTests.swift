@@ -241,6 +241,28 @@ import Testing
     }
 
     @Test(arguments: Driver.allCases)
+    func resultsTellWhatMadeThemAndChosenJobsRunAgain(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 2, tiles: 2))
+        _ = try store.submit(samplePlate(name: "P2", images: 1, tiles: 1))
+        while let job = try store.claim(owner: "w", leaseSeconds: 30) {
+            let made = job.kind == "merge" ? "config-1" : "model-\(job.args)"
+            try store.complete(job.lease, result: JobResult(artifact: [1], provenance: made, cells: job.kind == "merge" ? [cell("astro")] : nil))
+        }
+        let made = try store.resultProvenance(plate: "P1")
+        #expect(made.map(\.kind) == ["infer", "infer", "merge", "infer", "infer", "merge"])
+        #expect(made.map(\.provenance) == ["model-{\"t\":0}", "model-{\"t\":1}", "config-1", "model-{\"t\":0}", "model-{\"t\":1}", "config-1"])
+        #expect(made.first?.args == "{\"t\":0}")
+
+        #expect(try store.retry(RetrySelection(jobIDs: [], failedOnly: false)) == 0)
+        #expect(try store.retry(RetrySelection(jobIDs: [made[0].job, made[3].job], failedOnly: false)) == 2)
+        let jobs = try store.jobs(plate: "P1")
+        #expect(jobs.filter { $0.state == .queued }.count == 4, "the two tiles and both merges that read them")
+        #expect(try store.resultProvenance(plate: "P1").map(\.job) == [made[1].job, made[4].job])
+        #expect(try store.resultProvenance(plate: "P2").count == 2, "another plate is untouched")
+    }
+
+    @Test(arguments: Driver.allCases)
     func rerunMergeReplacesCellsAndCountsByWell(driver: Driver) throws {
         let store = try driver.makeStore()
         _ = try store.submit(samplePlate(images: 2, tiles: 1))

@@ -1,0 +1,61 @@
+import Foundation
+import Imaging
+import JobStore
+import Worker
+
+/// A plate's results made by model files or an ensemble config other than those in the models
+/// folder now (a model was retrained, `plateseg calibrate` refitted the ensemble). Running a
+/// plate again resumes it, so without this its old cells would pass for the new models' ones.
+/// They are kept and named, and run again on request.
+struct StaleResults {
+    var tiles: [JobID] = []
+    var merges: [JobID] = []
+    /// The files now in the folder that differ from those that made some results.
+    var changedFiles: [String] = []
+
+    var isEmpty: Bool { tiles.isEmpty && merges.isEmpty }
+
+    /// Compares by content hash, so a copy of the same file in another folder is not a change.
+    /// A model file missing now is not a change either: re-running could only fail.
+    static func find(in db: any JobStore, plate: String, modelsDir: String) throws -> StaleResults {
+        let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
+        var hashes: [String: String?] = [:]
+        func currentHash(_ model: String) -> String? {
+            if let known = hashes[model] { return known }
+            let hash = (try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(model).safetensors"))).map { ContentHash.of($0) }
+            hashes[model] = hash
+            return hash
+        }
+        let config = ContentHash.of(try Wiring.ensembleConfig(modelsDir: dir).jsonData())
+        var stale = StaleResults()
+        var changed = Set<String>()
+        for result in try db.resultProvenance(plate: plate) {
+            switch result.kind {
+            case InferJob.kind:
+                guard let job = try? InferJob(jobArgs: result.args), let made = try? ModelSource(jobArgs: result.provenance),
+                      let now = currentHash(job.model), now != made.contentHash else { continue }
+                stale.tiles.append(result.job)
+                changed.insert("\(job.model).safetensors")
+            case MergeJob.kind:
+                guard let made = try? MergeProvenance(jobArgs: result.provenance), made.ensembleConfig != config else { continue }
+                stale.merges.append(result.job)
+                changed.insert("ensemble.json")
+            default:
+                continue
+            }
+        }
+        stale.changedFiles = changed.sorted()
+        return stale
+    }
+
+    /// "3 tiles and 3 merges of plate demo were made by other versions of maskrcnn.safetensors, ensemble.json"
+    func describe(plate: String) -> String {
+        let parts = [(tiles.count, "tile"), (merges.count, "merge")].filter { $0.0 > 0 }.map { "\($0.0) \($0.1)\($0.0 == 1 ? "" : "s")" }
+        return "\(parts.joined(separator: " and ")) of plate \(plate) were made by other versions of \(changedFiles.joined(separator: ", "))"
+    }
+
+    /// Queues the stale jobs again; a re-run tile takes its image's merge with it.
+    func redo(in db: any JobStore) throws -> Int {
+        try db.retry(RetrySelection(jobIDs: tiles + merges, failedOnly: false))
+    }
+}
