@@ -9,7 +9,7 @@ workers=${2:-2}
 data=${PLATESEG_DATA:-../shared/data/sartorius}
 out=out/eval-$split
 bin=.build/release/plateseg
-[ -x "$bin" ] || swift build -c release --product plateseg
+swift build -c release --product plateseg >/dev/null  # a no-op when current; a stale binary would score old code
 rm -rf "$out" && mkdir -p "$out/plate"
 awk -F, -v s="$split" 'NR > 1 && $5 == s && $7 == "" { print $1 }' "$data/images.csv" | while read -r id; do
   ln -s "$(realpath "$data/images/train/$id.png")" "$out/plate/$id.png"

@@ -27,6 +27,10 @@ struct SafeTensorsBuilder {
         items.append(Item(name: name, dtype: "BF16", shape: shape, data: values.flatMap { le16(UInt16($0.bitPattern >> 16)) }))
     }
 
+    mutating func add(_ name: String, i8 values: [Int8], shape: [Int]) {
+        items.append(Item(name: name, dtype: "I8", shape: shape, data: values.map { UInt8(bitPattern: $0) }))
+    }
+
     func bytes() -> [UInt8] {
         var header: [String: Any] = [:]
         var data: [UInt8] = []
@@ -76,6 +80,30 @@ struct SafeTensorsBuilder {
         #expect(try w.tensor("head.bias", shape: [3, 1]) == [1.0, -0.3125, 3.5])
         #expect(w.scoped("head").scoped(2).path("conv.weight") == "head.2.conv.weight")
         #expect(file.metadata["plateseg"] == "{\"arch\": \"yolox\"}")
+    }
+
+    @Test func int8TensorsAreScaledPerOutputChannel() throws {
+        var b = SafeTensorsBuilder()
+        b.add("conv.weight", i8: [127, -127, 3, 0, -64, 1], shape: [2, 3, 1, 1])
+        b.add("conv.weight_scale", f32: [0.5, 0.25], shape: [2])
+        let w = Weights(file: try SafeTensorsFile(path: try b.write("int8.safetensors")))
+        #expect(try w.tensor("conv.weight", shape: [2, 3, 1, 1]) == [63.5, -63.5, 1.5, 0, -16, 0.25])
+    }
+
+    @Test func int8WithoutItsScalesNamesWhatIsMissing() throws {
+        var b = SafeTensorsBuilder()
+        b.add("conv.weight", i8: [1, 2, 3, 4], shape: [2, 2])
+        let bare = try b.write("int8-bare.safetensors")
+        #expect { try Weights(file: try SafeTensorsFile(path: bare)).tensor("conv.weight", shape: [2, 2]) } throws: { e in
+            guard case let ModelError.badTensor(file, tensor, reason) = e else { return false }
+            return file == bare && tensor == "conv.weight" && reason.contains("conv.weight_scale")
+        }
+        b.add("conv.weight_scale", f32: [1, 1, 1], shape: [3])
+        let wrong = try b.write("int8-wrong-scale.safetensors")
+        #expect { try Weights(file: try SafeTensorsFile(path: wrong)).tensor("conv.weight", shape: [2, 2]) } throws: { e in
+            guard case let ModelError.badTensor(_, tensor, reason) = e else { return false }
+            return tensor == "conv.weight_scale" && reason.contains("[2]")
+        }
     }
 
     @Test func truncatedFileNamesTheTensorCut() throws {

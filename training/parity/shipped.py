@@ -11,7 +11,6 @@ then runs the same files through the engine and compares:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import sys
@@ -19,34 +18,16 @@ import sys
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "training", "parity"))
-from training.archs import maskrcnn, upernet, yolox  # noqa: E402
-from make_fixtures import maskrcnn_reference, reload, upernet_reference, yolox_reference  # noqa: E402
+from training.archs.export import load_model  # noqa: E402
+from make_fixtures import maskrcnn_reference, upernet_reference, yolox_reference  # noqa: E402
 
 DATA = os.environ.get("PLATESEG_DATA", os.path.join(ROOT, "..", "shared", "data", "sartorius"))
 OUT = os.path.join(ROOT, "out", "parity")
-
-
-def load(path: str):
-    """The torch model a safetensors file describes, with its weights as stored."""
-    with safe_open(path, "pt") as f:
-        meta = json.loads(f.metadata()["plateseg"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    arch = meta["arch"]
-    config_type, make = {
-        "yolox": (yolox.YOLOXConfig, yolox.YOLOX),
-        "upernet": (upernet.UPerNetConfig, upernet.UPerNet),
-        "maskrcnn": (maskrcnn.MaskRCNNConfig, maskrcnn.build),
-    }[arch]
-    fields = {f.name for f in dataclasses.fields(config_type)}
-    model = make(config_type(**{k: v for k, v in meta.items() if k in fields})).eval()
-    reload(model, tensors)
-    return arch, model
 
 
 def images() -> list[str]:
@@ -68,7 +49,7 @@ def main(argv: list[str]) -> int:
         if not os.path.isfile(path):
             print(f"{path}: no such model file, skipped")
             continue
-        arch, model = load(path)
+        arch, model = load_model(path)
         link = os.path.join(OUT, f"{arch}.safetensors")
         if os.path.lexists(link):
             os.remove(link)

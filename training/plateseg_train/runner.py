@@ -72,14 +72,11 @@ def warm_start(model: torch.nn.Module, path: Path) -> None:
     """Loads exported weights into `model`, refusing a file whose architecture differs.
 
     Shipped networks exist only as safetensors (runs/ is not in git), so continuing one on a new
-    machine starts here. f16 files are widened to the model's dtype."""
-    from safetensors import safe_open
+    machine starts here. f16 and int8 files are widened to the model's dtype."""
     from archs import export as archs_export
     if not path.is_file():
         raise SystemExit(f"--init {path}: no such file")
-    with safe_open(str(path), "pt") as f:
-        meta = json.loads((f.metadata() or {}).get("plateseg", "{}"))
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta, tensors = archs_export.read(str(path))
     ours = archs_export.model_metadata(model)
     # the score threshold is chosen at export and does not shape the network; fields newer than
     # the file are left to the tensor shapes, which load_state_dict checks

@@ -6,13 +6,24 @@ import Glibc
 /// A memory-mapped safetensors file: an 8-byte little-endian header length, a JSON header naming each
 /// tensor's dtype, shape and byte range, then the raw data. Everything is checked when the file is
 /// opened, so a bad file fails at load with its name and the tensor at fault, never mid-inference.
+///
+/// Int8 tensors are weights quantised per output channel: `name` holds I8 values of shape
+/// [out, ...] and `name_scale` the [out] float scales; `floats` returns value x scale. It halves
+/// an f16 file at no compute cost, since the engine reorders weights to f32 once at load anyway.
 public final class SafeTensorsFile: @unchecked Sendable {
     public enum DType: String, Sendable {
         case f32 = "F32"
         case f16 = "F16"
         case bf16 = "BF16"
+        case i8 = "I8"
 
-        var size: Int { self == .f32 ? 4 : 2 }
+        var size: Int {
+            switch self {
+            case .f32: 4
+            case .f16, .bf16: 2
+            case .i8: 1
+            }
+        }
     }
 
     public struct Entry: Sendable {
@@ -78,7 +89,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw ModelError.badTensor(file: path, tensor: name, reason: "has no valid dtype, shape and data_offsets") }
             guard let dtype = DType(rawValue: dt) else {
-                throw ModelError.badTensor(file: path, tensor: name, reason: "has dtype \(dt); only F32, F16 and BF16 are supported")
+                throw ModelError.badTensor(file: path, tensor: name, reason: "has dtype \(dt); only F32, F16, BF16 and I8 (with a NAME_scale tensor) are supported")
             }
             guard shape.allSatisfy({ $0 >= 0 }) else { throw ModelError.badTensor(file: path, tensor: name, reason: "has a negative dimension in \(shape)") }
             let (begin, end) = (offsets[0], offsets[1])
@@ -102,6 +113,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
         }
         let count = shape.reduce(1, *)
         let src = UnsafeRawPointer(base + dataStart + e.offset)
+        if e.dtype == .i8 { return try dequantized(name, count: count, channels: shape.first ?? 1, src: src) }
         var out = [Float](repeating: 0, count: count)
         out.withUnsafeMutableBufferPointer { o in
             switch e.dtype {
@@ -112,7 +124,27 @@ public final class SafeTensorsFile: @unchecked Sendable {
                 for i in 0..<count { o[i] = Float(Float16(bitPattern: UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))) }
             case .bf16:
                 for i in 0..<count { o[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
+            case .i8:
+                preconditionFailure("int8 tensors are read by dequantized(_:count:channels:src:)")
             }
+        }
+        return out
+    }
+
+    private func dequantized(_ name: String, count: Int, channels: Int, src: UnsafeRawPointer) throws -> [Float] {
+        let scaleName = "\(name)_scale"
+        guard let se = entries[scaleName], se.dtype != .i8 else {
+            throw ModelError.badTensor(file: path, tensor: name, reason: "is int8 but the file has no float tensor \(scaleName) with its per-channel scales; re-export the model")
+        }
+        guard se.shape == [channels] else {
+            throw ModelError.badTensor(file: path, tensor: scaleName, reason: "has shape \(se.shape), the int8 tensor \(name) needs [\(channels)]")
+        }
+        let scales = try floats(scaleName, shape: [channels])
+        let per = channels == 0 ? 0 : count / channels
+        var out = [Float](repeating: 0, count: count)
+        let q = src.assumingMemoryBound(to: Int8.self)
+        for c in 0..<channels {
+            for i in c * per..<(c + 1) * per { out[i] = Float(q[i]) * scales[c] }
         }
         return out
     }
