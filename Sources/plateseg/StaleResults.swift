@@ -16,9 +16,12 @@ struct StaleResults {
     var isEmpty: Bool { tiles.isEmpty && merges.isEmpty }
 
     /// Compares by content hash, so a copy of the same file in another folder is not a change.
-    /// A model file missing now is not a change either: re-running could only fail.
+    /// A model file missing now is not a change either: re-running could only fail. Without the
+    /// folder (a report written on another machine) there is nothing to compare with.
     static func find(in db: any JobStore, plate: String, modelsDir: String) throws -> StaleResults {
         let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else { return StaleResults() }
         var hashes: [String: String?] = [:]
         func currentHash(_ model: String) -> String? {
             if let known = hashes[model] { return known }
