@@ -142,9 +142,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
         let scales = try floats(scaleName, shape: [channels])
         let per = channels == 0 ? 0 : count / channels
         var out = [Float](repeating: 0, count: count)
-        let q = src.assumingMemoryBound(to: Int8.self)
         for c in 0..<channels {
-            for i in c * per..<(c + 1) * per { out[i] = Float(q[i]) * scales[c] }
+            for i in c * per..<(c + 1) * per { out[i] = Float(src.load(fromByteOffset: i, as: Int8.self)) * scales[c] }
         }
         return out
     }
