@@ -22,13 +22,7 @@ struct StaleResults {
         let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else { return StaleResults() }
-        var hashes: [String: String?] = [:]
-        func currentHash(_ model: String) -> String? {
-            if let known = hashes[model] { return known }
-            let hash = (try? Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(model).safetensors"))).map { ContentHash.of($0) }
-            hashes[model] = hash
-            return hash
-        }
+        let current = Dictionary(try ModelFiles.describe(modelsDir: dir).map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
         let config = ContentHash.of(try Wiring.ensembleConfig(modelsDir: dir).jsonData())
         var stale = StaleResults()
         var changed = Set<String>()
@@ -36,7 +30,7 @@ struct StaleResults {
             switch result.kind {
             case InferJob.kind:
                 guard let job = try? InferJob(jobArgs: result.args), let made = try? ModelSource(jobArgs: result.provenance),
-                      let now = currentHash(job.model), now != made.contentHash else { continue }
+                      let now = current["\(job.model).safetensors"], now != made.contentHash else { continue }
                 stale.tiles.append(result.job)
                 changed.insert("\(job.model).safetensors")
             case MergeJob.kind:

@@ -47,15 +47,17 @@ def quantize_int8(tensors: dict) -> dict:
 def dequantize(tensors: dict) -> dict:
     """The float tensors a file's weights stand for: int8 ones times their `_scale`, the scales
     themselves dropped, float ones as stored."""
+    scales = {k + "_scale" for k, v in tensors.items() if v.dtype == torch.int8}
     out = {}
     for k, v in tensors.items():
+        if k in scales:
+            continue
         if v.dtype == torch.int8:
             scale = tensors.get(k + "_scale")
             if scale is None or scale.shape != (v.shape[0],):
                 raise ValueError(f"{k} is int8 but has no [{v.shape[0]}] tensor {k}_scale")
-            out[k] = v.float() * scale.float().view((-1,) + (1,) * (v.dim() - 1))
-        elif not (k.endswith("_scale") and tensors.get(k[:-len("_scale")], v).dtype == torch.int8):
-            out[k] = v
+            v = v.float() * scale.float().view((-1,) + (1,) * (v.dim() - 1))
+        out[k] = v
     return out
 
 
@@ -96,8 +98,10 @@ def load_model(path: str) -> tuple[str, torch.nn.Module]:
     model = make(config_type(**{k: v for k, v in meta.items() if k in fields})).eval()
     state = model.state_dict()
     unknown = sorted(set(tensors) - set(state))
-    if unknown:
-        raise ValueError(f"{path}: tensors the {arch} model does not have: {unknown[:5]}")
+    missing = sorted(set(inference_state(model)) - set(tensors))
+    if unknown or missing:
+        raise ValueError(f"{path}: tensors the {arch} model does not have: {unknown[:5]}; "
+                         f"tensors the file lacks: {missing[:5]}")
     state.update({k: v.to(state[k].dtype) for k, v in tensors.items()})
     model.load_state_dict(state)
     return arch, model
