@@ -1,3 +1,4 @@
+import Foundation
 import Imaging
 import Testing
 @testable import Models
@@ -59,5 +60,53 @@ import Testing
         #expect(Double(agree) / Double(max(got.count, 1)) > 0.999)
         #expect(zip(got, wantMasks).allSatisfy { abs($0 - $1) <= 0.5 / 255 + 1e-3 })
         #expect(artifact.masks.allSatisfy { $0.width == 28 && $0.height == 28 && $0.channels == 1 })
+    }
+
+    /// A class-agnostic file holds one mask channel and every detection reads it. Here that channel
+    /// is the fixture's channel of one class: detections of that class get the fixture's logits,
+    /// and boxes, scores and labels do not change.
+    @Test func classAgnosticMaskHeadReadsItsOneChannel() throws {
+        let file = try SafeTensorsFile(path: Fixture.path("maskrcnn.safetensors"))
+        let tile = try Fixture.expected("maskrcnn").tile()
+        let reference = try #require(try Fixture.model("maskrcnn") as? MaskRCNN).trace(tile)
+        let labels = reference.detections.map(\.label)
+        let label = try #require((0..<3).max { a, b in labels.count { $0 == a } < labels.count { $0 == b } })
+        let logits = "roi_heads.mask_predictor.mask_fcn_logits."
+
+        func variant(agnostic: Bool, keepingAllChannels: Bool) throws -> String {
+            var b = SafeTensorsBuilder()
+            for name in file.entries.keys.sorted() {
+                let e = file.entries[name]!
+                let values = try file.floats(name, shape: e.shape)
+                if name.hasPrefix(logits) && !keepingAllChannels {
+                    let per = values.count / e.shape[0]
+                    b.add(name, f32: Array(values[(label + 1) * per..<(label + 2) * per]), shape: [1] + e.shape.dropFirst())
+                } else {
+                    b.add(name, f32: values, shape: e.shape)
+                }
+            }
+            var meta = try #require(JSONSerialization.jsonObject(with: Data(file.metadata["plateseg"]!.utf8)) as? [String: Any])
+            meta["class_agnostic_masks"] = agnostic
+            b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
+            return try b.write("maskrcnn-agnostic-\(agnostic)-\(keepingAllChannels).safetensors")
+        }
+
+        let model = try #require(try ModelLoader.load(path: variant(agnostic: true, keepingAllChannels: false)) as? MaskRCNN)
+        let t = try model.trace(tile)
+        #expect(t.detections.map(\.label) == labels)
+        #expect(zip(t.detections, reference.detections).allSatisfy { $0.box == $1.box && $0.score == $1.score })
+        #expect(t.maskLogits.count == reference.maskLogits.count)
+        let same = zip(t.maskLogits, reference.maskLogits).enumerated().filter { labels[$0.offset] == label }
+        #expect(!same.isEmpty)
+        for (_, (got, want)) in same { expectClose(got, want, "mask logits of class \(label)") }
+        let others = zip(t.maskLogits, reference.maskLogits).enumerated().filter { labels[$0.offset] != label }
+        #expect(others.isEmpty || others.contains { $0.element.0 != $0.element.1 }, "other classes read the one channel too")
+
+        // a file that says agnostic but keeps a channel per class is refused, naming the tensor
+        let mismatched = try variant(agnostic: true, keepingAllChannels: true)
+        #expect { try ModelLoader.load(path: mismatched) } throws: { e in
+            guard case let ModelError.badTensor(path, tensor, _) = e else { return false }
+            return path == mismatched && tensor.hasPrefix(logits)
+        }
     }
 }

@@ -8,7 +8,9 @@ Differences from torchvision's defaults, all recorded in the exported metadata:
 - anchors sized for 10-60 px cells;
 - the tile is never resized (torchvision would rescale to min_size/max_size); it is only padded to
   a multiple of 32, so boxes come out in tile pixels;
-- up to 1000 detections per tile.
+- up to 1000 detections per tile;
+- optionally one mask channel for all classes (`class_agnostic_masks`), so a cell's mask shape does
+  not depend on which class the box head guessed.
 """
 from __future__ import annotations
 
@@ -52,6 +54,31 @@ class MaskRCNNConfig:
     nms_threshold: float = 0.5
     max_detections: int = 1000
     frozen_bn: bool = True
+    class_agnostic_masks: bool = False
+
+
+class ClassAgnosticMaskPredictor(MaskRCNNPredictor):
+    """One mask logit channel, repeated for every class: torchvision's loss and post-processing pick
+    the channel of the box's label, which is then the same channel whatever the label."""
+
+    def __init__(self, in_channels: int, dim_reduced: int, num_classes: int):
+        super().__init__(in_channels, dim_reduced, 1)
+        self.num_classes = num_classes
+
+    def forward(self, x):
+        return super().forward(x).expand(-1, self.num_classes, -1, -1)
+
+
+def fold_mask_predictor(tensors: dict, cfg: MaskRCNNConfig) -> dict:
+    """Weights of a class-specific file made to fit a class-agnostic model: the one mask channel
+    starts as the mean of the foreground classes' channels."""
+    key = "roi_heads.mask_predictor.mask_fcn_logits."
+    if not cfg.class_agnostic_masks or tensors[key + "weight"].shape[0] == 1:
+        return tensors
+    out = dict(tensors)
+    for part in ("weight", "bias"):
+        out[key + part] = tensors[key + part][1:].float().mean(0, keepdim=True)
+    return out
 
 
 class NoResizeTransform(GeneralizedRCNNTransform):
@@ -90,7 +117,8 @@ def build(cfg: MaskRCNNConfig) -> MaskRCNN:
         box_nms_thresh=cfg.nms_threshold,
         box_detections_per_img=cfg.max_detections,
         mask_head=MaskRCNNHeads(C, [cfg.mask_channels] * 4, 1),
-        mask_predictor=MaskRCNNPredictor(cfg.mask_channels, cfg.mask_channels, n),
+        mask_predictor=(ClassAgnosticMaskPredictor if cfg.class_agnostic_masks else MaskRCNNPredictor)(
+            cfg.mask_channels, cfg.mask_channels, n),
     )
     model.transform = NoResizeTransform(min_size=520, max_size=704, image_mean=cfg.mean, image_std=cfg.std)
     model.cfg = cfg
@@ -122,6 +150,7 @@ def metadata(cfg: MaskRCNNConfig) -> dict:
         "roi_align_aligned": False,  # torchvision's MultiScaleRoIAlign
         "roi_sampling_ratio": 2,
         "mask_size": 28,
+        "class_agnostic_masks": cfg.class_agnostic_masks,
         "bn_eps": BN_EPS,
     }
 

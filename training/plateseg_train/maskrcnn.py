@@ -50,6 +50,7 @@ def build(arch: dict) -> torch.nn.Module:
     # 256 sampled RoIs per crop (64 positives) instead of 512: a 256 px crop holds 20-100 cells.
     model.roi_heads.fg_bg_sampler.batch_size_per_image = 256
     model.rpn._post_nms_top_n["training"] = 1000
+    model.adapt_init = lambda tensors: archs_maskrcnn.fold_mask_predictor(tensors, model.cfg)
     return model
 
 
@@ -140,6 +141,8 @@ def main(argv=None):
                    help="crop size for astrocyte images (default: --crop)")
     t.add_argument("--class-boost", nargs="+", default=[], metavar="TYPE=FACTOR",
                    help="scale a type's share of sampled images (default shsy5y=2 astro=1 cort=1)")
+    t.add_argument("--class-agnostic-masks", action="store_true",
+                   help="one mask channel for all types (with --init: the mean of the file's channels)")
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -169,6 +172,7 @@ def main(argv=None):
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
         arch = asdict(default_config())
+        arch["class_agnostic_masks"] = args.class_agnostic_masks
         model = build(arch)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
         stop_at = parse_stop_at(args.stop_at)

@@ -79,14 +79,18 @@ def warm_start(model: torch.nn.Module, path: Path) -> None:
     meta, tensors = archs_export.read(str(path))
     ours = archs_export.model_metadata(model)
     # the score threshold is chosen at export and does not shape the network; fields newer than
-    # the file are left to the tensor shapes, which load_state_dict checks
-    ignore = {"format_version", "score_threshold"}
+    # the file are left to the tensor shapes, which load_state_dict checks; a class-specific mask
+    # head may seed a class-agnostic one (the model's `adapt_init` folds it)
+    ignore = {"format_version", "score_threshold", "class_agnostic_masks"}
     diff = sorted(k for k in set(meta) & set(ours) if k not in ignore and meta[k] != ours[k])
     if "arch" not in meta and "arch" in ours:
         diff.append("arch")
     if diff:
         raise SystemExit(f"--init {path}: architecture differs from this run's in {diff}; "
                          "train from scratch or pass the matching options")
+    adapt = getattr(model, "adapt_init", None)
+    if adapt is not None:
+        tensors = adapt(tensors)
     state = model.state_dict()
     loaded = {k: v.to(state[k].dtype) for k, v in tensors.items() if k in state}
     missing, unexpected = model.load_state_dict(loaded, strict=False)

@@ -30,3 +30,30 @@ def test_warm_start_loads_exported_weights_and_refuses_another_architecture(tmp_
         warm_start(upernet.build(asdict(upernet.default_config(False))), path)
     with pytest.raises(SystemExit, match="no such file"):
         warm_start(target, tmp_path / "missing.safetensors")
+
+
+def test_class_specific_mask_head_seeds_a_class_agnostic_one(tmp_path: Path):
+    from archs.maskrcnn import MaskRCNNConfig
+    from plateseg_train import maskrcnn
+    small = asdict(MaskRCNNConfig(depth=18, base_width=8, fpn_channels=32, representation_size=64, mask_channels=32))
+    torch.manual_seed(0)
+    source = maskrcnn.build(small)
+    path = tmp_path / "maskrcnn.safetensors"
+    archs_export.export(source, archs_export.model_metadata(source), str(path))
+
+    target = maskrcnn.build({**small, "class_agnostic_masks": True})
+    warm_start(target, path)
+    got, want = target.roi_heads.mask_predictor.mask_fcn_logits, source.roi_heads.mask_predictor.mask_fcn_logits
+    assert got.weight.shape[0] == 1
+    assert torch.allclose(got.weight, want.weight[1:].mean(0, keepdim=True))
+    assert torch.allclose(got.bias, want.bias[1:].mean(0, keepdim=True))
+    # every class reads the one channel: the same logits whatever the label
+    x = torch.randn(2, 32, 14, 14)
+    logits = target.roi_heads.mask_predictor(x)
+    assert logits.shape[1] == 4 and torch.equal(logits[:, 1], logits[:, 3])
+
+    exported = tmp_path / "agnostic.safetensors"
+    archs_export.export(target, archs_export.model_metadata(target), str(exported))
+    arch, reloaded = archs_export.load_model(str(exported))
+    assert reloaded.cfg.class_agnostic_masks
+    assert torch.equal(reloaded.roi_heads.mask_predictor.mask_fcn_logits.weight, got.weight)

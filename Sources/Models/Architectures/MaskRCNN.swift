@@ -29,6 +29,9 @@ struct MaskRCNNConfig: Decodable, Sendable {
     var roiSamplingRatio: Int
     var maskSize: Int
     var bnEps: Float
+    /// One mask channel for every class, so the box head's guess does not pick the mask's shape.
+    /// Absent in files from before it existed: class-specific.
+    var classAgnosticMasks: Bool?
 }
 
 /// torchvision's FeaturePyramidNetwork with LastLevelMaxPool: P2..P5 from 1x1 laterals summed
@@ -151,7 +154,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
                                     bias: try rh.tensor("mask_predictor.conv5_mask.bias", shape: [M]),
                                     inChannels: M, outChannels: M, kernel: 2, postOps: [.relu])
-        maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: n, kernel: 1)
+        maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: c.classAgnosticMasks == true ? 1 : n, kernel: 1)
         anchorsPerLevel = c.anchorSizes.map { size in
             c.aspectRatios.map { r in
                 // torchvision: base anchors rounded half-to-even, centred on 0
@@ -218,7 +221,8 @@ public final class MaskRCNN: Model, @unchecked Sendable {
             let masks = try maskLogits(maskUpsample(m))
             let n = masks.c
             out.maskLogits += part.enumerated().map { d, det in
-                (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + det.label + 1] }
+                let channel = n == 1 ? 0 : det.label + 1
+                return (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + channel] }
             }
         }
         return out
