@@ -10,6 +10,9 @@ struct Status: ParsableCommand {
     @Option(help: "Only this plate.")
     var plate: String?
 
+    @Option(help: "Folder with the models and ensemble.json results should come from; results made by other versions are named.")
+    var modelsDir: String = "models"
+
     @Flag(help: "Refresh every two seconds until interrupted.")
     var watch = false
 
@@ -42,6 +45,14 @@ struct Status: ParsableCommand {
         list("Retrying (the last attempt failed; tried again automatically after a back-off):",
              try db.retryingJobs(plate: plate, limit: 50))
         list("Failed jobs (fix the cause, then `plateseg retry`):", try db.failedJobs(plate: plate, limit: 50))
+        let stale = try plates.compactMap { p in
+            let s = try StaleResults.find(in: db, plate: p.plate, modelsDir: modelsDir)
+            return s.isEmpty ? nil : s.describe(plate: p.plate)
+        }
+        if !stale.isEmpty {
+            print("\nMade by other model files than those in \(modelsDir) now (`plateseg retry --stale` runs them again):")
+            for line in stale { print("  \(line)") }
+        }
     }
 
     private func list(_ title: String, _ jobs: [FailedJob]) {

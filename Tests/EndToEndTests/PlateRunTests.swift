@@ -158,6 +158,8 @@ import Testing
         bytes.append(0)  // another version of the file: past the tensors' data, so it still loads
         try bytes.write(to: file)
 
+        #expect(try plateseg(["status", "--db", db, "--models-dir", models.path])
+            .contains("  3 tiles of plate plate were made by other versions of yolox.safetensors\n"))
         let again = try plateseg(args)
         #expect(again.contains("note: 3 tiles of plate plate were made by other versions of yolox.safetensors than those in"))
         let report = work.appendingPathComponent("report")
