@@ -66,6 +66,13 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     /// For UPerNet alone: its foreground components become instances.
     public var semanticThreshold: Double = 0.5
 
+    // (d) Cell types
+    /// How much each model's class call counts in a cell's type, where it should differ from its
+    /// say in the masks (`modelWeights`, used when this is nil): a network may outline cells well
+    /// and name them badly. Cell types do not enter the Sartorius score, so `WeightFitter` leaves
+    /// these alone.
+    public var typeWeights: [EnsembleModel: Double]?
+
     /// Where the values came from, when fitted.
     public var fit: Fit?
 
@@ -82,6 +89,11 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     public init() {}
 
     public func weight(_ model: EnsembleModel) -> Double { max(0, modelWeights[model] ?? 0) }
+
+    func typeWeight(_ model: EnsembleModel) -> Double {
+        guard let typeWeights else { return weight(model) }
+        return max(0, typeWeights[model] ?? 0)
+    }
 
     public static func load(path: String) throws -> EnsembleConfig {
         let data: Data
@@ -102,9 +114,11 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         if Set(classes).count != classes.count { return "a cell class is listed twice in \(classes)" }
         let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold,
                        minKeptFraction]
-            + modelWeights.values + minInstanceScoreByType.values
+            + modelWeights.values + minInstanceScoreByType.values + (typeWeights?.values.map { $0 } ?? [])
         if !numbers.allSatisfy(\.isFinite) { return "a weight or threshold is not a finite number" }
-        if modelWeights.values.contains(where: { $0 < 0 }) { return "a model weight is negative" }
+        if modelWeights.values.contains(where: { $0 < 0 }) || typeWeights?.values.contains(where: { $0 < 0 }) == true {
+            return "a model weight is negative"
+        }
         if let unknown = minInstanceScoreByType.keys.sorted().first(where: { !classes.contains($0) }) {
             return "minInstanceScoreByType names \(unknown), which is not one of \(classes)"
         }
@@ -144,6 +158,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         semanticThreshold = try c.decodeIfPresent(Double.self, forKey: .semanticThreshold) ?? d.semanticThreshold
         minKeptFraction = try c.decodeIfPresent(Double.self, forKey: .minKeptFraction) ?? d.minKeptFraction
         minInstanceScoreByType = try c.decodeIfPresent([String: Double].self, forKey: .minInstanceScoreByType) ?? d.minInstanceScoreByType
+        typeWeights = try c.decodeIfPresent([EnsembleModel: Double].self, forKey: .typeWeights)
         fit = try c.decodeIfPresent(Fit.self, forKey: .fit)
     }
 }

@@ -154,14 +154,14 @@ public struct Merger: Sendable {
     /// The score a cluster must reach, by the cell type its detectors' weighted vote gives it.
     private func minScore(detectorsCall c: Cluster) -> Double {
         guard !config.minInstanceScoreByType.isEmpty else { return config.minInstanceScore }
-        return config.minInstanceScoreByType[config.classes[argmax(detectorVotes(c))]] ?? config.minInstanceScore
+        return config.minInstanceScoreByType[config.classes[argmax(detectorVotes(c, weight: config.weight))]] ?? config.minInstanceScore
     }
 
     /// The cell-type votes of a cluster's detectors: class probabilities × model weight × confidence.
-    private func detectorVotes(_ c: Cluster) -> [Double] {
+    private func detectorVotes(_ c: Cluster, weight: (EnsembleModel) -> Double) -> [Double] {
         var votes = [Double](repeating: 0, count: config.classes.count)
         for (m, d) in c.best {
-            let w = config.weight(m) * d.score
+            let w = weight(m) * d.score
             for i in votes.indices { votes[i] += w * d.classProbabilities[i] }
         }
         return votes
@@ -263,10 +263,11 @@ public struct Merger: Sendable {
     // MARK: (d) cell types
 
     private func instanceClasses(_ c: Cluster, mask: Mask, _ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
-        var votes = detectorVotes(c)
+        var votes = detectorVotes(c, weight: config.typeWeight)
         if models.contains(.upernet), let sem = s.semantic {
-            addSemanticVote(sem, mask: mask, weight: config.weight(.upernet), to: &votes)
+            addSemanticVote(sem, mask: mask, weight: config.typeWeight(.upernet), to: &votes)
         }
+        if !votes.contains(where: { $0 > 0 }) { votes = detectorVotes(c, weight: config.weight) }  // no typing model saw it
         return normalized(votes)
     }
 

@@ -123,7 +123,11 @@ struct Calibrate: ParsableCommand {
         guard !images.isEmpty else { throw ValidationError("no annotated image with stored tile outputs; run the plate first") }
         let ran = Set(images.flatMap { $0.artifacts.compactMap { EnsembleModel(artifactModel: $0.model) } })
         print("fitting on \(images.count) images with \(ran.map(\.rawValue).sorted().joined(separator: ", ")) outputs")
-        let fitted = try WeightFitter().fit(images, split: split, models: ran)
+        // The cell-type weights are not fitted here (types are not in the score): a refit keeps
+        // those of the config it replaces.
+        var start = EnsembleConfig()
+        if FileManager.default.fileExists(atPath: out) { start.typeWeights = try EnsembleConfig.load(path: out).typeWeights }
+        let fitted = try WeightFitter(start: start).fit(images, split: split, models: ran)
         try fitted.jsonData().write(to: URL(fileURLWithPath: out))
         print("fitted on \(images.count) images of split \(split); wrote \(out)")
         if let fit = fitted.fit { print(fit) }

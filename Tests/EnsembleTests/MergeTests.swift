@@ -268,6 +268,41 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(abs(reweighted.classProbabilities.reduce(0, +) - 1) < 1e-9)
     }
 
+    @Test func cellTypesMayBeVotedWithTheirOwnWeights() throws {
+        let tile = PixelRect(x: 0, y: 0, width: 60, height: 60)
+        let box = Box(x0: 10, y0: 10, x1: 40, y1: 40)
+        let mr = TileArtifact(model: "maskrcnn", tile: tile, classes: PerfectModels.classes,
+                              detections: [Detection(box: box, score: 0.9, classProbabilities: [1, 0, 0])], masks: [softMask(1)])
+        let yx = TileArtifact(model: "yolox", tile: tile, classes: PerfectModels.classes,
+                              detections: [Detection(box: box, score: 0.8, classProbabilities: [0, 1, 0])])
+        var planes = [Float](repeating: 0, count: 4 * tile.area)
+        for i in 0..<tile.area { planes[2 * tile.area + i] = 1 }  // all foreground, all astro
+        let up = TileArtifact(model: "upernet", tile: tile, classes: PerfectModels.classes,
+                              semantic: ProbabilityMap(channels: 4, width: 60, height: 60, probabilities: planes))
+        var config = EnsembleConfig()
+        config.modelWeights = [.yolox: 1, .maskrcnn: 4, .upernet: 0.5]
+        let byMasks = try Merger(config: config).merge(image: "types", width: 60, height: 60, artifacts: [mr, yx, up])
+        #expect(byMasks.instances.map(\.cellType) == ["shsy5y"])
+
+        // Mask R-CNN outlines the cell but has no say in its type.
+        config.typeWeights = [.maskrcnn: 0, .yolox: 1, .upernet: 1]
+        let byTypes = try Merger(config: config).merge(image: "types", width: 60, height: 60, artifacts: [mr, yx, up])
+        #expect(byTypes.instances.map(\.cellType) == ["astro"])
+        #expect(byTypes.instances.map(\.mask) == byMasks.instances.map(\.mask))
+        #expect(byTypes.instances.map(\.score) == byMasks.instances.map(\.score))
+
+        // A cell only a zero-weighted model typed keeps that model's call rather than none.
+        config.typeWeights = [.maskrcnn: 0]
+        let alone = try Merger(config: config).merge(image: "types", width: 60, height: 60, artifacts: [mr, blankSemantic(tile)],
+                                                     models: [.maskrcnn])
+        #expect(alone.instances.map(\.cellType) == ["shsy5y"])
+
+        config.typeWeights = [.yolox: -1]
+        #expect(config.problem == "a model weight is negative")
+        let json = config.jsonData()
+        #expect(try JSONDecoder().decode(EnsembleConfig.self, from: json).typeWeights == [.yolox: -1])
+    }
+
     @Test func eachModelAloneGivesItsOwnKindOfInstances() throws {
         let size = (120, 80)
         let cells = [disc(30, 30, 9, image: size), disc(80, 40, 12, image: size)]

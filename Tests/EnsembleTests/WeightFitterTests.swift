@@ -98,4 +98,13 @@ enum FitScenes {
         fitter.passes = 1
         #expect(try fitter.fit(images, split: "a") == fitter.fit(images, split: "a"))
     }
+
+    /// Cell types are not in the score: the weights of their vote pass through a fit unchanged.
+    @Test func typeWeightsSurviveTheFit() throws {
+        var start = EnsembleConfig()
+        start.typeWeights = [.maskrcnn: 0.25, .yolox: 1, .upernet: 1]
+        var fitter = WeightFitter(start: start)
+        fitter.passes = 1
+        #expect(try fitter.fit([FitScenes.image(seed: 6)], split: "a").typeWeights == start.typeWeights)
+    }
 }
