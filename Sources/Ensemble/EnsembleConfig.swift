@@ -114,7 +114,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         if Set(classes).count != classes.count { return "a cell class is listed twice in \(classes)" }
         let numbers = [seamMargin, stitchIoU, minDetectionScore, boxFusionIoU, minInstanceScore, pixelThreshold, semanticThreshold,
                        minKeptFraction]
-            + modelWeights.values + minInstanceScoreByType.values + (typeWeights?.values.map { $0 } ?? [])
+            + modelWeights.values + minInstanceScoreByType.values + Array(typeWeights ?? [:]).map(\.value)
         if !numbers.allSatisfy(\.isFinite) { return "a weight or threshold is not a finite number" }
         if modelWeights.values.contains(where: { $0 < 0 }) || typeWeights?.values.contains(where: { $0 < 0 }) == true {
             return "a model weight is negative"

@@ -31,9 +31,9 @@ struct Report: ParsableCommand {
                 progress: p, counts: try db.wellCounts(CellQuery(plate: p.plate)), images: images, overlays: overlays,
                 failed: try db.failedJobs(plate: p.plate, limit: 500), unreadable: try db.unreadableImages(plate: p.plate))
         }
-        let stale = try plates.compactMap { p -> String? in
-            let s = try StaleResults.find(in: db, plate: p.plate, modelsDir: modelsDir)
-            return s.isEmpty ? nil : s.describe(plate: p.plate) + " than those listed below: `plateseg run --redo-stale` runs them again."
+        let staleByPlate = try StaleResults.find(in: db, plates: plates.map(\.plate), modelsDir: modelsDir)
+        let stale = plates.compactMap { p in
+            staleByPlate[p.plate].map { $0.describe(plate: p.plate) + " than those listed below: `plateseg run --redo-stale` runs them again." }
         }
         html += ReportPage.provenance(try plates.map { ($0.plate, try db.provenanceRecords(plate: $0.plate)) }, stale: stale)
         html += ReportPage.models(try ModelFiles.describe(modelsDir: modelsDir))

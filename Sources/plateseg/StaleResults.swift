@@ -17,13 +17,28 @@ struct StaleResults {
 
     /// Compares by content hash, so a copy of the same file in another folder is not a change.
     /// A model file missing now is not a change either: re-running could only fail. Without the
-    /// folder (a report written on another machine) there is nothing to compare with.
-    static func find(in db: any JobStore, plate: String, modelsDir: String) throws -> StaleResults {
+    /// folder (a report written on another machine) there is nothing to compare with. The folder
+    /// is hashed once for all `plates`.
+    static func find(in db: any JobStore, plates: [String], modelsDir: String) throws -> [String: StaleResults] {
         let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else { return StaleResults() }
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else { return [:] }
         let current = Dictionary(try ModelFiles.describe(modelsDir: dir).map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
         let config = ContentHash.of(try Wiring.ensembleConfig(modelsDir: dir).jsonData())
+        var found: [String: StaleResults] = [:]
+        for plate in plates {
+            let stale = try find(in: db, plate: plate, modelFiles: current, ensembleConfig: config)
+            if !stale.isEmpty { found[plate] = stale }
+        }
+        return found
+    }
+
+    static func find(in db: any JobStore, plate: String, modelsDir: String) throws -> StaleResults {
+        try find(in: db, plates: [plate], modelsDir: modelsDir)[plate] ?? StaleResults()
+    }
+
+    private static func find(in db: any JobStore, plate: String, modelFiles current: [String: String],
+                             ensembleConfig config: String) throws -> StaleResults {
         var stale = StaleResults()
         var changed = Set<String>()
         for result in try db.resultProvenance(plate: plate) {

@@ -45,13 +45,10 @@ struct Status: ParsableCommand {
         list("Retrying (the last attempt failed; tried again automatically after a back-off):",
              try db.retryingJobs(plate: plate, limit: 50))
         list("Failed jobs (fix the cause, then `plateseg retry`):", try db.failedJobs(plate: plate, limit: 50))
-        let stale = try plates.compactMap { p in
-            let s = try StaleResults.find(in: db, plate: p.plate, modelsDir: modelsDir)
-            return s.isEmpty ? nil : s.describe(plate: p.plate)
-        }
+        let stale = try StaleResults.find(in: db, plates: plates.map(\.plate), modelsDir: modelsDir)
         if !stale.isEmpty {
             print("\nMade by other model files than those in \(modelsDir) now (`plateseg retry --stale` runs them again):")
-            for line in stale { print("  \(line)") }
+            for (plate, s) in stale.sorted(by: { $0.key < $1.key }) { print("  \(s.describe(plate: plate))") }
         }
     }
 

@@ -79,9 +79,12 @@ def warm_start(model: torch.nn.Module, path: Path) -> None:
     meta, tensors = archs_export.read(str(path))
     ours = archs_export.model_metadata(model)
     # the score threshold is chosen at export and does not shape the network; fields newer than
-    # the file are left to the tensor shapes, which load_state_dict checks; a class-specific mask
-    # head may seed a class-agnostic one (the model's `adapt_init` folds it)
-    ignore = {"format_version", "score_threshold", "class_agnostic_masks"}
+    # the file are left to the tensor shapes, which load_state_dict checks
+    ignore = {"format_version", "score_threshold"}
+    # a class-specific mask head may seed a class-agnostic one (the model's `adapt_init` folds
+    # it), not the other way
+    if ours.get("class_agnostic_masks") and not meta.get("class_agnostic_masks"):
+        ignore.add("class_agnostic_masks")
     diff = sorted(k for k in set(meta) & set(ours) if k not in ignore and meta[k] != ours[k])
     if "arch" not in meta and "arch" in ours:
         diff.append("arch")

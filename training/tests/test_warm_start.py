@@ -54,6 +54,9 @@ def test_class_specific_mask_head_seeds_a_class_agnostic_one(tmp_path: Path):
 
     exported = tmp_path / "agnostic.safetensors"
     archs_export.export(target, archs_export.model_metadata(target), str(exported))
+    # the other way (one channel into a class-specific head) is refused by name
+    with pytest.raises(SystemExit, match="class_agnostic_masks"):
+        warm_start(maskrcnn.build(small), exported)
     arch, reloaded = archs_export.load_model(str(exported))
     assert reloaded.cfg.class_agnostic_masks
     assert torch.equal(reloaded.roi_heads.mask_predictor.mask_fcn_logits.weight, got.weight)
