@@ -65,6 +65,9 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
     public var minKeptFraction: Double = 0
     /// For UPerNet alone: its foreground components become instances.
     public var semanticThreshold: Double = 0.5
+    /// How far cells of each type grow into free UPerNet foreground once the vote has drawn
+    /// them (none by default).
+    public var growth = ForegroundGrowth()
 
     // (d) Cell types
     /// How much each model's class call counts in a cell's type, where it should differ from its
@@ -123,7 +126,10 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
             return "minInstanceScoreByType names \(unknown), which is not one of \(classes)"
         }
         if !(0...1).contains(minKeptFraction) { return "minKeptFraction \(minKeptFraction) is not between 0 and 1" }
-        return nil
+        if let unknown = growth.radiusByType.keys.sorted().first(where: { !classes.contains($0) }) {
+            return "growth.radiusByType names \(unknown), which is not one of \(classes)"
+        }
+        return growth.problem
     }
 
     /// Writes the config as pretty-printed JSON (sorted keys, so that fits diff cleanly).
@@ -159,6 +165,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         minKeptFraction = try c.decodeIfPresent(Double.self, forKey: .minKeptFraction) ?? d.minKeptFraction
         minInstanceScoreByType = try c.decodeIfPresent([String: Double].self, forKey: .minInstanceScoreByType) ?? d.minInstanceScoreByType
         typeWeights = try c.decodeIfPresent([EnsembleModel: Double].self, forKey: .typeWeights)
+        growth = try c.decodeIfPresent(ForegroundGrowth.self, forKey: .growth) ?? d.growth
         fit = try c.decodeIfPresent(Fit.self, forKey: .fit)
     }
 }

@@ -81,6 +81,9 @@ public struct Merger: Sendable {
             instances.append(CellInstance(cellType: config.classes[argmax(probs)], classProbabilities: probs, score: c.score,
                                           mask: mask, rle: COCORLE(mask: mask).compressedString))
         }
+        if models.contains(.upernet), let sem = s.semantic {
+            config.growth.grow(&instances, foreground: sem.foreground, width: s.width, height: s.height)
+        }
         let imageProbs = imageClasses(s, models: models)
         return MergedImage(image: s.image, width: s.width, height: s.height,
                            cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,

@@ -32,6 +32,7 @@ public struct WeightFitter: Sendable {
     public static let instanceScoreGrid: [Double] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
     public static let fusionIoUGrid: [Double] = [0.4, 0.55, 0.7]
     public static let keptFractionGrid: [Double] = [0, 0.3, 0.5, 0.7]
+    public static let growthRadiusGrid: [Double] = [0, 10, 20, 40, 80]
 
     public init(start: EnsembleConfig = EnsembleConfig()) { self.start = start }
 
@@ -79,6 +80,12 @@ public struct WeightFitter: Sendable {
         // Then each cell type's own threshold, starting from the common one found above.
         coordinates += start.classes.map { type in
             (Self.instanceScoreGrid, { (c: inout EnsembleConfig, v: Double) in c.minInstanceScoreByType[type] = v })
+        }
+        // And how far each type grows into UPerNet's foreground, where there is one.
+        if models.contains(.upernet) {
+            coordinates += start.classes.map { type in
+                (Self.growthRadiusGrid, { (c: inout EnsembleConfig, v: Double) in c.growth.radiusByType[type] = Int(v) })
+            }
         }
 
         var best = start
