@@ -53,13 +53,17 @@ public struct ForegroundGrowth: Sendable, Equatable, Codable {
             for p in frontier {
                 let o = Int(owner[p])
                 guard reach[o] >= step else { continue }
-                let x = p % width, y = p / width
-                for (ok, q) in [(x > 0, p - 1), (x < width - 1, p + 1), (y > 0, p - width), (y < height - 1, p + width)]
-                where ok && owner[q] < 0 && foreground[q] > t {
+                func take(_ q: Int) {
+                    guard owner[q] < 0, foreground[q] > t else { return }
                     owner[q] = Int32(o)
                     added[o].append(q)
                     next.append(q)
                 }
+                let x = p % width, y = p / width
+                if x > 0 { take(p - 1) }
+                if x < width - 1 { take(p + 1) }
+                if y > 0 { take(p - width) }
+                if y < height - 1 { take(p + width) }
             }
             if next.isEmpty { break }
             frontier = next

@@ -33,6 +33,7 @@ public struct WeightFitter: Sendable {
     public static let fusionIoUGrid: [Double] = [0.4, 0.55, 0.7]
     public static let keptFractionGrid: [Double] = [0, 0.3, 0.5, 0.7]
     public static let growthRadiusGrid: [Double] = [0, 10, 20, 40, 80]
+    public static let growthThresholdGrid: [Double] = [0.2, 0.3, 0.5, 0.7]
 
     public init(start: EnsembleConfig = EnsembleConfig()) { self.start = start }
 
@@ -81,10 +82,17 @@ public struct WeightFitter: Sendable {
         coordinates += start.classes.map { type in
             (Self.instanceScoreGrid, { (c: inout EnsembleConfig, v: Double) in c.minInstanceScoreByType[type] = v })
         }
-        // And how far each type grows into UPerNet's foreground, where there is one.
+        // And how far each type grows into UPerNet's foreground, where there is one. Reach and
+        // foreground threshold trade against each other (a low threshold wants a long reach), so
+        // they are searched together: one search separately is stuck where the other left it.
         if models.contains(.upernet) {
+            let pairs = Self.growthThresholdGrid.flatMap { t in Self.growthRadiusGrid.map { (t, Int($0)) } }
             coordinates += start.classes.map { type in
-                (Self.growthRadiusGrid, { (c: inout EnsembleConfig, v: Double) in c.growth.radiusByType[type] = Int(v) })
+                (pairs.indices.map(Double.init), { (c: inout EnsembleConfig, v: Double) in
+                    let (t, r) = pairs[Int(v)]
+                    c.growth.radiusByType[type] = r
+                    if r > 0 { c.growth.foregroundThreshold = t }
+                })
             }
         }
 

@@ -123,14 +123,10 @@ struct Calibrate: ParsableCommand {
         guard !images.isEmpty else { throw ValidationError("no annotated image with stored tile outputs; run the plate first") }
         let ran = Set(images.flatMap { $0.artifacts.compactMap { EnsembleModel(artifactModel: $0.model) } })
         print("fitting on \(images.count) images with \(ran.map(\.rawValue).sorted().joined(separator: ", ")) outputs")
-        // The cell-type weights are not fitted here (types are not in the score), nor is the
-        // growth's foreground threshold (its radii are): a refit keeps those of the config it replaces.
+        // The cell-type weights are not fitted here (types are not in the score): a refit keeps
+        // those of the config it replaces.
         var start = EnsembleConfig()
-        if FileManager.default.fileExists(atPath: out) {
-            let previous = try EnsembleConfig.load(path: out)
-            start.typeWeights = previous.typeWeights
-            start.growth.foregroundThreshold = previous.growth.foregroundThreshold
-        }
+        if FileManager.default.fileExists(atPath: out) { start.typeWeights = try EnsembleConfig.load(path: out).typeWeights }
         let fitted = try WeightFitter(start: start).fit(images, split: split, models: ran)
         try fitted.jsonData().write(to: URL(fileURLWithPath: out))
         print("fitted on \(images.count) images of split \(split); wrote \(out)")

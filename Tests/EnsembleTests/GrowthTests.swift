@@ -8,7 +8,7 @@ import Testing
 /// Image 100 x 40. Mask R-CNN outlines the astrocyte body (10..<30, 10..<30) and the SH-SY5Y
 /// cell (60..<80, 10..<30). UPerNet also sees a process running right from the body, rows
 /// 18..<22, up to the SH-SY5Y cell at x 60, and a strip x 80..<95 on the SH-SY5Y cell's right
-/// that belongs to no cell.
+/// that belongs to no cell; it is less sure of these (0.4) than of the cell bodies (0.9).
 enum ProcessScene {
     static let width = 100, height = 40
     static let tile = PixelRect(x: 0, y: 0, width: width, height: height)
@@ -17,8 +17,9 @@ enum ProcessScene {
 
     static func inside(_ r: PixelRect, _ x: Int, _ y: Int) -> Bool { (r.x..<r.maxX).contains(x) && (r.y..<r.maxY).contains(y) }
 
-    static func isForeground(_ x: Int, _ y: Int) -> Bool {
-        inside(body, x, y) || inside(neighbour, x, y) || ((18..<22).contains(y) && (30..<95).contains(x))
+    static func foreground(_ x: Int, _ y: Int) -> Float {
+        if inside(body, x, y) || inside(neighbour, x, y) { return 0.9 }
+        return (18..<22).contains(y) && (30..<95).contains(x) ? 0.4 : 0.05
     }
 
     static var artifacts: [TileArtifact] {
@@ -30,7 +31,7 @@ enum ProcessScene {
         var planes = [Float](repeating: 0, count: 4 * n)
         for y in 0..<height {
             for x in 0..<width {
-                let fg: Float = isForeground(x, y) ? 0.9 : 0.05
+                let fg = foreground(x, y)
                 planes[y * width + x] = 1 - fg
                 planes[2 * n + y * width + x] = fg  // astro
             }
@@ -76,6 +77,7 @@ enum ProcessScene {
         #expect(plain.instances.map(\.cellType) == ["astro", "shsy5y"])
         #expect(plain.instances.map(\.area) == [400, 400])
 
+        config.growth.foregroundThreshold = 0.3
         config.growth.radiusByType = ["astro": 20]
         let near = try merge(config)
         #expect(near.instances[0].area == 400 + 20 * 4)  // 20 steps along the 4-pixel-wide process
@@ -91,14 +93,15 @@ enum ProcessScene {
         #expect(try COCORLE(compressed: far.instances[0].rle, width: 100, height: 40).mask() == far.instances[0].mask)
         #expect(SartoriusMetric.score(predicted: far.instances.map(\.mask), truth: ProcessScene.truth).score == 1)
 
-        // A foreground threshold above UPerNet's certainty leaves nothing to grow into.
-        config.growth.foregroundThreshold = 0.95
+        // A foreground threshold above UPerNet's certainty on the process leaves nothing to grow into.
+        config.growth.foregroundThreshold = 0.5
         #expect(try merge(config).instances.map(\.area) == [400, 400])
     }
 
     @Test func withoutUPerNetNothingGrows() throws {
         var config = ProcessScene.config
-        config.growth.radiusByType = ["astro": 80]
+        config.growth = ForegroundGrowth(radiusByType: ["astro": 80], foregroundThreshold: 0.3)
+        #expect(try merge(config).instances.map(\.area) == [520, 400])
         #expect(try merge(config, models: [.maskrcnn]).instances.map(\.area) == [400, 400])
     }
 
@@ -136,7 +139,8 @@ enum ProcessScene {
         #expect(try JSONDecoder().decode(EnsembleConfig.self, from: config.jsonData()).growth == config.growth)
     }
 
-    /// The fit finds how far astrocytes reach, and leaves the type with no processes alone.
+    /// The fit finds how far astrocytes reach and how faint a process may be, and leaves the type
+    /// with no processes alone. Either alone changes nothing here: reach is searched with the threshold.
     @Test func theFitChoosesEachTypesReach() throws {
         let image = CalibrationImage(image: "process", width: ProcessScene.width, height: ProcessScene.height,
                                      artifacts: ProcessScene.artifacts, truth: ProcessScene.truth)
@@ -144,6 +148,7 @@ enum ProcessScene {
         fitter.passes = 1
         let fitted = try fitter.fit([image], split: "a", models: [.maskrcnn, .upernet])
         #expect(fitted.growth.radius("astro") == 40)
+        #expect(fitted.growth.foregroundThreshold < 0.4)
         #expect(fitted.growth.radius("shsy5y") == 0)
         #expect(fitted.fit?.score == 1)
     }
