@@ -20,8 +20,9 @@ public struct MergedImage: Sendable, Equatable {
     public var image: String
     public var width: Int
     public var height: Int
-    /// The image's cell type by weighted vote of the models; nil when no model saw anything.
+    /// The type most of its cells have; nil when it has none.
     public var cellType: String?
+    /// The share of its cells of each type, over `EnsembleConfig.classes` (all 0 without cells).
     public var classProbabilities: [Double]
     public var instances: [CellInstance]
 }
@@ -84,10 +85,18 @@ public struct Merger: Sendable {
         if models.contains(.upernet), let sem = s.semantic {
             config.growth.grow(&instances, foreground: sem.foreground, width: s.width, height: s.height)
         }
-        let imageProbs = imageClasses(s, models: models)
+        return image(s, instances: instances)
+    }
+
+    /// The image's type is counted from its cells, not voted from raw detections: a few
+    /// confident detections of one type (or thousands of faint ones) must not outvote the cells.
+    private func image(_ s: StitchedImage, instances: [CellInstance]) -> MergedImage {
+        var counts = [Double](repeating: 0, count: config.classes.count)
+        for cell in instances { if let i = config.classes.firstIndex(of: cell.cellType) { counts[i] += 1 } }
+        let shares = normalized(counts)
         return MergedImage(image: s.image, width: s.width, height: s.height,
-                           cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,
-                           classProbabilities: imageProbs, instances: instances)
+                           cellType: instances.isEmpty ? nil : config.classes[argmax(shares)],
+                           classProbabilities: shares, instances: instances)
     }
 
     // MARK: (a) box consensus
@@ -293,39 +302,11 @@ public struct Merger: Sendable {
         for c in votes.indices { votes[c] += weight * confidence * dist[c] }
     }
 
-    private func imageClasses(_ s: StitchedImage, models: Set<EnsembleModel>) -> [Double] {
-        var votes = [Double](repeating: 0, count: config.classes.count)
-        for m in [EnsembleModel.yolox, .maskrcnn] where models.contains(m) {
-            var sums = [Double](repeating: 0, count: votes.count)
-            for d in s.detections[m] ?? [] {
-                for c in sums.indices { sums[c] += d.score * d.classProbabilities[c] }
-            }
-            let dist = normalized(sums)
-            for c in votes.indices { votes[c] += config.weight(m) * dist[c] }
-        }
-        if models.contains(.upernet), let sem = s.semantic {
-            let n = s.width * s.height
-            var sums = [Double](repeating: 0, count: votes.count)
-            for c in sums.indices {
-                var t = 0.0
-                for p in 0..<n { t += Double(sem.classes[c * n + p]) }
-                sums[c] = t
-            }
-            let dist = normalized(sums)
-            for c in votes.indices { votes[c] += config.weight(.upernet) * dist[c] }
-        }
-        return normalized(votes)
-    }
-
     // MARK: UPerNet alone
 
     /// Connected components of the thresholded foreground, scored by their mean foreground.
     func semanticInstances(_ s: StitchedImage) -> MergedImage {
-        let imageProbs = imageClasses(s, models: [.upernet])
-        var result = MergedImage(image: s.image, width: s.width, height: s.height,
-                                 cellType: imageProbs.contains { $0 > 0 } ? config.classes[argmax(imageProbs)] : nil,
-                                 classProbabilities: imageProbs, instances: [])
-        guard let sem = s.semantic else { return result }
+        guard let sem = s.semantic else { return image(s, instances: []) }
         let t = Float(config.semanticThreshold)
         let on = sem.foreground.map { $0 > t ? UInt8(1) : 0 }
         let (labels, count) = components(on, width: s.width, height: s.height)
@@ -350,10 +331,9 @@ public struct Merger: Sendable {
             found.append(CellInstance(cellType: config.classes[argmax(probs)], classProbabilities: probs,
                                       score: fg / Double(list.count), mask: mask, rle: COCORLE(mask: mask).compressedString))
         }
-        result.instances = found.enumerated().sorted {
+        return image(s, instances: found.enumerated().sorted {
             $0.element.score != $1.element.score ? $0.element.score > $1.element.score : $0.offset < $1.offset
-        }.map(\.element)
-        return result
+        }.map(\.element))
     }
 }
 

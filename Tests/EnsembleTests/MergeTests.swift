@@ -268,6 +268,27 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         #expect(abs(reweighted.classProbabilities.reduce(0, +) - 1) < 1e-9)
     }
 
+    /// Two astrocytes and one confident SH-SY5Y detection: the image is what most of its cells
+    /// are, however sure the one odd detection is.
+    @Test func theImageTypeIsCountedFromItsCells() throws {
+        let tile = PixelRect(x: 0, y: 0, width: 100, height: 40)
+        let mr = TileArtifact(model: "maskrcnn", tile: tile, classes: PerfectModels.classes, detections: [
+            Detection(box: Box(x0: 5, y0: 5, x1: 25, y1: 25), score: 0.95, classProbabilities: [1, 0, 0]),
+            Detection(box: Box(x0: 40, y0: 5, x1: 60, y1: 25), score: 0.4, classProbabilities: [0, 1, 0]),
+            Detection(box: Box(x0: 70, y0: 5, x1: 90, y1: 25), score: 0.4, classProbabilities: [0, 1, 0]),
+        ], masks: [softMask(1), softMask(1), softMask(1)])
+        var config = EnsembleConfig()
+        config.minInstanceScore = 0.1
+        let merged = try Merger(config: config).merge(image: "mixed", width: 100, height: 40, artifacts: [mr], models: [.maskrcnn])
+        #expect(merged.instances.map(\.cellType) == ["shsy5y", "astro", "astro"])
+        #expect(merged.cellType == "astro")
+        #expect(merged.classProbabilities.map { ($0 * 3).rounded() } == [1, 2, 0])
+        let empty = try Merger(config: config).merge(image: "none", width: 100, height: 40,
+                                                     artifacts: [TileArtifact(model: "maskrcnn", tile: tile, classes: PerfectModels.classes)],
+                                                     models: [.maskrcnn])
+        #expect(empty.cellType == nil && empty.classProbabilities == [0, 0, 0])
+    }
+
     @Test func cellTypesMayBeVotedWithTheirOwnWeights() throws {
         let tile = PixelRect(x: 0, y: 0, width: 60, height: 60)
         let box = Box(x0: 10, y0: 10, x1: 40, y1: 40)
