@@ -21,8 +21,9 @@ public struct ForegroundGrowth: Sendable, Equatable, Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        radiusByType = try c.decodeIfPresent([String: Int].self, forKey: .radiusByType) ?? [:]
-        foregroundThreshold = try c.decodeIfPresent(Double.self, forKey: .foregroundThreshold) ?? 0.5
+        let d = ForegroundGrowth()
+        radiusByType = try c.decodeIfPresent([String: Int].self, forKey: .radiusByType) ?? d.radiusByType
+        foregroundThreshold = try c.decodeIfPresent(Double.self, forKey: .foregroundThreshold) ?? d.foregroundThreshold
     }
 
     func radius(_ type: String) -> Int { max(0, radiusByType[type] ?? 0) }

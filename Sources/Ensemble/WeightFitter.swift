@@ -86,12 +86,15 @@ public struct WeightFitter: Sendable {
         // foreground threshold trade against each other (a low threshold wants a long reach), so
         // they are searched together: one search separately is stuck where the other left it.
         if models.contains(.upernet) {
-            let pairs = Self.growthThresholdGrid.flatMap { t in Self.growthRadiusGrid.map { (t, Int($0)) } }
+            // No growth is one candidate, whatever the threshold (which it leaves alone).
+            let reaches = Self.growthRadiusGrid.map(Int.init)
+            let pairs: [(threshold: Double?, radius: Int)] = [(nil, 0)]
+                + Self.growthThresholdGrid.flatMap { t in reaches.filter { $0 > 0 }.map { (t, $0) } }
             coordinates += start.classes.map { type in
                 (pairs.indices.map(Double.init), { (c: inout EnsembleConfig, v: Double) in
-                    let (t, r) = pairs[Int(v)]
-                    c.growth.radiusByType[type] = r
-                    if r > 0 { c.growth.foregroundThreshold = t }
+                    let pair = pairs[Int(v)]
+                    c.growth.radiusByType[type] = pair.radius
+                    if let t = pair.threshold { c.growth.foregroundThreshold = t }
                 })
             }
         }
