@@ -55,6 +55,8 @@ class MaskRCNNConfig:
     max_detections: int = 1000
     frozen_bn: bool = True
     class_agnostic_masks: bool = False
+    # inference also runs on the mirror image and fuses both (fuse_flip); the engine reads it too
+    test_time_flip: bool = False
 
 
 class ClassAgnosticMaskPredictor(MaskRCNNPredictor):
@@ -151,6 +153,7 @@ def metadata(cfg: MaskRCNNConfig) -> dict:
         "roi_sampling_ratio": 2,
         "mask_size": 28,
         "class_agnostic_masks": cfg.class_agnostic_masks,
+        "test_time_flip": cfg.test_time_flip,
         "bn_eps": BN_EPS,
     }
 
@@ -158,3 +161,130 @@ def metadata(cfg: MaskRCNNConfig) -> dict:
 def preprocess(gray: torch.Tensor, cfg: MaskRCNNConfig) -> torch.Tensor:
     """(H, W) uint8 -> (in_channels, H, W) float in [0, 1]; the model's transform normalises and pads."""
     return (gray.float() / 255.0)[None].expand(cfg.in_channels, -1, -1).contiguous()
+
+
+@dataclass
+class Detections:
+    """One pass's detections in tile pixels: boxes (N, 4) x0 y0 x1 y1, scores (N,), labels (N,)
+    0-based over the cell classes, probabilities (N, classes) of the proposal each came from, and
+    masks (N, M, M) as probabilities over each box."""
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    probabilities: torch.Tensor
+    masks: torch.Tensor
+
+    def mirrored(self, width: float) -> "Detections":
+        """The same detections seen in the tile mirrored left-right (x -> width - x)."""
+        b = self.boxes
+        boxes = torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1)
+        return Detections(boxes, self.scores, self.labels, self.probabilities, self.masks.flip(-1))
+
+
+@torch.no_grad()
+def detect(model: MaskRCNN, x: torch.Tensor) -> Detections:
+    """torchvision's inference up to the M x M masks (before they are pasted into the tile), with
+    each detection's class probabilities: the softmax of its proposal over the cell classes."""
+    from torchvision.models.detection.roi_heads import maskrcnn_inference
+    from torchvision.ops import boxes as box_ops
+    import torch.nn.functional as F
+
+    rh = model.roi_heads
+    images, _ = model.transform([x])
+    features = model.backbone(images.tensors)
+    proposals, _ = model.rpn(images, features)
+    box_features = rh.box_head(rh.box_roi_pool(features, proposals, images.image_sizes))
+    class_logits, box_regression = rh.box_predictor(box_features)
+    # torchvision's postprocess_detections, re-derived so each detection keeps its proposal
+    P, n = class_logits.shape
+    soft = F.softmax(class_logits, -1)
+    dec = rh.box_coder.decode(box_regression, proposals)
+    dec = box_ops.clip_boxes_to_image(dec, images.image_sizes[0])[:, 1:].reshape(-1, 4)
+    sc = soft[:, 1:].reshape(-1)
+    src = torch.arange(P)[:, None].expand(P, n - 1).reshape(-1)
+    lab = torch.arange(1, n)[None].expand(P, n - 1).reshape(-1)
+    keep = torch.where(sc > rh.score_thresh)[0]
+    dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
+    keep = box_ops.remove_small_boxes(dec, 1e-2)
+    dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
+    keep = box_ops.batched_nms(dec, sc, lab, rh.nms_thresh)[: rh.detections_per_img]
+    dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
+    fg = soft[src, 1:]
+    mask_logits = rh.mask_predictor(rh.mask_head(rh.mask_roi_pool(features, [dec], images.image_sizes)))
+    masks = maskrcnn_inference(mask_logits, [lab])[0][:, 0]
+    return Detections(dec, sc, lab - 1, fg / fg.sum(1, keepdim=True), masks)
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    from torchvision.ops import box_iou as iou
+    return iou(a, b)
+
+
+def resample_mask(mask: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """An M x M mask over box `source` sampled (bilinear, edges held) at the cell centres of an
+    M x M grid over box `target`."""
+    M = mask.shape[-1]
+    centres = (torch.arange(M, dtype=torch.float32) + 0.5) / M
+
+    def coords(lo_t, hi_t, lo_s, hi_s):
+        pos = lo_t + centres * (hi_t - lo_t)
+        g = ((pos - lo_s) / max(float(hi_s - lo_s), 1e-6) * M - 0.5).clamp(0, M - 1)
+        i0 = g.floor().long().clamp(max=M - 2) if M > 1 else g.floor().long()
+        return i0, g - i0
+
+    x0, fx = coords(target[0], target[2], source[0], source[2])
+    y0, fy = coords(target[1], target[3], source[1], source[3])
+    top = mask[y0][:, x0] * (1 - fx) + mask[y0][:, x0 + 1] * fx
+    bottom = mask[y0 + 1][:, x0] * (1 - fx) + mask[y0 + 1][:, x0 + 1] * fx
+    return top * (1 - fy[:, None]) + bottom * fy[:, None]
+
+
+def fuse_flip(a: Detections, b: Detections, match_iou: float = 0.5, limit: int | None = None) -> Detections:
+    """Horizontal-flip test-time augmentation: `a` from the tile, `b` from its mirror image already
+    mirrored back. In `a`'s score order each detection pairs with the unpaired one of `b` of the
+    same class whose box overlaps it most (IoU > match_iou); a pair becomes one detection with
+    the mean box, score and probabilities and the mean of both masks resampled onto that box. A
+    detection only one pass made keeps half its score. Sorted by score, best `limit` kept."""
+    iou = box_iou(a.boxes, b.boxes) if len(a.scores) and len(b.scores) else torch.zeros(len(a.scores), len(b.scores))
+    iou = torch.where(a.labels[:, None] == b.labels[None, :], iou, torch.zeros_like(iou))
+    taken = torch.zeros(len(b.scores), dtype=torch.bool)
+    pairs = []
+    for i in sorted(range(len(a.scores)), key=lambda k: (-float(a.scores[k]), k)):
+        row = torch.where(taken, torch.zeros_like(iou[i]), iou[i]) if len(b.scores) else iou[i]
+        if len(row) == 0:
+            continue
+        j = int(torch.argmax(row))  # first of equal maxima
+        if float(row[j]) > match_iou:
+            taken[j] = True
+            pairs.append((i, j))
+    paired_a = {i for i, _ in pairs}
+    boxes, scores, labels, probs, masks = [], [], [], [], []
+    for i, j in pairs:
+        box = (a.boxes[i] + b.boxes[j]) / 2
+        boxes.append(box)
+        scores.append((a.scores[i] + b.scores[j]) / 2)
+        labels.append(a.labels[i])
+        probs.append((a.probabilities[i] + b.probabilities[j]) / 2)
+        masks.append((resample_mask(a.masks[i], a.boxes[i], box) + resample_mask(b.masks[j], b.boxes[j], box)) / 2)
+    for d, alone in ((a, [i for i in range(len(a.scores)) if i not in paired_a]),
+                     (b, [j for j in range(len(b.scores)) if not taken[j]])):
+        for k in alone:
+            boxes.append(d.boxes[k])
+            scores.append(d.scores[k] / 2)
+            labels.append(d.labels[k])
+            probs.append(d.probabilities[k])
+            masks.append(d.masks[k])
+    if not boxes:
+        return a
+    scores_t = torch.stack(scores)
+    order = sorted(range(len(scores)), key=lambda k: (-float(scores_t[k]), k))[:limit]
+    pick = lambda xs: torch.stack([xs[k] for k in order])  # noqa: E731
+    return Detections(pick(boxes), scores_t[order], pick(labels), pick(probs), pick(masks))
+
+
+@torch.no_grad()
+def detect_with_flip(model: MaskRCNN, x: torch.Tensor) -> Detections:
+    """`detect` on the tile and on its mirror image, fused by `fuse_flip`."""
+    width = float(x.shape[-1])
+    return fuse_flip(detect(model, x), detect(model, x.flip(-1)).mirrored(width),
+                     limit=model.roi_heads.detections_per_img)

@@ -145,8 +145,22 @@ def make_maskrcnn():
     tensors = export.export(model, meta, "/dev/null", torch.float32)
     reload(model, tensors)
     expected = maskrcnn_reference(model, tile())
+    # the same network with test-time flip: the fused detections (engine: FlipFusion)
+    fused = maskrcnn.detect_with_flip(model, maskrcnn.preprocess(tile(), cfg))
+    expected.update({"flip.boxes": fused.boxes, "flip.scores": fused.scores, "flip.labels": fused.labels.float(),
+                     "flip.probabilities": fused.probabilities, "flip.masks": fused.masks})
+    # a random network sees other cells in the mirror image, so nothing pairs above: pairing and
+    # resampling are checked on the detections against a copy of them shifted by an eighth of each
+    # box, rescored, with reversed probabilities and transposed masks (all 84 pair)
+    a = maskrcnn.detect(model, maskrcnn.preprocess(tile(), cfg))
+    size = torch.stack([a.boxes[:, 2] - a.boxes[:, 0], a.boxes[:, 3] - a.boxes[:, 1]] * 2, 1)
+    b = maskrcnn.Detections(a.boxes + 0.125 * size, a.scores * 0.8, a.labels,
+                            a.probabilities.flip(-1), a.masks.transpose(-1, -2))
+    paired = maskrcnn.fuse_flip(a, b, limit=cfg.max_detections)
+    expected.update({"pairs.boxes": paired.boxes, "pairs.scores": paired.scores, "pairs.probabilities": paired.probabilities,
+                     "pairs.masks": paired.masks})
     print(f"maskrcnn: {sum(p.numel() for p in model.parameters())} parameters, {len(expected['proposals'])} proposals, "
-          f"{len(expected['boxes'])} detections")
+          f"{len(expected['boxes'])} detections, {len(fused.scores)} with flip")
     write("maskrcnn", model, meta, torch.float32, expected)
 
 

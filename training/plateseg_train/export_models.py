@@ -48,6 +48,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="default: models/<model>.safetensors")
     p.add_argument("--score-thresh", type=float, default=None,
                    help="detection score threshold stored in the metadata (the one chosen on val)")
+    p.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="maskrcnn: also run on the mirror image and fuse both (archs.maskrcnn.fuse_flip); "
+                        "default: as the checkpoint or file says")
     p.add_argument("--dtype", default="int8", choices=["int8", "float16", "float32"],
                    help="stored precision: int8 = conv/linear weights per output channel + f16 rest "
                         "(a quarter of float32), float16 halves it; the engine reads all three")
@@ -67,6 +70,10 @@ def main(argv=None) -> int:
     if args.score_thresh is not None and args.model == "upernet":
         p.error("--score-thresh applies to maskrcnn and yolox only")
     set_score_threshold(args.model, model, args.score_thresh)
+    if args.test_time_flip is not None:
+        if args.model != "maskrcnn":
+            p.error("--test-time-flip applies to maskrcnn only")
+        model.cfg.test_time_flip = args.test_time_flip
     meta = archs_export.model_metadata(model)
     stored = archs_export.export(model, meta, out, dtype=getattr(torch, args.dtype))
     # the reference is the checkpoint rounded to the stored precision, as the engine will see it

@@ -32,6 +32,8 @@ struct MaskRCNNConfig: Decodable, Sendable {
     /// One mask channel for every class, so the box head's guess does not pick the mask's shape.
     /// Absent in files from before it existed: class-specific.
     var classAgnosticMasks: Bool?
+    /// Run on the tile and on its mirror image and fuse the two (`FlipFusion`). Absent: off.
+    var testTimeFlip: Bool?
 }
 
 /// torchvision's FeaturePyramidNetwork with LastLevelMaxPool: P2..P5 from 1x1 laterals summed
@@ -290,15 +292,39 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         return nonMaximumSuppression(candidates, threshold: config.nmsThreshold, byClass: true, limit: config.maxDetections)
     }
 
+    /// The detections and their masks (probabilities over each box), with the mirror image's look
+    /// fused in when the file asks for it.
+    func detect(_ tile: GrayImage) throws -> BoxMaskedDetections {
+        let direct = try look(tile)
+        guard config.testTimeFlip == true else { return direct }
+        let mirror = try look(tile.mirroredLeftRight).mirrored(width: Float(tile.width))
+        return FlipFusion(limit: config.maxDetections).fuse(direct, mirror)
+    }
+
+    private func look(_ tile: GrayImage) throws -> BoxMaskedDetections {
+        let t = try trace(tile)
+        return BoxMaskedDetections(detections: t.detections, masks: t.maskLogits.map { $0.map(sigmoid) })
+    }
+
     /// Boxes, scores and class probabilities per detection, plus its soft M x M mask over its box.
     /// `Detection` has no label of its own: its class probabilities are those of the proposal it
     /// came from, so a class-specific box whose class is not that proposal's best reports the best.
     public func run(_ tile: GrayImage) throws -> TileArtifact {
-        let t = try trace(tile)
+        let found = try detect(tile)
         let S = config.maskSize
         return TileArtifact(
             model: kind.rawValue, tile: PixelRect(x: 0, y: 0, width: tile.width, height: tile.height), classes: classes,
-            detections: t.detections.map { Detection(box: $0.box, score: $0.score, classProbabilities: $0.probabilities) },
-            masks: t.maskLogits.map { ProbabilityMap(channels: 1, width: S, height: S, probabilities: $0.map(sigmoid)) })
+            detections: found.detections.map { Detection(box: $0.box, score: $0.score, classProbabilities: $0.probabilities) },
+            masks: found.masks.map { ProbabilityMap(channels: 1, width: S, height: S, probabilities: $0) })
+    }
+}
+
+private extension GrayImage {
+    var mirroredLeftRight: GrayImage {
+        var out = self
+        for y in 0..<height {
+            for x in 0..<width { out.pixels[y * width + x] = pixels[y * width + width - 1 - x] }
+        }
+        return out
     }
 }
