@@ -109,4 +109,49 @@ import Testing
             return path == mismatched && tensor.hasPrefix(logits)
         }
     }
+
+    /// `input_scale` 1.5: the network sees the tile bilinearly scaled (as PyTorch's interpolate)
+    /// and boxes come back in tile pixels (training/parity/make_fixtures.py, "scaled.*"). The
+    /// fixture's objectness and class logits are scaled down there by powers of two, so scores
+    /// do not saturate into ties; the same here.
+    @Test func scaledInputMatchesPyTorch() throws {
+        let expected = try Fixture.expected("maskrcnn")
+        let file = try SafeTensorsFile(path: Fixture.path("maskrcnn.safetensors"))
+        let factors: [String: Float] = ["rpn.head.cls_logits.": 0.125, "roi_heads.box_predictor.cls_score.": 0.0625]
+        var b = SafeTensorsBuilder()
+        for name in file.entries.keys.sorted() {
+            let e = file.entries[name]!
+            let factor = factors.first { name.hasPrefix($0.key) }?.value ?? 1
+            b.add(name, f32: try file.floats(name, shape: e.shape).map { $0 * factor }, shape: e.shape)
+        }
+        var meta = try #require(JSONSerialization.jsonObject(with: Data(file.metadata["plateseg"]!.utf8)) as? [String: Any])
+        meta["input_scale"] = 1.5
+        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
+        let model = try #require(try ModelLoader.load(path: b.write("maskrcnn-scaled.safetensors")) as? MaskRCNN)
+        let tile = try expected.tile()
+        #expect(model.inputSize(tile) == (270, 375))
+        let found = try model.detect(tile)
+        let boxes = try expected.values("scaled.boxes"), scores = try expected.values("scaled.scores")
+        let labels = try expected.values("scaled.labels"), masks = try expected.values("scaled.masks")
+        #expect(found.detections.count == scores.count)
+        for (i, d) in found.detections.enumerated() where i < scores.count {
+            let want = Box(x0: boxes[4 * i], y0: boxes[4 * i + 1], x1: boxes[4 * i + 2], y1: boxes[4 * i + 3])
+            // a box 85 px tall decoded through exp(): float rounding reaches a few thousandths
+            let close = abs(d.box.x0 - want.x0) < 5e-3 && abs(d.box.y0 - want.y0) < 5e-3 && abs(d.box.x1 - want.x1) < 5e-3
+                && abs(d.box.y1 - want.y1) < 5e-3
+            #expect(close && abs(d.score - scores[i]) < 1e-4 && d.label == Int(labels[i]), "detection \(i)")
+        }
+        #expect(found.detections.allSatisfy { $0.box.x1 <= Float(tile.width) && $0.box.y1 <= Float(tile.height) })
+        let got = found.masks.flatMap { $0 }
+        #expect(got.count == masks.count)
+        #expect(zip(got, masks).allSatisfy { abs($0 - $1) < 1e-3 })
+
+        meta["input_scale"] = 0
+        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
+        let bad = try b.write("maskrcnn-scale-0.safetensors")
+        #expect { try ModelLoader.load(path: bad) } throws: { e in
+            guard case let ModelError.badMetadata(path, reason) = e else { return false }
+            return path == bad && reason.contains("input_scale")
+        }
+    }
 }

@@ -6,8 +6,9 @@ roi_heads.mask_predictor.*).
 Differences from torchvision's defaults, all recorded in the exported metadata:
 - 1 input channel (gray) by default, or gray replicated to 3 (in_channels=3, e.g. ImageNet weights);
 - anchors sized for 10-60 px cells;
-- the tile is never resized (torchvision would rescale to min_size/max_size); it is only padded to
-  a multiple of 32, so boxes come out in tile pixels;
+- the tile is never resized to torchvision's min_size/max_size; it is scaled by a fixed
+  `input_scale` (1: not at all; above 1 small cells cover more feature pixels) and padded to a
+  multiple of 32, and boxes come back in tile pixels;
 - up to 1000 detections per tile;
 - optionally one mask channel for all classes (`class_agnostic_masks`), so a cell's mask shape does
   not depend on which class the box head guessed.
@@ -57,6 +58,8 @@ class MaskRCNNConfig:
     class_agnostic_masks: bool = False
     # inference also runs on the mirror image and fuses both (fuse_flip); the engine reads it too
     test_time_flip: bool = False
+    # the tile (and in training its boxes and masks) is scaled by this before the network
+    input_scale: float = 1.0
 
 
 class ClassAgnosticMaskPredictor(MaskRCNNPredictor):
@@ -83,11 +86,35 @@ def fold_mask_predictor(tensors: dict, cfg: MaskRCNNConfig) -> dict:
     return out
 
 
-class NoResizeTransform(GeneralizedRCNNTransform):
-    """Normalise and pad to 32 like torchvision, but keep the tile's own scale."""
+class FixedScaleTransform(GeneralizedRCNNTransform):
+    """Normalise and pad to 32 like torchvision, but scale every tile by one fixed factor (bilinear,
+    half-pixel centres) instead of to min_size/max_size; torchvision's postprocess maps boxes and
+    masks back to the tile."""
+
+    def __init__(self, scale: float, **kw):
+        super().__init__(**kw)
+        self.scale = scale
 
     def resize(self, image, target=None):
+        if self.scale == 1:
+            return image, target
+        h, w = image.shape[-2:]
+        size = scaled_size(h, w, self.scale)
+        image = torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+        if target is not None:
+            target = dict(target)
+            ratio = torch.tensor([size[1] / w, size[0] / h] * 2, dtype=torch.float32)
+            target["boxes"] = target["boxes"] * ratio
+            if "masks" in target and len(target["masks"]):
+                m = torch.nn.functional.interpolate(target["masks"][:, None].float(), size=size, mode="bilinear",
+                                                    align_corners=False)[:, 0]
+                target["masks"] = (m >= 0.5).to(target["masks"].dtype)
         return image, target
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The network's input size for a tile; the engine rounds the same way (half away from zero)."""
+    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def build(cfg: MaskRCNNConfig) -> MaskRCNN:
@@ -122,7 +149,8 @@ def build(cfg: MaskRCNNConfig) -> MaskRCNN:
         mask_predictor=(ClassAgnosticMaskPredictor if cfg.class_agnostic_masks else MaskRCNNPredictor)(
             cfg.mask_channels, cfg.mask_channels, n),
     )
-    model.transform = NoResizeTransform(min_size=520, max_size=704, image_mean=cfg.mean, image_std=cfg.std)
+    model.transform = FixedScaleTransform(cfg.input_scale, min_size=520, max_size=704, image_mean=cfg.mean,
+                                          image_std=cfg.std)
     model.cfg = cfg
     return model
 
@@ -154,6 +182,7 @@ def metadata(cfg: MaskRCNNConfig) -> dict:
         "mask_size": 28,
         "class_agnostic_masks": cfg.class_agnostic_masks,
         "test_time_flip": cfg.test_time_flip,
+        "input_scale": cfg.input_scale,
         "bn_eps": BN_EPS,
     }
 
@@ -212,6 +241,9 @@ def detect(model: MaskRCNN, x: torch.Tensor) -> Detections:
     fg = soft[src, 1:]
     mask_logits = rh.mask_predictor(rh.mask_head(rh.mask_roi_pool(features, [dec], images.image_sizes)))
     masks = maskrcnn_inference(mask_logits, [lab])[0][:, 0]
+    # back to tile pixels as torchvision's postprocess does (masks are relative to their boxes)
+    from torchvision.models.detection.transform import resize_boxes
+    dec = resize_boxes(dec, images.image_sizes[0], list(x.shape[-2:]))
     return Detections(dec, sc, lab - 1, fg / fg.sum(1, keepdim=True), masks)
 
 

@@ -10,6 +10,7 @@ demo image. The reference runs on the weights as stored (after the dtype cast). 
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -157,6 +158,19 @@ def make_maskrcnn():
     b = maskrcnn.Detections(a.boxes + 0.125 * size, a.scores * 0.8, a.labels,
                             a.probabilities.flip(-1), a.masks.transpose(-1, -2))
     paired = maskrcnn.fuse_flip(a, b, limit=cfg.max_detections)
+    # the same network on the tile scaled by 1.5 (boxes back in tile pixels). Here this random
+    # network saturates objectness and class scores at 1, and ties leave NMS's order to the sort
+    # (torch's is not stable), so those logits are scaled down by powers of two (exact in float;
+    # the engine's test scales the same tensors)
+    soft = copy.deepcopy(model)
+    with torch.no_grad():
+        for layer, factor in ((soft.rpn.head.cls_logits, 0.125), (soft.roi_heads.box_predictor.cls_score, 0.0625)):
+            layer.weight.mul_(factor)
+            layer.bias.mul_(factor)
+    soft.transform.scale = 1.5
+    scaled = maskrcnn.detect(soft, maskrcnn.preprocess(tile(), cfg))
+    expected.update({"scaled.boxes": scaled.boxes, "scaled.scores": scaled.scores, "scaled.labels": scaled.labels.float(),
+                     "scaled.masks": scaled.masks})
     expected.update({"pairs.boxes": paired.boxes, "pairs.scores": paired.scores, "pairs.probabilities": paired.probabilities,
                      "pairs.masks": paired.masks})
     print(f"maskrcnn: {sum(p.numel() for p in model.parameters())} parameters, {len(expected['proposals'])} proposals, "

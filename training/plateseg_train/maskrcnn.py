@@ -143,6 +143,9 @@ def main(argv=None):
                    help="scale a type's share of sampled images (default shsy5y=2 astro=1 cort=1)")
     t.add_argument("--class-agnostic-masks", action="store_true",
                    help="one mask channel for all types (with --init: the mean of the file's channels)")
+    t.add_argument("--input-scale", type=float, default=1.0,
+                   help="scale crops (and at inference tiles) by this before the network: small cells "
+                        "then cover more feature pixels, at input_scale^2 the compute")
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--lr", type=float, default=3e-4)
@@ -173,6 +176,7 @@ def main(argv=None):
         bank = data.ImageBank(train + val)
         arch = asdict(default_config())
         arch["class_agnostic_masks"] = args.class_agnostic_masks
+        arch["input_scale"] = args.input_scale
         model = build(arch)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
         stop_at = parse_stop_at(args.stop_at)

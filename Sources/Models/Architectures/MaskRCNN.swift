@@ -34,6 +34,9 @@ struct MaskRCNNConfig: Decodable, Sendable {
     var classAgnosticMasks: Bool?
     /// Run on the tile and on its mirror image and fuse the two (`FlipFusion`). Absent: off.
     var testTimeFlip: Bool?
+    /// The tile is scaled by this (bilinear) before the network, so small cells cover more feature
+    /// pixels; boxes come back in tile pixels. Absent: 1.
+    var inputScale: Double?
 }
 
 /// torchvision's FeaturePyramidNetwork with LastLevelMaxPool: P2..P5 from 1x1 laterals summed
@@ -125,6 +128,9 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         guard c.mean.count == c.inChannels, c.std.count == c.inChannels else {
             throw ModelError.badMetadata(file: file, reason: "mean/std need one value per input channel (\(c.inChannels))")
         }
+        if let s = c.inputScale, !(s > 0 && s <= 4) {
+            throw ModelError.badMetadata(file: file, reason: "input_scale \(s) (expected above 0 and at most 4)")
+        }
         guard c.maskSize == 28 else { throw ModelError.badMetadata(file: file, reason: "mask_size \(c.maskSize) (torchvision's heads give 28)") }
         config = c
         let bb = weights.scoped("backbone")
@@ -168,26 +174,61 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         }
     }
 
+    /// The network's input size for a tile: scaled by `inputScale`, rounded half up (as the
+    /// reference's `scaled_size`).
+    func inputSize(_ tile: GrayImage) -> (height: Int, width: Int) {
+        let s = config.inputScale ?? 1
+        return (Int(Double(tile.height) * s + 0.5), Int(Double(tile.width) * s + 0.5))
+    }
+
     func preprocess(_ tile: GrayImage) throws -> Tensor {
         let m = config.padMultiple, C = config.inChannels
-        let H = (tile.height + m - 1) / m * m, W = (tile.width + m - 1) / m * m
+        let (h, w) = inputSize(tile)
+        let H = (h + m - 1) / m * m, W = (w + m - 1) / m * m
         let t = try Tensor(shape: [1, C, H, W])
         let p = t.data
         for i in 0..<(H * W * C) { p[i] = 0 }  // torchvision pads after normalising, with zeros
         let scale = (0..<C).map { 1 / (255 * config.std[$0]) }
         let shift = (0..<C).map { -config.mean[$0] / config.std[$0] }
-        for y in 0..<tile.height {
-            for x in 0..<tile.width {
-                let v = Float(tile.pixels[y * tile.width + x])
+        let gray = (h, w) == (tile.height, tile.width) ? tile.pixels.map(Float.init) : Self.bilinear(tile, height: h, width: w)
+        for y in 0..<h {
+            for x in 0..<w {
+                let v = gray[y * w + x]
                 for c in 0..<C { p[(y * W + x) * C + c] = v * scale[c] + shift[c] }
             }
         }
         return t
     }
 
+    /// PyTorch's bilinear interpolation with half-pixel centres (align_corners=False): source
+    /// coordinate (d + 0.5) * in / out - 0.5, clamped at 0, neighbours clamped at the edge.
+    static func bilinear(_ tile: GrayImage, height: Int, width: Int) -> [Float] {
+        func taps(_ n: Int, _ size: Int) -> [(Int, Int, Float)] {
+            let ratio = Float(size) / Float(n)
+            return (0..<n).map { d in
+                let source = max(ratio * (Float(d) + 0.5) - 0.5, 0)
+                let i = Int(source)
+                return (i, i < size - 1 ? i + 1 : i, source - Float(i))
+            }
+        }
+        let ys = taps(height, tile.height), xs = taps(width, tile.width)
+        let src = tile.pixels.map(Float.init), sw = tile.width
+        var out = [Float](repeating: 0, count: height * width)
+        for (y, (y0, y1, fy)) in ys.enumerated() {
+            for (x, (x0, x1, fx)) in xs.enumerated() {
+                let top = (1 - fx) * src[y0 * sw + x0] + fx * src[y0 * sw + x1]
+                let bottom = (1 - fx) * src[y1 * sw + x0] + fx * src[y1 * sw + x1]
+                out[y * width + x] = (1 - fy) * top + fy * bottom
+            }
+        }
+        return out
+    }
+
+    /// Everything in the network's input pixels (the tile scaled by `inputScale`).
     func trace(_ tile: GrayImage) throws -> MaskRCNNTrace {
         var out = MaskRCNNTrace()
-        let imageW = Float(tile.width), imageH = Float(tile.height)
+        let size = inputSize(tile)
+        let imageW = Float(size.width), imageH = Float(size.height)
         let input = try preprocess(tile)
         let features = try fpn(body(input))
         out.proposals = try proposals(features, input: input, imageW: imageW, imageH: imageH, trace: &out)
@@ -303,7 +344,17 @@ public final class MaskRCNN: Model, @unchecked Sendable {
 
     private func look(_ tile: GrayImage) throws -> BoxMaskedDetections {
         let t = try trace(tile)
-        return BoxMaskedDetections(detections: t.detections, masks: t.maskLogits.map { $0.map(sigmoid) })
+        var detections = t.detections
+        let size = inputSize(tile)
+        if size != (tile.height, tile.width) {
+            // back to tile pixels as torchvision's postprocess (resize_boxes) does
+            let rx = Float(tile.width) / Float(size.width), ry = Float(tile.height) / Float(size.height)
+            for i in detections.indices {
+                let b = detections[i].box
+                detections[i].box = Box(x0: b.x0 * rx, y0: b.y0 * ry, x1: b.x1 * rx, y1: b.y1 * ry)
+            }
+        }
+        return BoxMaskedDetections(detections: detections, masks: t.maskLogits.map { $0.map(sigmoid) })
     }
 
     /// Boxes, scores and class probabilities per detection, plus its soft M x M mask over its box.
