@@ -198,7 +198,9 @@ def maskrcnn_reference(model, gray: torch.Tensor) -> dict:
         mask_logits = rh.mask_predictor(rh.mask_head(rh.mask_roi_pool(features, boxes, images.image_sizes)))
         masks = maskrcnn_inference(mask_logits, labels)[0][:, 0]
         full = model([x])[0]
-        assert torch.equal(full["boxes"], boxes[0]) and torch.equal(full["labels"], labels[0])
+        from torchvision.models.detection.transform import resize_boxes
+        in_tile = resize_boxes(boxes[0], images.image_sizes[0], list(x.shape[-2:]))  # input_scale
+        assert torch.equal(full["boxes"], in_tile) and torch.equal(full["labels"], labels[0])
 
         # class probabilities of each detection: the softmax of the proposal it came from, over the
         # cell classes only. Re-derive torchvision's (proposal, class) selection to find it.

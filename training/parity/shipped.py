@@ -58,10 +58,12 @@ def main(argv: list[str]) -> int:
             image = os.path.abspath(os.path.join(DATA, "images", "train", f"{image_id}.png"))
             gray = torch.from_numpy(np.array(Image.open(image).convert("L")))
             expected = references[arch](model, gray)
-            if arch == "maskrcnn" and model.cfg.test_time_flip:
-                # the engine's output is the fusion of the tile's and its mirror image's detections
-                from training.archs.maskrcnn import detect_with_flip, preprocess
-                fused = detect_with_flip(model, preprocess(gray, model.cfg))
+            if arch == "maskrcnn" and (model.cfg.test_time_flip or model.cfg.input_scale != 1):
+                # the engine's output: boxes in tile pixels, and with test-time flip the fusion of
+                # the tile's and its mirror image's detections
+                from training.archs.maskrcnn import detect, detect_with_flip, preprocess
+                look = detect_with_flip if model.cfg.test_time_flip else detect
+                fused = look(model, preprocess(gray, model.cfg))
                 expected.update({"boxes": fused.boxes, "scores": fused.scores, "labels": fused.labels.float(),
                                  "probabilities": fused.probabilities, "masks": fused.masks})
             info = {"image": image, "crop": [0, 0, gray.shape[1], gray.shape[0]], "model": f"{arch}.safetensors"}
