@@ -210,25 +210,17 @@ class Detections:
         return Detections(boxes, self.scores, self.labels, self.probabilities, self.masks.flip(-1))
 
 
-@torch.no_grad()
-def detect(model: MaskRCNN, x: torch.Tensor) -> Detections:
-    """torchvision's inference up to the M x M masks (before they are pasted into the tile), with
-    each detection's class probabilities: the softmax of its proposal over the cell classes."""
-    from torchvision.models.detection.roi_heads import maskrcnn_inference
+def select_detections(model: MaskRCNN, class_logits, box_regression, proposals, image_size):
+    """torchvision's postprocess_detections, re-derived so each detection keeps the proposal it
+    came from: (boxes, scores, labels 1..n, the proposal's softmax over the cell classes)."""
     from torchvision.ops import boxes as box_ops
     import torch.nn.functional as F
 
     rh = model.roi_heads
-    images, _ = model.transform([x])
-    features = model.backbone(images.tensors)
-    proposals, _ = model.rpn(images, features)
-    box_features = rh.box_head(rh.box_roi_pool(features, proposals, images.image_sizes))
-    class_logits, box_regression = rh.box_predictor(box_features)
-    # torchvision's postprocess_detections, re-derived so each detection keeps its proposal
     P, n = class_logits.shape
     soft = F.softmax(class_logits, -1)
     dec = rh.box_coder.decode(box_regression, proposals)
-    dec = box_ops.clip_boxes_to_image(dec, images.image_sizes[0])[:, 1:].reshape(-1, 4)
+    dec = box_ops.clip_boxes_to_image(dec, image_size)[:, 1:].reshape(-1, 4)
     sc = soft[:, 1:].reshape(-1)
     src = torch.arange(P)[:, None].expand(P, n - 1).reshape(-1)
     lab = torch.arange(1, n)[None].expand(P, n - 1).reshape(-1)
@@ -237,8 +229,22 @@ def detect(model: MaskRCNN, x: torch.Tensor) -> Detections:
     keep = box_ops.remove_small_boxes(dec, 1e-2)
     dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
     keep = box_ops.batched_nms(dec, sc, lab, rh.nms_thresh)[: rh.detections_per_img]
-    dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
-    fg = soft[src, 1:]
+    return dec[keep], sc[keep], lab[keep], soft[src[keep], 1:]
+
+
+@torch.no_grad()
+def detect(model: MaskRCNN, x: torch.Tensor) -> Detections:
+    """torchvision's inference up to the M x M masks (before they are pasted into the tile), with
+    each detection's class probabilities: the softmax of its proposal over the cell classes."""
+    from torchvision.models.detection.roi_heads import maskrcnn_inference
+
+    rh = model.roi_heads
+    images, _ = model.transform([x])
+    features = model.backbone(images.tensors)
+    proposals, _ = model.rpn(images, features)
+    box_features = rh.box_head(rh.box_roi_pool(features, proposals, images.image_sizes))
+    class_logits, box_regression = rh.box_predictor(box_features)
+    dec, sc, lab, fg = select_detections(model, class_logits, box_regression, proposals, images.image_sizes[0])
     mask_logits = rh.mask_predictor(rh.mask_head(rh.mask_roi_pool(features, [dec], images.image_sizes)))
     masks = maskrcnn_inference(mask_logits, [lab])[0][:, 0]
     # back to tile pixels as torchvision's postprocess does (masks are relative to their boxes)

@@ -203,22 +203,9 @@ def maskrcnn_reference(model, gray: torch.Tensor) -> dict:
         assert torch.equal(full["boxes"], in_tile) and torch.equal(full["labels"], labels[0])
 
         # class probabilities of each detection: the softmax of the proposal it came from, over the
-        # cell classes only. Re-derive torchvision's (proposal, class) selection to find it.
-        P = class_logits.shape[0]
-        n = class_logits.shape[1]
-        soft = F.softmax(class_logits, -1)
-        dec = rh.box_coder.decode(box_regression, proposals)
-        dec = box_ops.clip_boxes_to_image(dec, images.image_sizes[0])[:, 1:].reshape(-1, 4)
-        sc = soft[:, 1:].reshape(-1)
-        src = torch.arange(P)[:, None].expand(P, n - 1).reshape(-1)
-        lab = torch.arange(1, n)[None].expand(P, n - 1).reshape(-1)
-        keep = torch.where(sc > rh.score_thresh)[0]
-        dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
-        keep = box_ops.remove_small_boxes(dec, 1e-2)
-        dec, sc, src, lab = dec[keep], sc[keep], src[keep], lab[keep]
-        keep = box_ops.batched_nms(dec, sc, lab, rh.nms_thresh)[: rh.detections_per_img]
-        assert torch.equal(dec[keep], boxes[0]) and torch.equal(lab[keep], labels[0])
-        fg = soft[src[keep], 1:]
+        # cell classes only (torchvision's (proposal, class) selection re-derived to find it)
+        dec, _, lab, fg = maskrcnn.select_detections(model, class_logits, box_regression, proposals, images.image_sizes[0])
+        assert torch.equal(dec, boxes[0]) and torch.equal(lab, labels[0])
         probs = fg / fg.sum(1, keepdim=True)
     expected = {}
     for i, (o, d) in enumerate(zip(objectness, deltas)):
