@@ -93,3 +93,23 @@ func expectSameDetections(_ got: [Detection], _ expected: Fixture.Expected, chec
                 sourceLocation: sourceLocation)
     }
 }
+
+/// Mask R-CNN detections with their box masks against the fixture's `prefix.*` values, in order:
+/// box corners within `boxTolerance` px (the fixture's random network makes boxes a fraction of a
+/// pixel wide, where an IoU tolerance means nothing), scores, labels and mask probabilities.
+func expectSameBoxMasked(_ found: BoxMaskedDetections, _ expected: Fixture.Expected, _ prefix: String,
+                         boxTolerance: Float = 2e-3, maskTolerance: Float = 1e-3,
+                         sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let boxes = try expected.values("\(prefix).boxes"), scores = try expected.values("\(prefix).scores")
+    let labels = try expected.values("\(prefix).labels"), masks = try expected.values("\(prefix).masks")
+    #expect(found.detections.count == scores.count, sourceLocation: sourceLocation)
+    for (i, d) in found.detections.enumerated() where i < scores.count {
+        let want = [boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]]
+        let close = zip([d.box.x0, d.box.y0, d.box.x1, d.box.y1], want).allSatisfy { abs($0 - $1) < boxTolerance }
+        #expect(close && abs(d.score - scores[i]) < 1e-4 && d.label == Int(labels[i]), "detection \(i)", sourceLocation: sourceLocation)
+    }
+    let got = found.masks.flatMap { $0 }
+    #expect(got.count == masks.count, sourceLocation: sourceLocation)
+    let worst = zip(got, masks).map { abs($0 - $1) }.max() ?? 0
+    #expect(worst < maskTolerance, "largest mask difference \(worst)", sourceLocation: sourceLocation)
+}

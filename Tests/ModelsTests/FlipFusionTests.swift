@@ -76,16 +76,7 @@ import Testing
         let model = try MaskRCNN(weights: Weights(file: SafeTensorsFile(path: Fixture.path("maskrcnn.safetensors"))), config: config)
         let tile = try expected.tile()
         let found = try model.detect(tile)
-        let boxes = try expected.values("flip.boxes"), scores = try expected.values("flip.scores")
-        let labels = try expected.values("flip.labels"), masks = try expected.values("flip.masks")
-        #expect(found.detections.count == scores.count)
-        for (i, d) in found.detections.enumerated() where i < scores.count {
-            let want = Box(x0: boxes[4 * i], y0: boxes[4 * i + 1], x1: boxes[4 * i + 2], y1: boxes[4 * i + 3])
-            #expect(d.box.isClose(to: want) && abs(d.score - scores[i]) < 1e-4 && d.label == Int(labels[i]), "detection \(i)")
-        }
-        let got = found.masks.flatMap { $0 }
-        #expect(got.count == masks.count)
-        #expect(zip(got, masks).allSatisfy { abs($0 - $1) < 1e-3 })
+        try expectSameBoxMasked(found, expected, "flip")
         #expect(try model.run(tile).detections.count == found.detections.count)
     }
 
@@ -110,8 +101,8 @@ import Testing
         let boxes = try expected.values("pairs.boxes"), scores = try expected.values("pairs.scores")
         #expect(fused.detections.count == scores.count && scores.count == direct.detections.count, "every detection pairs")
         for (i, d) in fused.detections.enumerated() where i < scores.count {
-            let want = Box(x0: boxes[4 * i], y0: boxes[4 * i + 1], x1: boxes[4 * i + 2], y1: boxes[4 * i + 3])
-            #expect(d.box.isClose(to: want) && abs(d.score - scores[i]) < 1e-4, "detection \(i)")
+            let close = zip([d.box.x0, d.box.y0, d.box.x1, d.box.y1], boxes[(4 * i)..<(4 * i + 4)]).allSatisfy { abs($0 - $1) < 2e-3 }
+            #expect(close && abs(d.score - scores[i]) < 1e-4, "detection \(i)")
         }
         expectClose(fused.detections.flatMap(\.probabilities), try expected.values("pairs.probabilities"), "probabilities")
         let got = fused.masks.flatMap { $0 }, want = try expected.values("pairs.masks")
@@ -123,10 +114,3 @@ import Testing
     }
 }
 
-private extension Box {
-    /// Equal up to float rounding: the fixture's random network makes boxes a fraction of a pixel
-    /// wide, where an IoU tolerance would be meaningless.
-    func isClose(to other: Box) -> Bool {
-        abs(x0 - other.x0) < 2e-3 && abs(y0 - other.y0) < 2e-3 && abs(x1 - other.x1) < 2e-3 && abs(y1 - other.y1) < 2e-3
-    }
-}

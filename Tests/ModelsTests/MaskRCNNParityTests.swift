@@ -131,20 +131,9 @@ import Testing
         let tile = try expected.tile()
         #expect(model.inputSize(tile) == (270, 375))
         let found = try model.detect(tile)
-        let boxes = try expected.values("scaled.boxes"), scores = try expected.values("scaled.scores")
-        let labels = try expected.values("scaled.labels"), masks = try expected.values("scaled.masks")
-        #expect(found.detections.count == scores.count)
-        for (i, d) in found.detections.enumerated() where i < scores.count {
-            let want = Box(x0: boxes[4 * i], y0: boxes[4 * i + 1], x1: boxes[4 * i + 2], y1: boxes[4 * i + 3])
-            // a box 85 px tall decoded through exp(): float rounding reaches a few thousandths
-            let close = abs(d.box.x0 - want.x0) < 5e-3 && abs(d.box.y0 - want.y0) < 5e-3 && abs(d.box.x1 - want.x1) < 5e-3
-                && abs(d.box.y1 - want.y1) < 5e-3
-            #expect(close && abs(d.score - scores[i]) < 1e-4 && d.label == Int(labels[i]), "detection \(i)")
-        }
+        // boxes 85 px tall decoded through exp(): float rounding reaches a few thousandths
+        try expectSameBoxMasked(found, expected, "scaled", boxTolerance: 5e-3)
         #expect(found.detections.allSatisfy { $0.box.x1 <= Float(tile.width) && $0.box.y1 <= Float(tile.height) })
-        let got = found.masks.flatMap { $0 }
-        #expect(got.count == masks.count)
-        #expect(zip(got, masks).allSatisfy { abs($0 - $1) < 1e-3 })
 
         meta["input_scale"] = 0
         b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
