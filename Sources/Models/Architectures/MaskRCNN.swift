@@ -181,47 +181,23 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         return (Int(Double(tile.height) * s + 0.5), Int(Double(tile.width) * s + 0.5))
     }
 
+    /// Normalised, scaled to `inputSize` (bilinear, as PyTorch's interpolate: torchvision's
+    /// transform normalises first) and padded with zeros to the stride multiple.
     func preprocess(_ tile: GrayImage) throws -> Tensor {
         let m = config.padMultiple, C = config.inChannels
-        let (h, w) = inputSize(tile)
-        let H = (h + m - 1) / m * m, W = (w + m - 1) / m * m
-        let t = try Tensor(shape: [1, C, H, W])
-        let p = t.data
-        for i in 0..<(H * W * C) { p[i] = 0 }  // torchvision pads after normalising, with zeros
+        let normalised = try Tensor(shape: [1, C, tile.height, tile.width])
         let scale = (0..<C).map { 1 / (255 * config.std[$0]) }
         let shift = (0..<C).map { -config.mean[$0] / config.std[$0] }
-        let gray = (h, w) == (tile.height, tile.width) ? tile.pixels.map(Float.init) : Self.bilinear(tile, height: h, width: w)
-        for y in 0..<h {
-            for x in 0..<w {
-                let v = gray[y * w + x]
-                for c in 0..<C { p[(y * W + x) * C + c] = v * scale[c] + shift[c] }
-            }
+        for (i, v) in tile.pixels.enumerated() {
+            for c in 0..<C { normalised.data[i * C + c] = Float(v) * scale[c] + shift[c] }
         }
+        let (h, w) = inputSize(tile)
+        let scaled = try Ops.resize(normalised, height: h, width: w, mode: .bilinear)
+        let H = (h + m - 1) / m * m, W = (w + m - 1) / m * m
+        let t = try Tensor(shape: [1, C, H, W])
+        t.data.initialize(repeating: 0, count: t.count)
+        for y in 0..<h { (t.data + y * W * C).update(from: scaled.data + y * w * C, count: w * C) }
         return t
-    }
-
-    /// PyTorch's bilinear interpolation with half-pixel centres (align_corners=False): source
-    /// coordinate (d + 0.5) * in / out - 0.5, clamped at 0, neighbours clamped at the edge.
-    static func bilinear(_ tile: GrayImage, height: Int, width: Int) -> [Float] {
-        func taps(_ n: Int, _ size: Int) -> [(Int, Int, Float)] {
-            let ratio = Float(size) / Float(n)
-            return (0..<n).map { d in
-                let source = max(ratio * (Float(d) + 0.5) - 0.5, 0)
-                let i = Int(source)
-                return (i, i < size - 1 ? i + 1 : i, source - Float(i))
-            }
-        }
-        let ys = taps(height, tile.height), xs = taps(width, tile.width)
-        let src = tile.pixels.map(Float.init), sw = tile.width
-        var out = [Float](repeating: 0, count: height * width)
-        for (y, (y0, y1, fy)) in ys.enumerated() {
-            for (x, (x0, x1, fx)) in xs.enumerated() {
-                let top = (1 - fx) * src[y0 * sw + x0] + fx * src[y0 * sw + x1]
-                let bottom = (1 - fx) * src[y1 * sw + x0] + fx * src[y1 * sw + x1]
-                out[y * width + x] = (1 - fy) * top + fy * bottom
-            }
-        }
-        return out
     }
 
     /// Everything in the network's input pixels (the tile scaled by `inputScale`).
