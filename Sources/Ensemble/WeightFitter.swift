@@ -44,24 +44,65 @@ public struct WeightFitter: Sendable {
     /// only their weights are searched.
     public func fit(_ images: [CalibrationImage], split: String,
                     models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> EnsembleConfig {
-        let stitched = try images.map { img in
-            try Stitcher.stitch(image: img.image, width: img.width, height: img.height, artifacts: img.artifacts,
-                                models: models, config: start)
+        fit(try stitch(images, models: models), split: split, models: models)
+    }
+
+    /// One fold of a cross-validation: the config fitted on the other folds, and how it scores
+    /// on this fold's images, which the fit never saw.
+    public struct HeldOutFold: Sendable {
+        public var fitted: EnsembleConfig
+        /// Each held-out image's Sartorius score under `fitted`, by image.
+        public var imageScores: [String: Double]
+        public var score: Double { imageScores.isEmpty ? 0 : imageScores.values.reduce(0, +) / Double(imageScores.count) }
+    }
+
+    /// k-fold cross-validation of the fit: `folds[i]` is image i's fold. A fit scored on the
+    /// images it was fitted on flatters itself; the mean held-out score is the honest figure.
+    public func crossValidate(_ images: [CalibrationImage], folds: [Int], split: String,
+                              models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> [HeldOutFold] {
+        precondition(folds.count == images.count, "one fold per image")
+        let scored = try stitch(images, models: models)
+        return Set(folds).sorted().map { k in
+            let train = zip(scored, folds).filter { $0.1 != k }.map(\.0)
+            let held = zip(scored, folds).filter { $0.1 == k }.map(\.0)
+            let fitted = fit(train, split: "\(split) without fold \(k)", models: models)
+            let merger = Merger(config: fitted)
+            var scores: [String: Double] = [:]
+            for image in held {
+                let merged = merger.vote(image.stitched, models: models)
+                scores[image.stitched.image] = SartoriusMetric.score(predicted: merged.instances.map(\.mask), truth: image.truth).score
+            }
+            return HeldOutFold(fitted: fitted, imageScores: scores)
         }
-        let truths = images.map(\.truth)
+    }
+
+    private struct ScoredImage {
+        var stitched: StitchedImage
+        var truth: [Mask]
+    }
+
+    private func stitch(_ images: [CalibrationImage], models: Set<EnsembleModel>) throws -> [ScoredImage] {
+        try images.map { img in
+            ScoredImage(stitched: try Stitcher.stitch(image: img.image, width: img.width, height: img.height,
+                                                      artifacts: img.artifacts, models: models, config: start),
+                        truth: img.truth)
+        }
+    }
+
+    private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
         // Score first; on equal scores the mean best IoU of the true masks decides, so that on a
         // plateau of the step-shaped metric the search still moves towards cleaner masks.
         func evaluate(_ config: EnsembleConfig) -> (score: Double, meanIoU: Double) {
-            guard !stitched.isEmpty else { return (0, 0) }
+            guard !images.isEmpty else { return (0, 0) }
             let merger = Merger(config: config)
             var total = 0.0, iou = 0.0
-            for (s, truth) in zip(stitched, truths) {
-                let merged = merger.vote(s, models: models)
-                let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: truth)
+            for image in images {
+                let merged = merger.vote(image.stitched, models: models)
+                let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: image.truth)
                 total += r.score.score
                 iou += r.meanIoU
             }
-            return (total / Double(stitched.count), iou / Double(stitched.count))
+            return (total / Double(images.count), iou / Double(images.count))
         }
         func better(_ a: (score: Double, meanIoU: Double), than b: (score: Double, meanIoU: Double)) -> Bool {
             a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)

@@ -106,14 +106,22 @@ struct Calibrate: ParsableCommand {
     @Option var plate: String?
     @Option(help: "Name of the split, recorded in the config.") var split: String = "val"
     @Option(help: "Where to write the fitted config.") var out: String = "models/ensemble.json"
+    @Option(help: "Also fit on all folds but one and score the one left out, for each of this many folds of the images (each cell type spread evenly): the score a fit reaches on images it has not seen. 0: no cross-validation.")
+    var folds: Int = 0
+
+    func validate() throws {
+        if folds == 1 || folds < 0 { throw ValidationError("--folds \(folds): give 0 (none) or at least 2") }
+    }
 
     func run() throws {
         let db = try SQLiteJobStore(path: store.db, mustExist: true)
         let truthFile = try GroundTruth.read(path: truth)
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var images: [CalibrationImage] = []
+        var types: [String] = []
         for image in try db.images(plate: plate) {
             guard let t = truthByID[Eval.id(of: image.path)], let merge = image.mergeJobID else { continue }
+            types.append(t.cellType ?? "")
             let artifacts = try db.dependencyArtifacts(of: merge)
             guard !artifacts.isEmpty else { continue }
             images.append(CalibrationImage(
@@ -127,9 +135,41 @@ struct Calibrate: ParsableCommand {
         // those of the config it replaces.
         var start = EnsembleConfig()
         if FileManager.default.fileExists(atPath: out) { start.typeWeights = try EnsembleConfig.load(path: out).typeWeights }
-        let fitted = try WeightFitter(start: start).fit(images, split: split, models: ran)
+        let fitter = WeightFitter(start: start)
+        if folds >= 2 {
+            try crossValidate(fitter, images, types: types, models: ran)
+        }
+        let fitted = try fitter.fit(images, split: split, models: ran)
         try fitted.jsonData().write(to: URL(fileURLWithPath: out))
         print("fitted on \(images.count) images of split \(split); wrote \(out)")
         if let fit = fitted.fit { print(fit) }
+    }
+
+    private func crossValidate(_ fitter: WeightFitter, _ images: [CalibrationImage], types: [String],
+                               models: Set<EnsembleModel>) throws {
+        guard images.count >= folds else { throw ValidationError("--folds \(folds): only \(images.count) annotated images") }
+        // Round robin within each type, in image order: every fold holds each type's share.
+        var fold = [Int](repeating: 0, count: images.count)
+        var seen: [String: Int] = [:]
+        for i in images.indices.sorted(by: { (types[$0], images[$0].image) < (types[$1], images[$1].image) }) {
+            fold[i] = seen[types[i], default: 0] % folds
+            seen[types[i], default: 0] += 1
+        }
+        let results = try fitter.crossValidate(images, folds: fold, split: split, models: models)
+        var byImage: [String: Double] = [:]
+        for (k, r) in results.enumerated() {
+            byImage.merge(r.imageScores) { a, _ in a }
+            let inSample = r.fitted.fit.map { String(format: "%.4f", $0.score) } ?? "-"
+            print("fold \(k): \(r.imageScores.count) images held out, score " + String(format: "%.4f", r.score)
+                  + " (fitted on the other \(images.count - r.imageScores.count): \(inSample) there)")
+        }
+        let typeOf = Dictionary(zip(images.map(\.image), types), uniquingKeysWith: { a, _ in a })
+        var line = String(format: "cross-validated (%d folds): held-out score %.4f over %d images", folds,
+                          byImage.values.reduce(0, +) / Double(byImage.count), byImage.count)
+        for type in Set(types).sorted() where !type.isEmpty {
+            let scores = byImage.filter { typeOf[$0.key] == type }.map(\.value)
+            line += "; \(type) " + String(format: "%.4f", scores.reduce(0, +) / Double(max(1, scores.count))) + " (\(scores.count))"
+        }
+        print(line)
     }
 }

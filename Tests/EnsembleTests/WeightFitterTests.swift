@@ -99,6 +99,26 @@ enum FitScenes {
         #expect(try fitter.fit(images, split: "a") == fitter.fit(images, split: "a"))
     }
 
+    /// Each fold is scored by the fit of the others alone: the figure a fit reaches on images it
+    /// has not seen. Two noisy images and two clean ones, one of each per fold.
+    @Test func crossValidationScoresEachImageOnceByAFitThatNeverSawIt() throws {
+        let images = [FitScenes.image(seed: 7, noisySemantic: true), FitScenes.image(seed: 8),
+                      FitScenes.image(seed: 9, noisySemantic: true), FitScenes.image(seed: 10)]
+        var fitter = WeightFitter()
+        fitter.passes = 1
+        let folds = try fitter.crossValidate(images, folds: [0, 0, 1, 1], split: "cv")
+        #expect(folds.count == 2)
+        #expect(Set(folds.flatMap(\.imageScores.keys)) == Set(images.map(\.image)))
+        for (k, fold) in folds.enumerated() {
+            let train = k == 0 ? [images[2], images[3]] : [images[0], images[1]]
+            let held = k == 0 ? [images[0], images[1]] : [images[2], images[3]]
+            var alone = try fitter.fit(train, split: "cv without fold \(k)")
+            #expect(fold.fitted == alone)
+            alone.fit = nil
+            #expect(abs(try score(alone, held) - fold.score) < 1e-12)
+        }
+    }
+
     /// Cell types are not in the score: the weights of their vote pass through a fit unchanged.
     @Test func typeWeightsSurviveTheFit() throws {
         var start = EnsembleConfig()

@@ -85,6 +85,9 @@ def warm_start(model: torch.nn.Module, path: Path) -> None:
     # it), not the other way
     if ours.get("class_agnostic_masks") and not meta.get("class_agnostic_masks"):
         ignore.add("class_agnostic_masks")
+    # likewise a semantic network may gain the boundary class (`adapt_init` adds its channel)
+    if ours.get("classes") == meta.get("classes", []) + ["boundary"]:
+        ignore |= {"classes", "semantic_channels"}
     diff = sorted(k for k in set(meta) & set(ours) if k not in ignore and meta[k] != ours[k])
     if "arch" not in meta and "arch" in ours:
         diff.append("arch")

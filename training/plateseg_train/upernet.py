@@ -38,7 +38,27 @@ def default_config(boundary: bool = False, mean: float = 0.5018, std: float = 0.
 
 
 def build(arch: dict) -> torch.nn.Module:
-    return archs_upernet.UPerNet(UPerNetConfig(**arch))
+    model = archs_upernet.UPerNet(UPerNetConfig(**arch))
+    model.adapt_init = lambda tensors: add_boundary_channel(tensors, model.cfg)
+    return model
+
+
+# The new boundary channel starts this far below background: the widened network first predicts
+# what the file did, and the channel learns from the boundary pixels' gradient alone.
+BOUNDARY_START_BIAS = -4.0
+
+
+def add_boundary_channel(tensors: dict, cfg: UPerNetConfig) -> dict:
+    """A file without the boundary class seeding a run with it: one more classifier channel,
+    zero weights. The auxiliary head is not exported and starts fresh either way."""
+    weight, bias = tensors.get("decode_head.conv_seg.weight"), tensors.get("decode_head.conv_seg.bias")
+    wanted = len(cfg.classes) + 1
+    if weight is None or bias is None or weight.shape[0] != wanted - 1 or cfg.classes[-1] != "boundary":
+        return tensors
+    out = dict(tensors)
+    out["decode_head.conv_seg.weight"] = torch.cat([weight, torch.zeros_like(weight[:1])])
+    out["decode_head.conv_seg.bias"] = torch.cat([bias, bias[:1] + BOUNDARY_START_BIAS])
+    return out
 
 
 def make_batch_fn(records, bank, crop: int, batch: int, seed: int, boundary: bool,

@@ -60,3 +60,30 @@ def test_class_specific_mask_head_seeds_a_class_agnostic_one(tmp_path: Path):
     arch, reloaded = archs_export.load_model(str(exported))
     assert reloaded.cfg.class_agnostic_masks
     assert torch.equal(reloaded.roi_heads.mask_predictor.mask_fcn_logits.weight, got.weight)
+
+
+def test_a_file_without_boundary_seeds_a_boundary_run(tmp_path: Path):
+    torch.manual_seed(0)
+    source = upernet.build(asdict(upernet.default_config(False)))
+    path = tmp_path / "upernet.safetensors"
+    archs_export.export(source, archs_export.model_metadata(source), str(path))
+
+    target = upernet.build(asdict(upernet.default_config(True)))
+    warm_start(target, path)
+    got, want = target.decode_head.conv_seg, source.decode_head.conv_seg
+    assert got.weight.shape[0] == 5
+    assert torch.equal(got.weight[:4], want.weight) and torch.equal(got.bias[:4], want.bias)
+    assert not got.weight[4].any()
+    # the widened network still calls every pixel what the file called it
+    source.eval(), target.eval()
+    x = torch.randn(1, 1, 64, 64)
+    with torch.no_grad():
+        before, after = source.predict(x), target.predict(x)
+    assert torch.equal(after[:, :4].argmax(1), before.argmax(1))
+    assert after[:, 4].max() < 0.05
+
+    # the other way (dropping a class) is still refused
+    exported = tmp_path / "boundary.safetensors"
+    archs_export.export(target, archs_export.model_metadata(target), str(exported))
+    with pytest.raises(SystemExit, match="architecture differs"):
+        warm_start(upernet.build(asdict(upernet.default_config(False))), exported)
