@@ -1,3 +1,4 @@
+import Foundation
 import Imaging
 import Testing
 @testable import Models
@@ -31,5 +32,39 @@ import Testing
         let full = try #require(model as? UPerNet).probabilities(tile).nchw()
         let maxError = zip(full, want).map { abs($0 - $1) }.max() ?? 0
         #expect(maxError < 1e-3)
+    }
+
+    /// `input_scale` 1.5: the normalised tile scaled bilinearly (PyTorch's interpolate), logits
+    /// at a quarter of that, probabilities straight back at the tile's size
+    /// (training/parity/make_fixtures.py, "scaled.*").
+    @Test func scaledInputMatchesPyTorch() throws {
+        let expected = try Fixture.expected("upernet")
+        let file = try SafeTensorsFile(path: Fixture.path("upernet.safetensors"))
+        var b = SafeTensorsBuilder()
+        for name in file.entries.keys.sorted() {
+            let e = file.entries[name]!
+            b.add(name, f32: try file.floats(name, shape: e.shape), shape: e.shape)
+        }
+        var meta = try #require(JSONSerialization.jsonObject(with: Data(file.metadata["plateseg"]!.utf8)) as? [String: Any])
+        meta["input_scale"] = 1.5
+        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
+        let model = try #require(try ModelLoader.load(path: b.write("upernet-scaled.safetensors")) as? UPerNet)
+        let tile = try expected.tile()
+        #expect(model.inputSize(tile) == (270, 375))
+        let logits = try model.logits(tile)
+        #expect(Array(logits.shape.dropFirst()) == (try expected.shape("scaled.logits")))
+        expectClose(logits.nchw(), try expected.values("scaled.logits"), "scaled logits")
+        let probabilities = try model.probabilities(tile)
+        #expect((probabilities.h, probabilities.w) == (tile.height, tile.width))
+        let want = try expected.values("scaled.probabilities")
+        #expect((zip(probabilities.nchw(), want).map { abs($0 - $1) }.max() ?? 1) < 1e-3)
+
+        meta["input_scale"] = -1
+        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
+        let bad = try b.write("upernet-scale-negative.safetensors")
+        #expect { try ModelLoader.load(path: bad) } throws: { e in
+            guard case let ModelError.badMetadata(path, reason) = e else { return false }
+            return path == bad && reason.contains("input_scale")
+        }
     }
 }

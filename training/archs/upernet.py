@@ -34,6 +34,9 @@ class UPerNetConfig:
     # input = (pixel / 255 - mean) / std
     mean: list = field(default_factory=lambda: [0.5])
     std: list = field(default_factory=lambda: [0.25])
+    # the tile is scaled by this (bilinear, after normalising) before the network, and the logits
+    # are resized straight back to the tile: above 1 small cells span more output pixels
+    input_scale: float = 1.0
 
 
 def conv_module(cin, cout, k, padding=0):
@@ -200,10 +203,11 @@ class UPerNet(nn.Module):
         return out
 
     @torch.no_grad()
-    def predict(self, x):
-        """Per-pixel probabilities, background first, at the input resolution."""
+    def predict(self, x, size=None):
+        """Per-pixel probabilities, background first, at `size` (the tile's (H, W); default the
+        input's, which is the tile's when `input_scale` is 1)."""
         logits = self.forward(x)
-        return torch.softmax(resize(logits, x.shape[2:]), 1)
+        return torch.softmax(resize(logits, size or x.shape[2:]), 1)
 
     def metadata(self) -> dict:
         c = self.cfg
@@ -219,13 +223,27 @@ class UPerNet(nn.Module):
             "semantic_channels": ["background"] + c.classes,
             "mean": c.mean,
             "std": c.std,
+            "input_scale": c.input_scale,
             "bn_eps": BN_EPS,
         }
 
 
 def preprocess(gray: torch.Tensor, cfg: UPerNetConfig) -> torch.Tensor:
-    """(H, W) uint8 -> (1, in_channels, H, W) normalised. No padding: every layer takes any size."""
+    """(H, W) uint8 -> (1, in_channels, H', W') normalised, then scaled by `input_scale` to
+    `scaled_size`. No padding: every layer takes any size."""
     x = gray.float()[None, None] / 255.0
     mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std).view(1, -1, 1, 1)
-    return ((x - mean) / std).expand(1, cfg.in_channels, -1, -1).contiguous()
+    return scale_input(((x - mean) / std).expand(1, cfg.in_channels, -1, -1).contiguous(), cfg.input_scale)
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The network's input size for a tile; the engine rounds the same way (half up)."""
+    return int(height * scale + 0.5), int(width * scale + 0.5)
+
+
+def scale_input(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """A normalised (N, C, H, W) batch at the network's input size."""
+    if scale == 1:
+        return x
+    return resize(x, scaled_size(x.shape[2], x.shape[3], scale))

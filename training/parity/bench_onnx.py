@@ -84,7 +84,7 @@ class UPerNetGraph(nn.Module):
             m[0] = StaticAdaptivePool(s)
 
     def forward(self, gray):
-        return self.model.predict(upernet.preprocess(gray, self.model.cfg))
+        return self.model.predict(upernet.preprocess(gray, self.model.cfg), gray.shape)
 
 
 class MaskRCNNGraph(nn.Module):

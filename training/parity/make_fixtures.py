@@ -119,6 +119,11 @@ def make_upernet():
     tensors = export.export(model, model.metadata(), "/dev/null", torch.bfloat16)
     reload(model, tensors)
     expected = upernet_reference(model, tile())
+    # the same network on the tile scaled by 1.5: logits at the scaled input's quarter,
+    # probabilities back at the tile's size
+    scaled = copy.deepcopy(model)
+    scaled.cfg.input_scale = 1.5
+    expected.update({f"scaled.{k}": v for k, v in upernet_reference(scaled, tile()).items()})
     probs = expected["probabilities"]
     print(f"upernet: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(expected['logits'].shape)}, "
           f"class share {[round(float((probs.argmax(0) == c).float().mean()), 3) for c in range(4)]}")
@@ -129,7 +134,7 @@ def upernet_reference(model, gray: torch.Tensor) -> dict:
     with torch.no_grad():
         x = upernet.preprocess(gray, model.cfg)
         logits = model(x)
-        probs = torch.softmax(upernet.resize(logits, x.shape[2:]), 1)
+        probs = torch.softmax(upernet.resize(logits, gray.shape), 1)
     return {"logits": logits[0], "probabilities": probs[0].half()}
 
 

@@ -81,6 +81,9 @@ def warm_start(model: torch.nn.Module, path: Path) -> None:
     # the score threshold is chosen at export and does not shape the network; fields newer than
     # the file are left to the tensor shapes, which load_state_dict checks
     ignore = {"format_version", "score_threshold"}
+    # nor does the input scale: convolutions take any scale, and continuing a file at a larger
+    # one is how a scaled network is made
+    ignore.add("input_scale")
     # a class-specific mask head may seed a class-agnostic one (the model's `adapt_init` folds
     # it), not the other way
     if ours.get("class_agnostic_masks") and not meta.get("class_agnostic_masks"):

@@ -29,12 +29,13 @@ from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_ev
 AUX_WEIGHT = 0.4  # mmsegmentation's UPerNet configs
 
 
-def default_config(boundary: bool = False, mean: float = 0.5018, std: float = 0.0529):
+def default_config(boundary: bool = False, mean: float = 0.5018, std: float = 0.0529,
+                   input_scale: float = 1.0):
     classes = list(data.CLASSES) + (["boundary"] if boundary else [])
     # channels 128 (not 512): the 3x3 fpn_bottleneck over 4 x channels at 1/4 resolution is the
     # head's cost, and 512 would make a 256 px step take ~20 s on one core.
     return UPerNetConfig(depth=18, dilation=[False, False, True], channels=128, aux_channels=64,
-                         in_channels=1, classes=classes, mean=[mean], std=[std])
+                         in_channels=1, classes=classes, mean=[mean], std=[std], input_scale=input_scale)
 
 
 def build(arch: dict) -> torch.nn.Module:
@@ -75,7 +76,9 @@ def make_batch_fn(records, bank, crop: int, batch: int, seed: int, boundary: boo
             s = augmented_crop(bank[r.id], r.clean, r.label, crop, rng)
             images.append(torch.from_numpy(s.image).float()[None])
             labels.append(torch.from_numpy(s.semantic(boundary)))
-        x = (torch.stack(images) / 255.0 - mean) / std
+        # only the input is scaled: the loss resizes the logits to the labels, as inference
+        # resizes them to the tile
+        x = archs_upernet.scale_input((torch.stack(images) / 255.0 - mean) / std, cfg.input_scale)
         return x, torch.stack(labels)
     return batch_fn
 
@@ -92,7 +95,7 @@ def loss_fn(model, batch):
 def predict(model, gray: np.ndarray) -> np.ndarray:
     """(C, H, W) class probabilities, background first."""
     x = archs_upernet.preprocess(torch.from_numpy(gray), model.cfg)
-    return model.predict(x)[0].numpy()
+    return model.predict(x, gray.shape)[0].numpy()
 
 
 def instances_from_semantic(probs: np.ndarray, min_area: int = 20) -> np.ndarray:
@@ -140,6 +143,8 @@ def main(argv=None):
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--boundary", action="store_true")
+    t.add_argument("--input-scale", type=float, default=1.0,
+                   help="scale every input by this (bilinear); the logits come back at the crop's size")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
@@ -162,7 +167,9 @@ def main(argv=None):
         train = data.split(records, "train")
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
-        arch = asdict(default_config(args.boundary))
+        if not 0 < args.input_scale <= 4:
+            raise SystemExit(f"--input-scale {args.input_scale}: expected above 0 and at most 4")
+        arch = asdict(default_config(args.boundary, input_scale=args.input_scale))
         model = build(arch)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,

@@ -45,3 +45,37 @@ def test_detections_come_back_in_tile_pixels_and_training_runs():
     assert torch.allclose(found.boxes, full["boxes"]) and torch.equal(found.scores, full["scores"])
     assert float(found.boxes[:, 2].max()) <= 120 and float(found.boxes[:, 3].max()) <= 100
     assert full["masks"].shape[-2:] == (100, 120)
+
+
+def test_upernet_sees_the_scaled_input_and_answers_at_the_tile_size(tmp_path):
+    from dataclasses import asdict
+
+    from archs import export as archs_export
+    from archs import upernet as U
+    from plateseg_train import upernet
+    from plateseg_train.runner import warm_start
+
+    torch.manual_seed(0)
+    model = upernet.build(asdict(upernet.default_config(input_scale=1.5))).eval()
+    gray = (torch.rand(100, 120) * 255).to(torch.uint8)
+    x = U.preprocess(gray, model.cfg)
+    assert x.shape[2:] == (150, 180)
+    probs = model.predict(x, gray.shape)
+    assert probs.shape == (1, 4, 100, 120)
+    assert torch.allclose(probs.sum(1), torch.ones(1, 100, 120), atol=1e-5)
+
+    # training scales only the input: the loss resizes the logits to the crop's labels
+    model.train()
+    losses = upernet.loss_fn(model, (U.scale_input(torch.randn(2, 1, 64, 64), 1.5), torch.randint(0, 4, (2, 64, 64))))
+    assert all(torch.isfinite(v) for v in losses.values())
+
+    # the file says so, and a native-scale file seeds a scaled run
+    path = tmp_path / "upernet.safetensors"
+    archs_export.export(model, archs_export.model_metadata(model), str(path))
+    _, reloaded = archs_export.load_model(str(path))
+    assert reloaded.cfg.input_scale == 1.5
+    native = upernet.build(asdict(upernet.default_config()))
+    native_path = tmp_path / "native.safetensors"
+    archs_export.export(native, archs_export.model_metadata(native), str(native_path))
+    warm_start(model, native_path)
+    assert torch.equal(model.decode_head.conv_seg.weight, native.decode_head.conv_seg.weight)

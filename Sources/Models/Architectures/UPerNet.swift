@@ -2,7 +2,9 @@ import Imaging
 
 /// UPerNet (Xiao et al. 2018): ResNet (torchvision names, dilated late stages) + mmsegmentation's
 /// UPerHead: a pyramid pooling module on C5, FPN laterals fused top-down, every level upsampled
-/// to 1/4 and fused, a 1x1 classifier; bilinear upsampling to the tile and softmax.
+/// to 1/4 and fused, a 1x1 classifier; bilinear upsampling to the tile and softmax. With
+/// `input_scale` the normalised tile is first resized bilinearly by that factor (small cells then
+/// span more output pixels) and the logits go straight back to the tile's size.
 /// Reference: training/archs/upernet.py.
 struct UPerNetConfig: Decodable, Sendable {
     var depth: Int
@@ -16,6 +18,8 @@ struct UPerNetConfig: Decodable, Sendable {
     var mean: [Float]
     var std: [Float]
     var bnEps: Float
+    /// Absent in files written before it existed: 1.
+    var inputScale: Double?
 }
 
 /// mmsegmentation's UPerHead.
@@ -79,10 +83,20 @@ public final class UPerNet: Model, @unchecked Sendable {
         guard config.mean.count == config.inChannels, config.std.count == config.inChannels else {
             throw ModelError.badMetadata(file: weights.file.path, reason: "mean/std need one value per input channel (\(config.inChannels))")
         }
+        if let s = config.inputScale, !(s > 0 && s <= 4) {
+            throw ModelError.badMetadata(file: weights.file.path, reason: "input_scale \(s) (expected above 0 and at most 4)")
+        }
         self.config = config
         backbone = try ResNetBody(weights.scoped("backbone"), depth: config.depth, inChannels: config.inChannels,
                                   dilation: config.dilation, baseWidth: config.baseWidth, eps: config.bnEps)
         decodeHead = try UPerHead(weights.scoped("decode_head"), inChannels: backbone.outChannels, config)
+    }
+
+    /// The network's input size for a tile: scaled by `inputScale`, rounded half up (as the
+    /// reference's `scaled_size`).
+    func inputSize(_ tile: GrayImage) -> (height: Int, width: Int) {
+        let s = config.inputScale ?? 1
+        return (Int(Double(tile.height) * s + 0.5), Int(Double(tile.width) * s + 0.5))
     }
 
     func preprocess(_ tile: GrayImage) throws -> Tensor {
@@ -95,10 +109,11 @@ public final class UPerNet: Model, @unchecked Sendable {
             let v = Float(tile.pixels[i])
             for c in 0..<C { p[i * C + c] = v * scale[c] + shift[c] }
         }
-        return t
+        let (h, w) = inputSize(tile)
+        return (h, w) == (tile.height, tile.width) ? t : try Ops.resize(t, height: h, width: w, mode: .bilinear)
     }
 
-    /// Class logits at 1/4 of the tile (background first).
+    /// Class logits at 1/4 of the network's input (the tile scaled by `inputScale`), background first.
     func logits(_ tile: GrayImage) throws -> Tensor {
         try decodeHead(backbone(preprocess(tile)))
     }
