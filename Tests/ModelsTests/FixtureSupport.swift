@@ -49,6 +49,33 @@ enum Fixture {
     static func model(_ arch: String) throws -> any Model {
         try ModelLoader.load(path: path("\(arch).safetensors"))
     }
+
+    /// A copy of fixture network `arch`, written to a temporary file `name` (its path returned):
+    /// its plateseg metadata changed by `edit`, each tensor named with one of `factors`' prefixes
+    /// multiplied by that factor.
+    static func variant(of arch: String, as name: String, factors: [String: Float] = [:],
+                        edit: (inout [String: Any]) -> Void) throws -> String {
+        let file = try SafeTensorsFile(path: path("\(arch).safetensors"))
+        var b = SafeTensorsBuilder()
+        for tensor in file.entries.keys.sorted() {
+            let e = file.entries[tensor]!
+            let factor = factors.first { tensor.hasPrefix($0.key) }?.value ?? 1
+            b.add(tensor, f32: try file.floats(tensor, shape: e.shape).map { $0 * factor }, shape: e.shape)
+        }
+        let info = try #require(file.metadata["plateseg"])
+        var meta = try #require(JSONSerialization.jsonObject(with: Data(info.utf8)) as? [String: Any])
+        edit(&meta)
+        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
+        return try b.write(name)
+    }
+
+    /// Expects loading `path` to fail with bad metadata naming the file and `field`.
+    static func expectRefused(_ path: String, naming field: String) {
+        #expect { try ModelLoader.load(path: path) } throws: { e in
+            guard case let ModelError.badMetadata(file, reason) = e else { return false }
+            return file == path && reason.contains(field)
+        }
+    }
 }
 
 /// Largest absolute difference, relative to the largest magnitude of the reference.

@@ -116,18 +116,9 @@ import Testing
     /// do not saturate into ties; the same here.
     @Test func scaledInputMatchesPyTorch() throws {
         let expected = try Fixture.expected("maskrcnn")
-        let file = try SafeTensorsFile(path: Fixture.path("maskrcnn.safetensors"))
         let factors: [String: Float] = ["rpn.head.cls_logits.": 0.125, "roi_heads.box_predictor.cls_score.": 0.0625]
-        var b = SafeTensorsBuilder()
-        for name in file.entries.keys.sorted() {
-            let e = file.entries[name]!
-            let factor = factors.first { name.hasPrefix($0.key) }?.value ?? 1
-            b.add(name, f32: try file.floats(name, shape: e.shape).map { $0 * factor }, shape: e.shape)
-        }
-        var meta = try #require(JSONSerialization.jsonObject(with: Data(file.metadata["plateseg"]!.utf8)) as? [String: Any])
-        meta["input_scale"] = 1.5
-        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
-        let model = try #require(try ModelLoader.load(path: b.write("maskrcnn-scaled.safetensors")) as? MaskRCNN)
+        let scaled = try Fixture.variant(of: "maskrcnn", as: "maskrcnn-scaled.safetensors", factors: factors) { $0["input_scale"] = 1.5 }
+        let model = try #require(try ModelLoader.load(path: scaled) as? MaskRCNN)
         let tile = try expected.tile()
         #expect(model.inputSize(tile) == (270, 375))
         let found = try model.detect(tile)
@@ -135,12 +126,7 @@ import Testing
         try expectSameBoxMasked(found, expected, "scaled", boxTolerance: 5e-3)
         #expect(found.detections.allSatisfy { $0.box.x1 <= Float(tile.width) && $0.box.y1 <= Float(tile.height) })
 
-        meta["input_scale"] = 0
-        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
-        let bad = try b.write("maskrcnn-scale-0.safetensors")
-        #expect { try ModelLoader.load(path: bad) } throws: { e in
-            guard case let ModelError.badMetadata(path, reason) = e else { return false }
-            return path == bad && reason.contains("input_scale")
-        }
+        Fixture.expectRefused(try Fixture.variant(of: "maskrcnn", as: "maskrcnn-scale-0.safetensors") { $0["input_scale"] = 0 },
+                              naming: "input_scale")
     }
 }

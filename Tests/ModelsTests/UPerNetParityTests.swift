@@ -1,4 +1,3 @@
-import Foundation
 import Imaging
 import Testing
 @testable import Models
@@ -39,16 +38,8 @@ import Testing
     /// (training/parity/make_fixtures.py, "scaled.*").
     @Test func scaledInputMatchesPyTorch() throws {
         let expected = try Fixture.expected("upernet")
-        let file = try SafeTensorsFile(path: Fixture.path("upernet.safetensors"))
-        var b = SafeTensorsBuilder()
-        for name in file.entries.keys.sorted() {
-            let e = file.entries[name]!
-            b.add(name, f32: try file.floats(name, shape: e.shape), shape: e.shape)
-        }
-        var meta = try #require(JSONSerialization.jsonObject(with: Data(file.metadata["plateseg"]!.utf8)) as? [String: Any])
-        meta["input_scale"] = 1.5
-        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
-        let model = try #require(try ModelLoader.load(path: b.write("upernet-scaled.safetensors")) as? UPerNet)
+        let scaled = try Fixture.variant(of: "upernet", as: "upernet-scaled.safetensors") { $0["input_scale"] = 1.5 }
+        let model = try #require(try ModelLoader.load(path: scaled) as? UPerNet)
         let tile = try expected.tile()
         #expect(model.inputSize(tile) == (270, 375))
         let logits = try model.logits(tile)
@@ -59,12 +50,7 @@ import Testing
         let want = try expected.values("scaled.probabilities")
         #expect((zip(probabilities.nchw(), want).map { abs($0 - $1) }.max() ?? 1) < 1e-3)
 
-        meta["input_scale"] = -1
-        b.metadata = ["plateseg": String(decoding: try JSONSerialization.data(withJSONObject: meta), as: UTF8.self)]
-        let bad = try b.write("upernet-scale-negative.safetensors")
-        #expect { try ModelLoader.load(path: bad) } throws: { e in
-            guard case let ModelError.badMetadata(path, reason) = e else { return false }
-            return path == bad && reason.contains("input_scale")
-        }
+        Fixture.expectRefused(try Fixture.variant(of: "upernet", as: "upernet-scale-negative.safetensors") { $0["input_scale"] = -1 },
+                              naming: "input_scale")
     }
 }
