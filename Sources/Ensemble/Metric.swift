@@ -21,6 +21,10 @@ public enum SartoriusMetric {
     public struct ImageScore: Sendable, Equatable, Codable {
         public var score: Double
         public var counts: [Counts]
+
+        /// Cells predicted and annotated (every threshold counts the same masks).
+        public var predictedCells: Int { counts.first.map { $0.truePositives + $0.falsePositives } ?? 0 }
+        public var annotatedCells: Int { counts.first.map { $0.truePositives + $0.falseNegatives } ?? 0 }
     }
 
     /// Scores one image. Matches are one-to-one with IoU strictly above the threshold. With
@@ -88,10 +92,16 @@ public struct MetricReport: Sendable, Equatable, Codable {
     public struct Group: Sendable, Equatable, Codable {
         public var score: Double
         public var images: Int
+        /// Cells predicted and annotated in its images: the metric rewards dropping doubtful
+        /// cells, and a count is what a user reads, so both are reported.
+        public var predictedCells: Int
+        public var annotatedCells: Int
     }
 
     /// Mean image score; 0 images score nil.
     public var score: Double?
+    public var predictedCells: Int
+    public var annotatedCells: Int
     public var images: [String: SartoriusMetric.ImageScore]
     /// Group kind (e.g. "cell type", "well") → group name → mean over its images.
     public var groups: [String: [String: Group]]
@@ -101,15 +111,21 @@ public struct MetricReport: Sendable, Equatable, Codable {
     public init(images: [String: SartoriusMetric.ImageScore], groupings: [String: [String: String]] = [:]) {
         self.images = images
         score = images.isEmpty ? nil : images.values.map(\.score).reduce(0, +) / Double(images.count)
+        predictedCells = images.values.map(\.predictedCells).reduce(0, +)
+        annotatedCells = images.values.map(\.annotatedCells).reduce(0, +)
         var groups: [String: [String: Group]] = [:]
         for (kind, groupOf) in groupings {
-            var sums: [String: (Double, Int)] = [:]
+            var sums: [String: Group] = [:]
             for (image, s) in images {
                 guard let g = groupOf[image] else { continue }
-                let old = sums[g] ?? (0, 0)
-                sums[g] = (old.0 + s.score, old.1 + 1)
+                var sum = sums[g] ?? Group(score: 0, images: 0, predictedCells: 0, annotatedCells: 0)
+                sum.score += s.score
+                sum.images += 1
+                sum.predictedCells += s.predictedCells
+                sum.annotatedCells += s.annotatedCells
+                sums[g] = sum
             }
-            groups[kind] = sums.mapValues { Group(score: $0.0 / Double($0.1), images: $0.1) }
+            groups[kind] = sums.mapValues { var g = $0; g.score /= Double(g.images); return g }
         }
         self.groups = groups
     }

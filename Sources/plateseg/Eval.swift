@@ -39,7 +39,7 @@ struct Eval: ParsableCommand {
         }
         let storedCells = Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath)
         let merger = Merger(config: try Wiring.ensembleConfig(modelsDir: URL(fileURLWithPath: modelsDir).standardizedFileURL.path))
-        var table = [["scored", "images", "score", "shsy5y", "astro", "cort"]]
+        var table = [["scored", "images", "score", "shsy5y", "astro", "cort", "cells/annotated"]]
         for scored in rows {
             var scores: [String: SartoriusMetric.ImageScore] = [:]
             var types: [String: String] = [:]
@@ -61,7 +61,8 @@ struct Eval: ParsableCommand {
             }
             let report = MetricReport(images: scores, groupings: ["cell type": types, "well": wells])
             let byType = ["shsy5y", "astro", "cort"].map { report.groups["cell type"]?[$0].map { String(format: "%.3f", $0.score) } ?? "-" }
-            table.append([scored.rawValue, "\(scores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType)
+            table.append([scored.rawValue, "\(scores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType
+                         + ["\(report.predictedCells)/\(report.annotatedCells)"])
             if perImage {
                 for (id, s) in scores.sorted(by: { $0.key < $1.key }) {
                     print("  \(scored.rawValue) \(id) [\(types[id] ?? "?")] \(String(format: "%.3f", s.score))")
@@ -70,7 +71,7 @@ struct Eval: ParsableCommand {
             if rows.count == 1, let wellGroups = report.groups["well"], !wellGroups.isEmpty {
                 print("Per well:")
                 for (well, g) in wellGroups.sorted(by: { $0.key < $1.key }) {
-                    print("  \(well): \(String(format: "%.3f", g.score)) over \(g.images) image(s)")
+                    print("  \(well): \(String(format: "%.3f", g.score)) over \(g.images) image(s), \(g.predictedCells) cells of \(g.annotatedCells) annotated")
                 }
             }
         }

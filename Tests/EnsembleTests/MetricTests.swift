@@ -67,7 +67,9 @@ import Testing
                                   groupings: ["cell type": ["i1": "astro", "i2": "astro", "i3": "cort"],
                                               "well": ["i1": "B02", "i3": "B02"]])
         #expect(abs(report.score! - 1.2 / 3) < 1e-12)
-        #expect(report.groups["cell type"]?["astro"] == MetricReport.Group(score: 0.5, images: 2))
+        #expect(report.groups["cell type"]?["astro"] == MetricReport.Group(score: 0.5, images: 2, predictedCells: 1, annotatedCells: 2))
+        #expect(report.groups["cell type"]?["cort"]?.predictedCells == 2)
+        #expect((report.predictedCells, report.annotatedCells) == (3, 3))
         #expect(abs(report.groups["cell type"]!["cort"]!.score - 0.2) < 1e-12)
         #expect(report.groups["well"]?["B02"]?.images == 2)
         #expect(MetricReport(images: [:]).score == nil)
