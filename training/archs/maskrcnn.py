@@ -29,6 +29,8 @@ from torchvision.models.detection.rpn import AnchorGenerator
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import FrozenBatchNorm2d
 
+from .upernet import scaled_size  # one rounding for every scaled network
+
 CLASSES = ["shsy5y", "astro", "cort"]
 BN_EPS = 1e-5  # torchvision's FrozenBatchNorm2d and BatchNorm2d
 
@@ -110,11 +112,6 @@ class FixedScaleTransform(GeneralizedRCNNTransform):
                                                     align_corners=False)[:, 0]
                 target["masks"] = (m >= 0.5).to(target["masks"].dtype)
         return image, target
-
-
-def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
-    """The network's input size for a tile; the engine rounds the same way (half away from zero)."""
-    return int(height * scale + 0.5), int(width * scale + 0.5)
 
 
 def build(cfg: MaskRCNNConfig) -> MaskRCNN:

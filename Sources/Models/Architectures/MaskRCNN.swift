@@ -105,6 +105,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
     public let kind = ModelKind.maskrcnn
     public var classes: [String] { config.classes }
     let config: MaskRCNNConfig
+    private let scaledInput: ScaledInput
     private let body: ResNetBody
     private let fpn: FPN
     private let rpn: RPNHead
@@ -128,9 +129,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         guard c.mean.count == c.inChannels, c.std.count == c.inChannels else {
             throw ModelError.badMetadata(file: file, reason: "mean/std need one value per input channel (\(c.inChannels))")
         }
-        if let s = c.inputScale, !(s > 0 && s <= 4) {
-            throw ModelError.badMetadata(file: file, reason: "input_scale \(s) (expected above 0 and at most 4)")
-        }
+        scaledInput = try ScaledInput(mean: c.mean, std: c.std, channels: c.inChannels, scale: c.inputScale, file: file)
         guard c.maskSize == 28 else { throw ModelError.badMetadata(file: file, reason: "mask_size \(c.maskSize) (torchvision's heads give 28)") }
         config = c
         let bb = weights.scoped("backbone")
@@ -174,25 +173,14 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         }
     }
 
-    /// The network's input size for a tile: scaled by `inputScale`, rounded half up (as the
-    /// reference's `scaled_size`).
-    func inputSize(_ tile: GrayImage) -> (height: Int, width: Int) {
-        let s = config.inputScale ?? 1
-        return (Int(Double(tile.height) * s + 0.5), Int(Double(tile.width) * s + 0.5))
-    }
+    /// The network's input size for a tile (scaled by `inputScale`).
+    func inputSize(_ tile: GrayImage) -> (height: Int, width: Int) { scaledInput.size(tile) }
 
-    /// Normalised, scaled to `inputSize` (bilinear, as PyTorch's interpolate: torchvision's
-    /// transform normalises first) and padded with zeros to the stride multiple.
+    /// Normalised, scaled to `inputSize` and padded with zeros to the stride multiple.
     func preprocess(_ tile: GrayImage) throws -> Tensor {
         let m = config.padMultiple, C = config.inChannels
-        let normalised = try Tensor(shape: [1, C, tile.height, tile.width])
-        let scale = (0..<C).map { 1 / (255 * config.std[$0]) }
-        let shift = (0..<C).map { -config.mean[$0] / config.std[$0] }
-        for (i, v) in tile.pixels.enumerated() {
-            for c in 0..<C { normalised.data[i * C + c] = Float(v) * scale[c] + shift[c] }
-        }
-        let (h, w) = inputSize(tile)
-        let scaled = try Ops.resize(normalised, height: h, width: w, mode: .bilinear)
+        let scaled = try scaledInput.tensor(tile)
+        let (h, w) = (scaled.h, scaled.w)
         let H = (h + m - 1) / m * m, W = (w + m - 1) / m * m
         let t = try Tensor(shape: [1, C, H, W])
         t.data.initialize(repeating: 0, count: t.count)

@@ -73,6 +73,7 @@ public final class UPerNet: Model, @unchecked Sendable {
     public let kind = ModelKind.upernet
     public var classes: [String] { config.classes }
     let config: UPerNetConfig
+    private let scaledInput: ScaledInput
     private let backbone: ResNetBody
     private let decodeHead: UPerHead
 
@@ -83,39 +84,20 @@ public final class UPerNet: Model, @unchecked Sendable {
         guard config.mean.count == config.inChannels, config.std.count == config.inChannels else {
             throw ModelError.badMetadata(file: weights.file.path, reason: "mean/std need one value per input channel (\(config.inChannels))")
         }
-        if let s = config.inputScale, !(s > 0 && s <= 4) {
-            throw ModelError.badMetadata(file: weights.file.path, reason: "input_scale \(s) (expected above 0 and at most 4)")
-        }
+        scaledInput = try ScaledInput(mean: config.mean, std: config.std, channels: config.inChannels,
+                                      scale: config.inputScale, file: weights.file.path)
         self.config = config
         backbone = try ResNetBody(weights.scoped("backbone"), depth: config.depth, inChannels: config.inChannels,
                                   dilation: config.dilation, baseWidth: config.baseWidth, eps: config.bnEps)
         decodeHead = try UPerHead(weights.scoped("decode_head"), inChannels: backbone.outChannels, config)
     }
 
-    /// The network's input size for a tile: scaled by `inputScale`, rounded half up (as the
-    /// reference's `scaled_size`).
-    func inputSize(_ tile: GrayImage) -> (height: Int, width: Int) {
-        let s = config.inputScale ?? 1
-        return (Int(Double(tile.height) * s + 0.5), Int(Double(tile.width) * s + 0.5))
-    }
-
-    func preprocess(_ tile: GrayImage) throws -> Tensor {
-        let C = config.inChannels
-        let t = try Tensor(shape: [1, C, tile.height, tile.width])
-        let p = t.data
-        let scale = (0..<C).map { 1 / (255 * config.std[$0]) }
-        let shift = (0..<C).map { -config.mean[$0] / config.std[$0] }
-        for i in 0..<(tile.width * tile.height) {
-            let v = Float(tile.pixels[i])
-            for c in 0..<C { p[i * C + c] = v * scale[c] + shift[c] }
-        }
-        let (h, w) = inputSize(tile)
-        return (h, w) == (tile.height, tile.width) ? t : try Ops.resize(t, height: h, width: w, mode: .bilinear)
-    }
+    /// The network's input size for a tile (scaled by `inputScale`).
+    func inputSize(_ tile: GrayImage) -> (height: Int, width: Int) { scaledInput.size(tile) }
 
     /// Class logits at 1/4 of the network's input (the tile scaled by `inputScale`), background first.
     func logits(_ tile: GrayImage) throws -> Tensor {
-        try decodeHead(backbone(preprocess(tile)))
+        try decodeHead(backbone(scaledInput.tensor(tile)))
     }
 
     /// Per-pixel probabilities at tile resolution, planar (channels, height, width).
