@@ -25,6 +25,8 @@ public enum SartoriusMetric {
         /// Cells predicted and annotated (every threshold counts the same masks).
         public var predictedCells: Int { counts.first.map { $0.truePositives + $0.falsePositives } ?? 0 }
         public var annotatedCells: Int { counts.first.map { $0.truePositives + $0.falseNegatives } ?? 0 }
+        /// (found − annotated) / annotated: how far the count runs high (+) or low (−).
+        public var countError: Double { Double(predictedCells - annotatedCells) / Double(max(1, annotatedCells)) }
     }
 
     /// Scores one image. Matches are one-to-one with IoU strictly above the threshold. With
@@ -96,12 +98,16 @@ public struct MetricReport: Sendable, Equatable, Codable {
         /// cells, and a count is what a user reads, so both are reported.
         public var predictedCells: Int
         public var annotatedCells: Int
+        /// Mean of its images' `countError`: every image weighs the same, as in the score, so
+        /// one confluent image of hundreds of cells does not decide a type's count bias.
+        public var countBias: Double
     }
 
     /// Mean image score; 0 images score nil.
     public var score: Double?
     public var predictedCells: Int
     public var annotatedCells: Int
+    public var countBias: Double
     public var images: [String: SartoriusMetric.ImageScore]
     /// Group kind (e.g. "cell type", "well") → group name → mean over its images.
     public var groups: [String: [String: Group]]
@@ -113,19 +119,21 @@ public struct MetricReport: Sendable, Equatable, Codable {
         score = images.isEmpty ? nil : images.values.map(\.score).reduce(0, +) / Double(images.count)
         predictedCells = images.values.map(\.predictedCells).reduce(0, +)
         annotatedCells = images.values.map(\.annotatedCells).reduce(0, +)
+        countBias = images.isEmpty ? 0 : images.values.map(\.countError).reduce(0, +) / Double(images.count)
         var groups: [String: [String: Group]] = [:]
         for (kind, groupOf) in groupings {
             var sums: [String: Group] = [:]
             for (image, s) in images {
                 guard let g = groupOf[image] else { continue }
-                var sum = sums[g] ?? Group(score: 0, images: 0, predictedCells: 0, annotatedCells: 0)
+                var sum = sums[g] ?? Group(score: 0, images: 0, predictedCells: 0, annotatedCells: 0, countBias: 0)
                 sum.score += s.score
+                sum.countBias += s.countError
                 sum.images += 1
                 sum.predictedCells += s.predictedCells
                 sum.annotatedCells += s.annotatedCells
                 sums[g] = sum
             }
-            groups[kind] = sums.mapValues { var g = $0; g.score /= Double(g.images); return g }
+            groups[kind] = sums.mapValues { var g = $0; g.score /= Double(g.images); g.countBias /= Double(g.images); return g }
         }
         self.groups = groups
     }

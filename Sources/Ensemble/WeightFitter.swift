@@ -7,13 +7,16 @@ public struct CalibrationImage: Sendable {
     public var height: Int
     public var artifacts: [TileArtifact]
     public var truth: [Mask]
+    /// The annotated cell type of the image; cells are counted per type.
+    public var cellType: String?
 
-    public init(image: String, width: Int, height: Int, artifacts: [TileArtifact], truth: [Mask]) {
+    public init(image: String, width: Int, height: Int, artifacts: [TileArtifact], truth: [Mask], cellType: String? = nil) {
         self.image = image
         self.width = width
         self.height = height
         self.artifacts = artifacts
         self.truth = truth
+        self.cellType = cellType
     }
 }
 
@@ -26,6 +29,13 @@ public struct WeightFitter: Sendable {
     public var start: EnsembleConfig
     /// Full passes over all coordinates at most; the search stops early when a pass changes nothing.
     public var passes: Int = 3
+    /// When set, a config counts as fitting only where, for every cell type, the cells it finds
+    /// in an image are on average within this share of the cells annotated: |count bias| ≤
+    /// tolerance (`MetricReport.Group.countBias`). The metric rewards dropping doubtful cells,
+    /// while a count per well is what a user reads. Among configs outside the tolerance the one
+    /// with the least total overshoot over the types wins (a type that no config brings inside
+    /// then costs the others nothing), so the search first walks in, then maximises the score.
+    public var countTolerance: Double?
 
     public static let weightGrid: [Double] = [0, 0.25, 0.5, 1, 2, 4]
     public static let pixelThresholdGrid: [Double] = [0.3, 0.4, 0.5, 0.6, 0.7]
@@ -51,9 +61,9 @@ public struct WeightFitter: Sendable {
     /// on this fold's images, which the fit never saw.
     public struct HeldOutFold: Sendable {
         public var fitted: EnsembleConfig
-        /// Each held-out image's Sartorius score under `fitted`, by image.
-        public var imageScores: [String: Double]
-        public var score: Double { imageScores.isEmpty ? 0 : imageScores.values.reduce(0, +) / Double(imageScores.count) }
+        /// Each held-out image's Sartorius score (and counts) under `fitted`, by image.
+        public var imageScores: [String: SartoriusMetric.ImageScore]
+        public var score: Double { imageScores.isEmpty ? 0 : imageScores.values.map(\.score).reduce(0, +) / Double(imageScores.count) }
     }
 
     /// k-fold cross-validation of the fit: `folds[i]` is image i's fold. A fit scored on the
@@ -66,46 +76,73 @@ public struct WeightFitter: Sendable {
             let train = zip(scored, folds).filter { $0.1 != k }.map(\.0)
             let held = zip(scored, folds).filter { $0.1 == k }.map(\.0)
             let fitted = fit(train, split: "\(split) without fold \(k)", models: models)
-            let merger = Merger(config: fitted)
-            var scores: [String: Double] = [:]
-            for image in held {
-                let merged = merger.vote(image.stitched, models: models)
-                scores[image.stitched.image] = SartoriusMetric.score(predicted: merged.instances.map(\.mask), truth: image.truth).score
-            }
-            return HeldOutFold(fitted: fitted, imageScores: scores)
+            return HeldOutFold(fitted: fitted, imageScores: evaluate(fitted, on: held, models: models).report.images)
         }
+    }
+
+    /// How `config` scores on `images`, with cells counted, grouped by "cell type".
+    public func report(_ config: EnsembleConfig, on images: [CalibrationImage],
+                       models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> MetricReport {
+        evaluate(config, on: try stitch(images, models: models), models: models).report
     }
 
     private struct ScoredImage {
         var stitched: StitchedImage
         var truth: [Mask]
+        var cellType: String?
     }
 
     private func stitch(_ images: [CalibrationImage], models: Set<EnsembleModel>) throws -> [ScoredImage] {
         try images.map { img in
             ScoredImage(stitched: try Stitcher.stitch(image: img.image, width: img.width, height: img.height,
                                                       artifacts: img.artifacts, models: models, config: start),
-                        truth: img.truth)
+                        truth: img.truth, cellType: img.cellType)
         }
     }
 
-    private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
-        // Score first; on equal scores the mean best IoU of the true masks decides, so that on a
-        // plateau of the step-shaped metric the search still moves towards cleaner masks.
-        func evaluate(_ config: EnsembleConfig) -> (score: Double, meanIoU: Double) {
-            guard !images.isEmpty else { return (0, 0) }
-            let merger = Merger(config: config)
-            var total = 0.0, iou = 0.0
-            for image in images {
-                let merged = merger.vote(image.stitched, models: models)
-                let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: image.truth)
-                total += r.score.score
-                iou += r.meanIoU
-            }
-            return (total / Double(images.count), iou / Double(images.count))
+    private static func typeGrouping(_ images: [ScoredImage]) -> [String: [String: String]] {
+        ["cell type": Dictionary(images.compactMap { i in i.cellType.map { (i.stitched.image, $0) } },
+                                 uniquingKeysWith: { a, _ in a })]
+    }
+
+    private struct Evaluation {
+        var report: MetricReport
+        var meanIoU: Double
+        var score: Double { report.score ?? 0 }
+        /// |count bias| of each cell type (of all images together where none is typed).
+        var countErrors: [String: Double] {
+            let types = report.groups["cell type"] ?? [:]
+            return types.isEmpty ? ["": abs(report.countBias)] : types.mapValues { abs($0.countBias) }
         }
-        func better(_ a: (score: Double, meanIoU: Double), than b: (score: Double, meanIoU: Double)) -> Bool {
-            a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)
+    }
+
+    private func evaluate(_ config: EnsembleConfig, on images: [ScoredImage], models: Set<EnsembleModel>) -> Evaluation {
+        let merger = Merger(config: config)
+        var scores: [String: SartoriusMetric.ImageScore] = [:]
+        var iou = 0.0
+        for image in images {
+            let merged = merger.vote(image.stitched, models: models)
+            let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: image.truth)
+            scores[image.stitched.image] = r.score
+            iou += r.meanIoU
+        }
+        return Evaluation(report: MetricReport(images: scores, groupings: Self.typeGrouping(images)),
+                          meanIoU: images.isEmpty ? 0 : iou / Double(images.count))
+    }
+
+    private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
+        // Inside the count tolerance first; then score; on equal scores the mean best IoU of the
+        // true masks decides, so that on a plateau of the step-shaped metric the search still
+        // moves towards cleaner masks.
+        func evaluate(_ config: EnsembleConfig) -> Evaluation { self.evaluate(config, on: images, models: models) }
+        func excess(_ e: Evaluation) -> Double {
+            guard let t = countTolerance else { return 0 }
+            return e.countErrors.values.map { max(0, $0 - t) }.reduce(0, +)
+        }
+        func better(_ a: Evaluation, than b: Evaluation) -> Bool {
+            let (ea, eb) = (excess(a), excess(b))
+            if abs(ea - eb) > 1e-12 { return ea < eb }
+            return a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)
         }
 
         typealias Coordinate = (grid: [Double], set: (inout EnsembleConfig, Double) -> Void)
@@ -161,7 +198,8 @@ public struct WeightFitter: Sendable {
             }
             if !changed { break }
         }
-        best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore.score, startScore: startScore.score)
+        best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore.score, startScore: startScore.score,
+                                      worstCountError: bestScore.countErrors.values.max() ?? 0, countTolerance: countTolerance)
         return best
     }
 }

@@ -39,7 +39,7 @@ struct Eval: ParsableCommand {
         }
         let storedCells = Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath)
         let merger = Merger(config: try Wiring.ensembleConfig(modelsDir: URL(fileURLWithPath: modelsDir).standardizedFileURL.path))
-        var table = [["scored", "images", "score", "shsy5y", "astro", "cort", "cells/annotated"]]
+        var table = [["scored", "images", "score", "shsy5y", "astro", "cort", "cells/annotated", "count bias"]]
         for scored in rows {
             var scores: [String: SartoriusMetric.ImageScore] = [:]
             var types: [String: String] = [:]
@@ -62,10 +62,10 @@ struct Eval: ParsableCommand {
             let report = MetricReport(images: scores, groupings: ["cell type": types, "well": wells])
             let byType = ["shsy5y", "astro", "cort"].map { report.groups["cell type"]?[$0].map { String(format: "%.3f", $0.score) } ?? "-" }
             table.append([scored.rawValue, "\(scores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType
-                         + ["\(report.predictedCells)/\(report.annotatedCells)"])
+                         + ["\(report.predictedCells)/\(report.annotatedCells)", String(format: "%+.1f %%", report.countBias * 100)])
             if perImage {
                 for (id, s) in scores.sorted(by: { $0.key < $1.key }) {
-                    print("  \(scored.rawValue) \(id) [\(types[id] ?? "?")] \(String(format: "%.3f", s.score))")
+                    print("  \(scored.rawValue) \(id) [\(types[id] ?? "?")] \(String(format: "%.3f", s.score)), \(s.predictedCells) cells of \(s.annotatedCells) annotated")
                 }
             }
             if rows.count == 1, let wellGroups = report.groups["well"], !wellGroups.isEmpty {
@@ -109,6 +109,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Where to write the fitted config.") var out: String = "models/ensemble.json"
     @Option(help: "Also fit on all folds but one and score the one left out, for each of this many folds of the images (each cell type spread evenly): the score a fit reaches on images it has not seen. 0: no cross-validation.")
     var folds: Int = 0
+    @Option(help: "Only accept configs whose cell count per image is, on average over each cell type's images, within this share of the annotated count (0.2: 20 %); 'off' fits the score alone, which rewards dropping doubtful cells and undercounts.")
+    var countTolerance: CountTolerance = CountTolerance(share: 0.2)
 
     func validate() throws {
         if folds == 1 || folds < 0 { throw ValidationError("--folds \(folds): give 0 (none) or at least 2") }
@@ -119,58 +121,93 @@ struct Calibrate: ParsableCommand {
         let truthFile = try GroundTruth.read(path: truth)
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var images: [CalibrationImage] = []
-        var types: [String] = []
         for image in try db.images(plate: plate) {
             guard let t = truthByID[Eval.id(of: image.path)], let merge = image.mergeJobID else { continue }
-            types.append(t.cellType ?? "")
             let artifacts = try db.dependencyArtifacts(of: merge)
             guard !artifacts.isEmpty else { continue }
             images.append(CalibrationImage(
                 image: image.path, width: image.width, height: image.height,
-                artifacts: try artifacts.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID)") }, truth: t.masks))
+                artifacts: try artifacts.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID)") }, truth: t.masks,
+                cellType: t.cellType))
         }
         guard !images.isEmpty else { throw ValidationError("no annotated image with stored tile outputs; run the plate first") }
         let ran = Set(images.flatMap { $0.artifacts.compactMap { EnsembleModel(artifactModel: $0.model) } })
-        print("fitting on \(images.count) images with \(ran.map(\.rawValue).sorted().joined(separator: ", ")) outputs")
+        print("fitting on \(images.count) images with \(ran.map(\.rawValue).sorted().joined(separator: ", ")) outputs"
+              + (countTolerance.share.map { String(format: "; cell counts per type within %.0f %% of the annotated", $0 * 100) } ?? ""))
         // The cell-type weights are not fitted here (types are not in the score): a refit keeps
         // those of the config it replaces.
         var start = EnsembleConfig()
         if FileManager.default.fileExists(atPath: out) { start.typeWeights = try EnsembleConfig.load(path: out).typeWeights }
-        let fitter = WeightFitter(start: start)
+        var fitter = WeightFitter(start: start)
+        fitter.countTolerance = countTolerance.share
         if folds >= 2 {
-            try crossValidate(fitter, images, types: types, models: ran)
+            try crossValidate(fitter, images, models: ran)
         }
         let fitted = try fitter.fit(images, split: split, models: ran)
         try fitted.jsonData().write(to: URL(fileURLWithPath: out))
         print("fitted on \(images.count) images of split \(split); wrote \(out)")
-        if let fit = fitted.fit { print(fit) }
+        if let fit = fitted.fit {
+            print(String(format: "score %.4f (start %.4f)", fit.score, fit.startScore))
+            if let t = fit.countTolerance, let e = fit.worstCountError, e > t {
+                print(String(format: "no config tried keeps every cell type's count within %.0f %% (the worst is %.0f %% off, below); "
+                             + "the one least outside it, summed over the types, was fitted", t * 100, e * 100))
+            }
+        }
+        print(Self.byType(try fitter.report(fitted, on: images, models: ran), heading: "fitted, on the images it was fitted on"))
     }
 
-    private func crossValidate(_ fitter: WeightFitter, _ images: [CalibrationImage], types: [String],
-                               models: Set<EnsembleModel>) throws {
+    /// Score, cells found against cells annotated, and the count bias (mean over images of
+    /// (found − annotated) / annotated), per cell type.
+    static func byType(_ report: MetricReport, heading: String) -> String {
+        var lines = ["\(heading):", "  type     images  score   cells/annotated  count bias"]
+        func line(_ name: String, _ score: Double, _ images: Int, _ found: Int, _ annotated: Int, _ bias: Double) -> String {
+            let cells = "\(found)/\(annotated)"
+            let padded = String(repeating: " ", count: max(0, 15 - cells.count)) + cells
+            let head = "  " + name + String(repeating: " ", count: max(0, 8 - name.count))
+            return head + String(format: " %6d  %.4f  ", images, score) + padded + String(format: "  %+9.1f %%", bias * 100)
+        }
+        for (type, g) in (report.groups["cell type"] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            lines.append(line(type, g.score, g.images, g.predictedCells, g.annotatedCells, g.countBias))
+        }
+        lines.append(line("all", report.score ?? 0, report.images.count, report.predictedCells, report.annotatedCells, report.countBias))
+        return lines.joined(separator: "\n")
+    }
+
+    private func crossValidate(_ fitter: WeightFitter, _ images: [CalibrationImage], models: Set<EnsembleModel>) throws {
         guard images.count >= folds else { throw ValidationError("--folds \(folds): only \(images.count) annotated images") }
         // Round robin within each type, in image order: every fold holds each type's share.
         var fold = [Int](repeating: 0, count: images.count)
         var seen: [String: Int] = [:]
-        for i in images.indices.sorted(by: { (types[$0], images[$0].image) < (types[$1], images[$1].image) }) {
-            fold[i] = seen[types[i], default: 0] % folds
-            seen[types[i], default: 0] += 1
+        let typeOf = images.map { $0.cellType ?? "" }
+        for i in images.indices.sorted(by: { (typeOf[$0], images[$0].image) < (typeOf[$1], images[$1].image) }) {
+            fold[i] = seen[typeOf[i], default: 0] % folds
+            seen[typeOf[i], default: 0] += 1
         }
         let results = try fitter.crossValidate(images, folds: fold, split: split, models: models)
-        var byImage: [String: Double] = [:]
+        var byImage: [String: SartoriusMetric.ImageScore] = [:]
         for (k, r) in results.enumerated() {
             byImage.merge(r.imageScores) { a, _ in a }
             let inSample = r.fitted.fit.map { String(format: "%.4f", $0.score) } ?? "-"
             print("fold \(k): \(r.imageScores.count) images held out, score " + String(format: "%.4f", r.score)
                   + " (fitted on the other \(images.count - r.imageScores.count): \(inSample) there)")
         }
-        let typeOf = Dictionary(zip(images.map(\.image), types), uniquingKeysWith: { a, _ in a })
-        var line = String(format: "cross-validated (%d folds): held-out score %.4f over %d images", folds,
-                          byImage.values.reduce(0, +) / Double(byImage.count), byImage.count)
-        for type in Set(types).sorted() where !type.isEmpty {
-            let scores = byImage.filter { typeOf[$0.key] == type }.map(\.value)
-            line += "; \(type) " + String(format: "%.4f", scores.reduce(0, +) / Double(max(1, scores.count))) + " (\(scores.count))"
-        }
-        print(line)
+        let grouping = Dictionary(images.compactMap { i in i.cellType.map { (i.image, $0) } }, uniquingKeysWith: { a, _ in a })
+        let report = MetricReport(images: byImage, groupings: ["cell type": grouping])
+        print(Self.byType(report, heading: "cross-validated (\(folds) folds): each image scored by the fit of the other folds"))
     }
+}
+
+/// A share of the annotated count, or "off".
+struct CountTolerance: ExpressibleByArgument {
+    var share: Double?
+
+    init(share: Double?) { self.share = share }
+
+    init?(argument: String) {
+        if argument == "off" { share = nil; return }
+        guard let v = Double(argument), v >= 0 else { return nil }
+        share = v
+    }
+
+    var defaultValueDescription: String { share.map { "\($0)" } ?? "off" }
 }

@@ -67,9 +67,13 @@ import Testing
                                   groupings: ["cell type": ["i1": "astro", "i2": "astro", "i3": "cort"],
                                               "well": ["i1": "B02", "i3": "B02"]])
         #expect(abs(report.score! - 1.2 / 3) < 1e-12)
-        #expect(report.groups["cell type"]?["astro"] == MetricReport.Group(score: 0.5, images: 2, predictedCells: 1, annotatedCells: 2))
+        #expect(report.groups["cell type"]?["astro"] == MetricReport.Group(score: 0.5, images: 2, predictedCells: 1, annotatedCells: 2,
+                                                                                      countBias: -0.5))
         #expect(report.groups["cell type"]?["cort"]?.predictedCells == 2)
         #expect((report.predictedCells, report.annotatedCells) == (3, 3))
+        // Counts by image: astro 1 of 1 and 0 of 1, cort 2 of 1; overall three images at 0, −1, +1.
+        #expect(report.groups["cell type"]?["cort"]?.countBias == 1)
+        #expect(report.countBias == 0)
         #expect(abs(report.groups["cell type"]!["cort"]!.score - 0.2) < 1e-12)
         #expect(report.groups["well"]?["B02"]?.images == 2)
         #expect(MetricReport(images: [:]).score == nil)

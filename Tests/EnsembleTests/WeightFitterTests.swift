@@ -59,6 +59,33 @@ enum FitScenes {
         }
         return CalibrationImage(image: "scene\(seed)", width: size.0, height: size.1, artifacts: artifacts, truth: truth)
     }
+
+    /// Half the cells found cleanly; the other half only by doubtful, misplaced detections
+    /// (score 0.15, shifted by most of a radius) that cost more as false positives than they
+    /// earn: the metric alone would drop them and count half the cells.
+    static func halfDoubtful(seed: UInt64) -> CalibrationImage {
+        let truth = cells(seed: seed)
+        let shifted = truth[5...].map { m in
+            let r = Double(m.box.width) / 2
+            return disc(Double(m.box.x) + r + 0.8 * r, Double(m.box.y) + r, r, image: size)
+        }
+        // One tile per model at this size: detections come in the order of the masks given.
+        let artifacts = PerfectModels.artifacts(masks: Array(truth[..<5]) + shifted, cellType: "cort",
+                                                width: size.0, height: size.1).map { a -> TileArtifact in
+            var a = a
+            for i in a.detections.indices.dropFirst(5) { a.detections[i].score = 0.15 }
+            return a
+        }
+        return CalibrationImage(image: "doubtful\(seed)", width: size.0, height: size.1, artifacts: artifacts,
+                                truth: truth, cellType: "cort")
+    }
+
+    /// Cells no network sees: no config brings their type's count anywhere near.
+    static func unseen(seed: UInt64) -> CalibrationImage {
+        CalibrationImage(image: "unseen\(seed)", width: size.0, height: size.1,
+                         artifacts: PerfectModels.artifacts(masks: [], cellType: "astro", width: size.0, height: size.1),
+                         truth: cells(seed: seed), cellType: "astro")
+    }
 }
 
 @Suite struct WeightFitterTests {
@@ -117,6 +144,32 @@ enum FitScenes {
             alone.fit = nil
             #expect(abs(try score(alone, held) - fold.score) < 1e-12)
         }
+    }
+
+    /// With a count tolerance the fit keeps the doubtful cortical cells that the metric alone
+    /// drops, and reports how far each count is off; astrocytes that no network sees cannot be
+    /// brought inside it, and must not excuse the cortical count.
+    @Test func aCountToleranceKeepsCellsTheMetricWouldDrop() throws {
+        let images = [FitScenes.halfDoubtful(seed: 11), FitScenes.halfDoubtful(seed: 12), FitScenes.unseen(seed: 13)]
+        func cortCells(_ r: MetricReport) -> Int? { r.groups["cell type"]?["cort"]?.predictedCells }
+        var fitter = WeightFitter()
+        fitter.passes = 1
+        let free = try fitter.fit(images, split: "counts")
+        let freeReport = try fitter.report(free, on: images)
+        #expect(freeReport.groups["cell type"]?["cort"]?.annotatedCells == 20)
+        #expect(try #require(cortCells(freeReport)) <= 12)
+
+        fitter.countTolerance = 0.2
+        let counted = try fitter.fit(images, split: "counts")
+        let countedReport = try fitter.report(counted, on: images)
+        #expect(abs(try #require(cortCells(countedReport)) - 20) <= 4)
+        #expect(countedReport.groups["cell type"]?["astro"]?.predictedCells == 0)
+        let fit = try #require(counted.fit)
+        #expect(fit.countTolerance == 0.2 && fit.worstCountError == 1)
+        // Keeping them costs score: the tolerance is what made the difference.
+        let freeScore = try #require(free.fit).score
+        #expect(fit.score < freeScore)
+        #expect(abs((countedReport.score ?? -1) - fit.score) < 1e-12)
     }
 
     /// Cell types are not in the score: the weights of their vote pass through a fit unchanged.

@@ -149,6 +149,8 @@ def main(argv=None):
     t.add_argument("--batch", type=int, default=2)
     t.add_argument("--steps", type=int, default=6000)
     t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--seed", type=int, default=1234,
+                   help="crops are drawn from (seed, step): give a continuation a new seed so it sees new ones")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=6)
@@ -167,7 +169,7 @@ def main(argv=None):
 
     records = data.load_records()
     if args.cmd == "train":
-        seed = 1234
+        seed = args.seed
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
         log(f"command line {json.dumps(vars(args))}")

@@ -145,6 +145,8 @@ def main(argv=None):
     t.add_argument("--boundary", action="store_true")
     t.add_argument("--input-scale", type=float, default=1.0,
                    help="scale every input by this (bilinear); the logits come back at the crop's size")
+    t.add_argument("--seed", type=int, default=1234,
+                   help="crops are drawn from (seed, step): give a continuation a new seed so it sees new ones")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
@@ -161,7 +163,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     records = data.load_records()
     if args.cmd == "train":
-        seed = 1234
+        seed = args.seed
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
         train = data.split(records, "train")

@@ -227,6 +227,8 @@ def main(argv=None):
     t.add_argument("--batch", type=int, default=4)
     t.add_argument("--steps", type=int, default=8000)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=1234,
+                   help="crops are drawn from (seed, step): give a continuation a new seed so it sees new ones")
     t.add_argument("--threads", type=int, default=1)
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
@@ -244,7 +246,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     records = data.load_records()
     if args.cmd == "train":
-        seed = 1234
+        seed = args.seed
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
         train = data.split(records, "train")
