@@ -22,7 +22,8 @@ public struct CalibrationImage: Sendable {
 
 /// Adaptive weights: a coordinate search over the model weights and the main thresholds that
 /// maximises the Sartorius score of the merge on a validation split (ties broken by the mean
-/// IoU of the true masks). Deterministic: fixed candidate grids visited in a fixed order, a
+/// IoU of the true masks), among the configs that count each cell type's cells closely enough
+/// when `countTolerance` is given. Deterministic: fixed candidate grids visited in a fixed order, a
 /// change kept only when it strictly improves, so the same split and start always give the
 /// same config.
 public struct WeightFitter: Sendable {
