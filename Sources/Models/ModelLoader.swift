@@ -7,8 +7,12 @@ public enum ModelLoader {
         let file = try SafeTensorsFile(path: path)
         let weights = Weights(file: file)
         let json = try metadataJSON(file)
-        guard let arch = (try? JSONSerialization.jsonObject(with: json)) .flatMap({ ($0 as? [String: Any])?["arch"] as? String }) else {
+        let settings = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any]
+        guard let arch = settings?["arch"] as? String else {
             throw ModelError.badMetadata(file: path, reason: "has no \"arch\"")
+        }
+        if let version = settings?["format_version"] as? Int, version > formatVersion {
+            throw ModelError.badMetadata(file: path, reason: "format_version \(version): this plateseg reads format \(formatVersion) and older; update plateseg")
         }
         switch ModelKind(rawValue: arch) {
         case .yolox: return try YOLOX(weights: weights, config: decode(YOLOXConfig.self, json, path))
@@ -26,13 +30,37 @@ public enum ModelLoader {
         return Data(text.utf8)
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, _ json: Data, _ path: String) throws -> T {
+    /// The newest `format_version` of training/archs/export.py this engine reads.
+    static let formatVersion = 1
+
+    static func decode<T: Codable>(_ type: T.Type, _ json: Data, _ path: String) throws -> T {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        do { return try decoder.decode(type, from: json) } catch let DecodingError.keyNotFound(key, _) {
+        let config: T
+        do { config = try decoder.decode(type, from: json) } catch let DecodingError.keyNotFound(key, _) {
             throw ModelError.badMetadata(file: path, reason: "lacks \"\(key.stringValue)\"")
         } catch {
             throw ModelError.badMetadata(file: path, reason: "cannot be read: \(error)")
+        }
+        try refuseUnknownSettings(json, understood: config, path)
+        return config
+    }
+
+    /// A setting the engine does not read would be ignored without a word, and the results stored
+    /// under the file's hash as if it had been honoured (an older plateseg reading a newer export
+    /// did exactly that with `input_scale`). The settings read are the config's own fields,
+    /// found by encoding it back.
+    private static func refuseUnknownSettings<T: Encodable>(_ json: Data, understood config: T, _ path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        func keys(_ data: Data) -> Set<String> {
+            Set(((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?.keys.map { $0 } ?? [])
+        }
+        let read = keys((try? encoder.encode(config)) ?? Data()).union(["arch", "format_version"])
+        let unknown = keys(json).subtracting(read).sorted()
+        guard unknown.isEmpty else {
+            throw ModelError.badMetadata(file: path, reason: "carries settings this plateseg does not know (\(unknown.joined(separator: ", "))): "
+                                         + "it was exported by a newer training/; update plateseg, or export the file with this version's training/")
         }
     }
 }

@@ -237,6 +237,23 @@ struct SafeTensorsBuilder {
         }
     }
 
+    /// A setting the engine does not read must not be dropped without a word: the results would be
+    /// stored under the file's hash as if it had been honoured.
+    @Test func settingsTheEngineDoesNotKnowAreRefused() throws {
+        for arch in ["yolox", "maskrcnn", "upernet"] {
+            Fixture.expectRefused(try Fixture.variant(of: arch, as: "\(arch)-unknown.safetensors") { $0["mosaic_prob"] = 0.8 },
+                                  naming: "mosaic_prob")
+            Fixture.expectRefused(try Fixture.variant(of: arch, as: "\(arch)-format2.safetensors") { $0["format_version"] = 2 },
+                                  naming: "format_version 2")
+        }
+        Fixture.expectRefused(try Fixture.variant(of: "yolox", as: "yolox-relu.safetensors") { $0["activation"] = "relu" },
+                              naming: "relu")
+        Fixture.expectRefused(try Fixture.variant(of: "maskrcnn", as: "maskrcnn-pad.safetensors") { $0["pad_value"] = 114 },
+                              naming: "pad_value")
+        // Every setting the exporter writes today is read.
+        for arch in ["yolox", "yolox_dw", "maskrcnn", "upernet"] { _ = try Fixture.model(arch) }
+    }
+
     /// torchvision before 0.13 named the RPN conv `rpn.head.conv` and the mask head convs
     /// `mask_head.mask_fcn1..4`; files with those names load and compute the same.
     @Test func maskRCNNAcceptsLegacyTorchvisionNames() throws {

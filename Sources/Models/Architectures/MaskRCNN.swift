@@ -5,7 +5,7 @@ import Imaging
 /// (P2..P6), RPN, multi-level RoIAlign, two-FC box head with class-specific boxes, 4-conv mask
 /// head with a 2x2/2 transposed conv. Tensor names and every post-processing rule as torchvision.
 /// Reference: training/archs/maskrcnn.py (which never resizes the tile, only pads it to 32).
-struct MaskRCNNConfig: Decodable, Sendable {
+struct MaskRCNNConfig: Codable, Sendable {
     var depth: Int
     /// Absent in files from before narrow parity bodies existed: torchvision's 64.
     var baseWidth: Int?
@@ -19,6 +19,8 @@ struct MaskRCNNConfig: Decodable, Sendable {
     var mean: [Float]
     var std: [Float]
     var padMultiple: Int
+    /// The normalised tile is padded with zeros, as torchvision does; any other value is refused.
+    var padValue: Float?
     var rpnPreNmsTopN: Int
     var rpnPostNmsTopN: Int
     var rpnNmsThreshold: Float
@@ -131,6 +133,9 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         }
         scaledInput = try ScaledInput(mean: c.mean, std: c.std, channels: c.inChannels, scale: c.inputScale, file: file)
         guard c.maskSize == 28 else { throw ModelError.badMetadata(file: file, reason: "mask_size \(c.maskSize) (torchvision's heads give 28)") }
+        if let pad = c.padValue, pad != 0 {
+            throw ModelError.badMetadata(file: file, reason: "pad_value \(pad) (the normalised tile is padded with zeros, as torchvision does)")
+        }
         config = c
         let bb = weights.scoped("backbone")
         body = try ResNetBody(bb.scoped("body"), depth: c.depth, inChannels: c.inChannels, baseWidth: c.baseWidth ?? 64, eps: c.bnEps)

@@ -6,7 +6,7 @@ import Imaging
 /// `input_scale` the normalised tile is first resized bilinearly by that factor (small cells then
 /// span more output pixels) and the logits go straight back to the tile's size.
 /// Reference: training/archs/upernet.py.
-struct UPerNetConfig: Decodable, Sendable {
+struct UPerNetConfig: Codable, Sendable {
     var depth: Int
     var dilation: [Bool]
     var baseWidth: Int

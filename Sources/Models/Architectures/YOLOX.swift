@@ -3,7 +3,7 @@ import Imaging
 
 /// YOLOX (Ge et al. 2021): CSPDarknet with a Focus stem, PAFPN, and a decoupled head per stride
 /// (8, 16, 32). Tensor names as Megvii's repository; see training/archs/yolox.py for the reference.
-struct YOLOXConfig: Decodable, Sendable {
+struct YOLOXConfig: Codable, Sendable {
     var depth: Double
     var width: Double
     var depthwise: Bool
@@ -18,6 +18,8 @@ struct YOLOXConfig: Decodable, Sendable {
     var nmsThreshold: Float
     var maxDetections: Int
     var bnEps: Float
+    /// The engine runs SiLU (Megvii's default), the one activation training/ writes. Absent: SiLU.
+    var activation: String?
 
     /// Python's round() (half to even) and int() (truncation), as the reference computes widths.
     func channels(_ c: Int) -> Int { Int(Double(c) * width) }
@@ -233,6 +235,9 @@ public final class YOLOX: Model, @unchecked Sendable {
     init(weights: Weights, config: YOLOXConfig) throws {
         guard config.strides == [8, 16, 32] else {
             throw ModelError.badMetadata(file: weights.file.path, reason: "YOLOX strides \(config.strides) (only 8, 16, 32)")
+        }
+        if let a = config.activation, a != "silu" {
+            throw ModelError.badMetadata(file: weights.file.path, reason: "activation \"\(a)\" (this engine runs YOLOX with SiLU only)")
         }
         guard config.mean.count == config.inChannels, config.std.count == config.inChannels else {
             throw ModelError.badMetadata(file: weights.file.path, reason: "mean/std need one value per input channel (\(config.inChannels))")
