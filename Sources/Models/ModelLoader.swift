@@ -56,7 +56,9 @@ public enum ModelLoader {
         func keys(_ data: Data) -> Set<String> {
             Set(((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?.keys.map { $0 } ?? [])
         }
-        let read = keys((try? encoder.encode(config)) ?? Data()).union(["arch", "format_version"])
+        // A config that cannot be encoded (not finite numbers) says nothing about the keys it read.
+        guard let encoded = try? encoder.encode(config) else { return }
+        let read = keys(encoded).union(["arch", "format_version"])
         let unknown = keys(json).subtracting(read).sorted()
         guard unknown.isEmpty else {
             throw ModelError.badMetadata(file: path, reason: "carries settings this plateseg does not know (\(unknown.joined(separator: ", "))): "
