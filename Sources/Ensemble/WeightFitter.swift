@@ -101,9 +101,10 @@ public struct WeightFitter: Sendable {
         }
     }
 
-    private static func typeGrouping(_ images: [ScoredImage]) -> [String: [String: String]] {
-        ["cell type": Dictionary(images.compactMap { i in i.cellType.map { (i.stitched.image, $0) } },
-                                 uniquingKeysWith: { a, _ in a })]
+    /// The `MetricReport` groupings by the images' annotated cell type ("cell type"), for
+    /// reports of fits and of held-out folds alike.
+    public static func cellTypeGrouping(_ images: [(image: String, cellType: String?)]) -> [String: [String: String]] {
+        ["cell type": Dictionary(images.compactMap { i in i.cellType.map { (i.image, $0) } }, uniquingKeysWith: { a, _ in a })]
     }
 
     private struct Evaluation {
@@ -127,7 +128,7 @@ public struct WeightFitter: Sendable {
             scores[image.stitched.image] = r.score
             iou += r.meanIoU
         }
-        return Evaluation(report: MetricReport(images: scores, groupings: Self.typeGrouping(images)),
+        return Evaluation(report: MetricReport(images: scores, groupings: Self.cellTypeGrouping(images.map { ($0.stitched.image, $0.cellType) })),
                           meanIoU: images.isEmpty ? 0 : iou / Double(images.count))
     }
 

@@ -14,10 +14,11 @@ public enum ModelLoader {
         if let version = settings?["format_version"] as? Int, version > formatVersion {
             throw ModelError.badMetadata(file: path, reason: "format_version \(version): this plateseg reads format \(formatVersion) and older; update plateseg")
         }
+        let given = Set(settings?.keys.map { $0 } ?? [])
         switch ModelKind(rawValue: arch) {
-        case .yolox: return try YOLOX(weights: weights, config: decode(YOLOXConfig.self, json, path))
-        case .upernet: return try UPerNet(weights: weights, config: decode(UPerNetConfig.self, json, path))
-        case .maskrcnn: return try MaskRCNN(weights: weights, config: decode(MaskRCNNConfig.self, json, path))
+        case .yolox: return try YOLOX(weights: weights, config: decode(YOLOXConfig.self, json, given: given, path))
+        case .upernet: return try UPerNet(weights: weights, config: decode(UPerNetConfig.self, json, given: given, path))
+        case .maskrcnn: return try MaskRCNN(weights: weights, config: decode(MaskRCNNConfig.self, json, given: given, path))
         case nil:
             throw ModelError.badMetadata(file: path, reason: "names architecture \"\(arch)\"; known: \(ModelKind.allCases.map(\.rawValue))")
         }
@@ -33,7 +34,8 @@ public enum ModelLoader {
     /// The newest `format_version` of training/archs/export.py this engine reads.
     static let formatVersion = 1
 
-    static func decode<T: Codable>(_ type: T.Type, _ json: Data, _ path: String) throws -> T {
+    /// `given`: the keys of `json`, which must all be settings the config reads.
+    static func decode<T: Codable>(_ type: T.Type, _ json: Data, given: Set<String>, _ path: String) throws -> T {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let config: T
@@ -42,7 +44,7 @@ public enum ModelLoader {
         } catch {
             throw ModelError.badMetadata(file: path, reason: "cannot be read: \(error)")
         }
-        try refuseUnknownSettings(json, understood: config, path)
+        try refuseUnknownSettings(given, understood: config, path)
         return config
     }
 
@@ -50,16 +52,13 @@ public enum ModelLoader {
     /// under the file's hash as if it had been honoured (an older plateseg reading a newer export
     /// did exactly that with `input_scale`). The settings read are the config's own fields,
     /// found by encoding it back.
-    private static func refuseUnknownSettings<T: Encodable>(_ json: Data, understood config: T, _ path: String) throws {
+    private static func refuseUnknownSettings<T: Encodable>(_ given: Set<String>, understood config: T, _ path: String) throws {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
-        func keys(_ data: Data) -> Set<String> {
-            Set(((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?.keys.map { $0 } ?? [])
-        }
         // A config that cannot be encoded (not finite numbers) says nothing about the keys it read.
-        guard let encoded = try? encoder.encode(config) else { return }
-        let read = keys(encoded).union(["arch", "format_version"])
-        let unknown = keys(json).subtracting(read).sorted()
+        guard let encoded = try? encoder.encode(config),
+              let read = (try? JSONSerialization.jsonObject(with: encoded)) as? [String: Any] else { return }
+        let unknown = given.subtracting(read.keys).subtracting(["arch", "format_version"]).sorted()
         guard unknown.isEmpty else {
             throw ModelError.badMetadata(file: path, reason: "carries settings this plateseg does not know (\(unknown.joined(separator: ", "))): "
                                          + "it was exported by a newer training/; update plateseg, or export the file with this version's training/")

@@ -191,8 +191,7 @@ struct Calibrate: ParsableCommand {
             print("fold \(k): \(r.imageScores.count) images held out, score " + String(format: "%.4f", r.score)
                   + " (fitted on the other \(images.count - r.imageScores.count): \(inSample) there)")
         }
-        let grouping = Dictionary(images.compactMap { i in i.cellType.map { (i.image, $0) } }, uniquingKeysWith: { a, _ in a })
-        let report = MetricReport(images: byImage, groupings: ["cell type": grouping])
+        let report = MetricReport(images: byImage, groupings: WeightFitter.cellTypeGrouping(images.map { ($0.image, $0.cellType) }))
         print(Self.byType(report, heading: "cross-validated (\(folds) folds): each image scored by the fit of the other folds"))
     }
 }
