@@ -53,4 +53,19 @@ import Testing
         Fixture.expectRefused(try Fixture.variant(of: "upernet", as: "upernet-scale-negative.safetensors") { $0["input_scale"] = -1 },
                               naming: "input_scale")
     }
+
+    /// `test_time_flip`: the stored map is the mean of the tile's and its mirror image's
+    /// probabilities (training/archs/upernet.py `predict_tile`, "flipped.probabilities"); about
+    /// 3% of the fixture's pixels change class, so one look alone would fail this.
+    @Test func testTimeFlipMatchesPyTorch() throws {
+        let expected = try Fixture.expected("upernet")
+        let flipped = try Fixture.variant(of: "upernet", as: "upernet-flipped.safetensors") { $0["test_time_flip"] = true }
+        let model = try ModelLoader.load(path: flipped)
+        let tile = try expected.tile()
+        let semantic = try #require(try model.run(tile).semantic)
+        let want = ProbabilityMap(channels: 4, width: tile.width, height: tile.height,
+                                  probabilities: try expected.values("flipped.probabilities"))
+        #expect(semantic.values.count == want.values.count)
+        #expect(zip(semantic.values, want.values).filter { abs(Int($0) - Int($1)) > 1 }.count == 0)
+    }
 }

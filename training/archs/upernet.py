@@ -37,6 +37,9 @@ class UPerNetConfig:
     # the tile is scaled by this (bilinear, after normalising) before the network, and the logits
     # are resized straight back to the tile: above 1 small cells span more output pixels
     input_scale: float = 1.0
+    # inference also runs on the mirror image and averages both looks' probabilities
+    # (predict_tile); the engine reads it too
+    test_time_flip: bool = False
 
 
 def conv_module(cin, cout, k, padding=0):
@@ -224,8 +227,20 @@ class UPerNet(nn.Module):
             "mean": c.mean,
             "std": c.std,
             "input_scale": c.input_scale,
+            "test_time_flip": c.test_time_flip,
             "bn_eps": BN_EPS,
         }
+
+
+@torch.no_grad()
+def predict_tile(model: UPerNet, gray: torch.Tensor) -> torch.Tensor:
+    """What the engine stores for a (H, W) uint8 tile: probabilities (1, classes, H, W), with
+    test-time flip the mean of the tile's and its mirror image's (mirrored back)."""
+    x = preprocess(gray, model.cfg)
+    probs = model.predict(x, gray.shape)
+    if model.cfg.test_time_flip:
+        probs = 0.5 * (probs + model.predict(preprocess(gray.flip(-1), model.cfg), gray.shape).flip(-1))
+    return probs
 
 
 def preprocess(gray: torch.Tensor, cfg: UPerNetConfig) -> torch.Tensor:

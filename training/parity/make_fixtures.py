@@ -124,6 +124,10 @@ def make_upernet():
     scaled = copy.deepcopy(model)
     scaled.cfg.input_scale = 1.5
     expected.update({f"scaled.{k}": v for k, v in upernet_reference(scaled, tile()).items()})
+    # test-time flip: the mean of the tile's and its mirror image's probabilities
+    flipped = copy.deepcopy(model)
+    flipped.cfg.test_time_flip = True
+    expected["flipped.probabilities"] = upernet_reference(flipped, tile())["probabilities"]
     probs = expected["probabilities"]
     print(f"upernet: {sum(p.numel() for p in model.parameters())} parameters, logits {tuple(expected['logits'].shape)}, "
           f"class share {[round(float((probs.argmax(0) == c).float().mean()), 3) for c in range(4)]}")
@@ -134,7 +138,7 @@ def upernet_reference(model, gray: torch.Tensor) -> dict:
     with torch.no_grad():
         x = upernet.preprocess(gray, model.cfg)
         logits = model(x)
-        probs = torch.softmax(upernet.resize(logits, gray.shape), 1)
+        probs = upernet.predict_tile(model, gray)
     return {"logits": logits[0], "probabilities": probs[0].half()}
 
 

@@ -29,8 +29,8 @@ def outputs(name: str, model, gray) -> list[torch.Tensor]:
         if name == "yolox":
             from archs.yolox import preprocess
             return list(model(preprocess(torch.from_numpy(gray), model.cfg)))
-        from archs.upernet import preprocess
-        return [model(preprocess(torch.from_numpy(gray), model.cfg))]
+        from archs.upernet import predict_tile
+        return [predict_tile(model, torch.from_numpy(gray))]
 
 
 def set_score_threshold(name: str, model, value: float | None) -> None:
@@ -49,8 +49,8 @@ def main(argv=None) -> int:
     p.add_argument("--score-thresh", type=float, default=None,
                    help="detection score threshold stored in the metadata (the one chosen on val)")
     p.add_argument("--test-time-flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="maskrcnn: also run on the mirror image and fuse both (archs.maskrcnn.fuse_flip); "
-                        "default: as the checkpoint or file says")
+                   help="also run on the mirror image and fuse both (maskrcnn: archs.maskrcnn.fuse_flip, "
+                        "upernet: archs.upernet.predict_tile); default: as the checkpoint or file says")
     p.add_argument("--dtype", default="int8", choices=["int8", "float16", "float32"],
                    help="stored precision: int8 = conv/linear weights per output channel + f16 rest "
                         "(a quarter of float32), float16 halves it; the engine reads all three")
@@ -71,8 +71,8 @@ def main(argv=None) -> int:
         p.error("--score-thresh applies to maskrcnn and yolox only")
     set_score_threshold(args.model, model, args.score_thresh)
     if args.test_time_flip is not None:
-        if args.model != "maskrcnn":
-            p.error("--test-time-flip applies to maskrcnn only")
+        if args.model == "yolox":
+            p.error("--test-time-flip applies to maskrcnn and upernet only")
         model.cfg.test_time_flip = args.test_time_flip
     meta = archs_export.model_metadata(model)
     stored = archs_export.export(model, meta, out, dtype=getattr(torch, args.dtype))

@@ -102,3 +102,14 @@ struct FlipFusion: Sendable {
         return out
     }
 }
+
+extension GrayImage {
+    /// The tile seen in a mirror (x -> width - 1 - x): the second look of test-time flip.
+    var mirroredLeftRight: GrayImage {
+        var out = self
+        for y in 0..<height {
+            for x in 0..<width { out.pixels[y * width + x] = pixels[y * width + width - 1 - x] }
+        }
+        return out
+    }
+}

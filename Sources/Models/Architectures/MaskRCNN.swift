@@ -338,13 +338,3 @@ public final class MaskRCNN: Model, @unchecked Sendable {
             masks: found.masks.map { ProbabilityMap(channels: 1, width: S, height: S, probabilities: $0) })
     }
 }
-
-private extension GrayImage {
-    var mirroredLeftRight: GrayImage {
-        var out = self
-        for y in 0..<height {
-            for x in 0..<width { out.pixels[y * width + x] = pixels[y * width + width - 1 - x] }
-        }
-        return out
-    }
-}

@@ -20,6 +20,9 @@ struct UPerNetConfig: Codable, Sendable {
     var bnEps: Float
     /// Absent in files written before it existed: 1.
     var inputScale: Double?
+    /// Also look at the mirror image and average the two looks' probabilities
+    /// (training/archs/upernet.py `predict_tile`). Absent: false.
+    var testTimeFlip: Bool?
 }
 
 /// mmsegmentation's UPerHead.
@@ -107,10 +110,24 @@ public final class UPerNet: Model, @unchecked Sendable {
         return full
     }
 
+    /// What the tile's semantic map is: one look, or with test-time flip the mean of the tile's
+    /// and its mirror image's probabilities (mirrored back), planar (channels, height, width).
+    func tileProbabilities(_ tile: GrayImage) throws -> [Float] {
+        var direct = try probabilities(tile).nchw()
+        guard config.testTimeFlip == true else { return direct }
+        let mirror = try probabilities(tile.mirroredLeftRight).nchw()
+        let w = tile.width
+        for row in 0..<(direct.count / w) {
+            let base = row * w
+            for x in 0..<w { direct[base + x] = 0.5 * (direct[base + x] + mirror[base + w - 1 - x]) }
+        }
+        return direct
+    }
+
     public func run(_ tile: GrayImage) throws -> TileArtifact {
-        let p = try probabilities(tile)
+        let p = try tileProbabilities(tile)
         return TileArtifact(model: kind.rawValue, tile: PixelRect(x: 0, y: 0, width: tile.width, height: tile.height),
                             classes: classes,
-                            semantic: ProbabilityMap(channels: p.c, width: p.w, height: p.h, probabilities: p.nchw()))
+                            semantic: ProbabilityMap(channels: config.semanticChannels.count, width: tile.width, height: tile.height, probabilities: p))
     }
 }
