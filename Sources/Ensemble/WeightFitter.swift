@@ -36,6 +36,9 @@ public struct WeightFitter: Sendable {
     /// while a count per well is what a user reads. Among configs outside the tolerance the one
     /// with the least total overshoot over the types wins (a type that no config brings inside
     /// then costs the others nothing), so the search first walks in, then maximises the score.
+    /// A type the search cannot bring inside has its own tolerance widened to what it reached,
+    /// rounded up to 5 points, and the search runs again: otherwise the last points of an
+    /// unreachable count would be bought at any price in score.
     public var countTolerance: Double?
 
     public static let weightGrid: [Double] = [0, 0.25, 0.5, 1, 2, 4]
@@ -133,13 +136,23 @@ public struct WeightFitter: Sendable {
     }
 
     private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
+        guard let tolerance = countTolerance else { return search(images, split: split, models: models, widened: [:]) }
+        let first = search(images, split: split, models: models, widened: [:])
+        let reached = first.fit?.countErrors ?? [:]
+        let widened = reached.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
+        return widened.isEmpty ? first : search(images, split: split, models: models, widened: widened)
+    }
+
+    /// The coordinate search; `widened`: cell types whose count tolerance is not `countTolerance`.
+    private func search(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>,
+                        widened: [String: Double]) -> EnsembleConfig {
         // Inside the count tolerance first; then score; on equal scores the mean best IoU of the
         // true masks decides, so that on a plateau of the step-shaped metric the search still
         // moves towards cleaner masks.
         func evaluate(_ config: EnsembleConfig) -> Evaluation { self.evaluate(config, on: images, models: models) }
         func excess(_ e: Evaluation) -> Double {
             guard let t = countTolerance else { return 0 }
-            return e.countErrors.values.map { max(0, $0 - t) }.reduce(0, +)
+            return e.countErrors.map { max(0, $0.value - (widened[$0.key] ?? t)) }.reduce(0, +)
         }
         func better(_ a: Evaluation, than b: Evaluation) -> Bool {
             let (ea, eb) = (excess(a), excess(b))
@@ -201,7 +214,9 @@ public struct WeightFitter: Sendable {
             if !changed { break }
         }
         best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore.score, startScore: startScore.score,
-                                      worstCountError: bestScore.countErrors.values.max() ?? 0, countTolerance: countTolerance)
+                                      worstCountError: bestScore.countErrors.values.max() ?? 0, countTolerance: countTolerance,
+                                      countErrors: countTolerance == nil ? nil : bestScore.countErrors,
+                                      widenedCountTolerance: widened.isEmpty ? nil : widened)
         return best
     }
 }
