@@ -92,8 +92,6 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         public var worstCountError: Double?
         /// The count tolerance the fit kept to, if it was given one.
         public var countTolerance: Double?
-        /// With a count tolerance: each cell type's |count bias| under the fitted values.
-        public var countErrors: [String: Double]?
         /// Cell types no config tried brought within `countTolerance`, and the tolerance each was
         /// fitted with instead (what the search reached, rounded up to 5 points).
         public var widenedCountTolerance: [String: Double]?

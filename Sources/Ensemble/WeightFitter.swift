@@ -136,16 +136,15 @@ public struct WeightFitter: Sendable {
     }
 
     private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
-        guard let tolerance = countTolerance else { return search(images, split: split, models: models, widened: [:]) }
         let first = search(images, split: split, models: models, widened: [:])
-        let reached = first.fit?.countErrors ?? [:]
-        let widened = reached.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
-        return widened.isEmpty ? first : search(images, split: split, models: models, widened: widened)
+        guard let tolerance = countTolerance else { return first.config }
+        let widened = first.reached.countErrors.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
+        return widened.isEmpty ? first.config : search(images, split: split, models: models, widened: widened).config
     }
 
     /// The coordinate search; `widened`: cell types whose count tolerance is not `countTolerance`.
     private func search(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>,
-                        widened: [String: Double]) -> EnsembleConfig {
+                        widened: [String: Double]) -> (config: EnsembleConfig, reached: Evaluation) {
         // Inside the count tolerance first; then score; on equal scores the mean best IoU of the
         // true masks decides, so that on a plateau of the step-shaped metric the search still
         // moves towards cleaner masks.
@@ -215,8 +214,7 @@ public struct WeightFitter: Sendable {
         }
         best.fit = EnsembleConfig.Fit(split: split, images: images.count, score: bestScore.score, startScore: startScore.score,
                                       worstCountError: bestScore.countErrors.values.max() ?? 0, countTolerance: countTolerance,
-                                      countErrors: countTolerance == nil ? nil : bestScore.countErrors,
                                       widenedCountTolerance: widened.isEmpty ? nil : widened)
-        return best
+        return (best, bestScore)
     }
 }
