@@ -268,17 +268,84 @@ def split(records: list[Record], name: str) -> list[Record]:
     raise ValueError(f"unknown split {name!r}: use train, val or eval_mini")
 
 
+# ---------------------------------------------------------------------------------------------
+# Pseudo-labels
+
+
+PSEUDO_SPLIT = "pseudo"
+
+
+def load_pseudo_labels(cells_csv: Path, min_score: float = 0.5, root: Path | None = None,
+                       policy: RepairPolicy | None = None) -> list[Record]:
+    """Training records for the `split=unlabeled` images from plateseg's cell export
+    (`plateseg export --format csv`: image, cell_type, score, rle as COCO RLE).
+
+    Each image's cell type is known from images.csv (the unlabeled images are all SH-SY5Y), so
+    every kept cell takes it whatever the ensemble voted. Rows of any other split are refused:
+    pseudo-labels on val images would train on the images the scores are reported on.
+    """
+    from pycocotools import mask as coco_mask  # training-only dependency, as torch
+
+    root = root or data_root()
+    policy = policy or RepairPolicy()
+    image_rows = {row["id"]: row for row in csv.DictReader(open(root / "images.csv", newline=""))}
+    by_id: dict[str, list] = {}
+    with open(cells_csv, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"image", "score", "rle"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{cells_csv}: no column {', '.join(sorted(missing))}; expected the "
+                             "CSV of `plateseg export --format csv`")
+        for line_no, row in enumerate(reader, start=2):
+            image_id = Path(row["image"]).stem
+            info = image_rows.get(image_id)
+            if info is None or info["split"] != "unlabeled":
+                found = "not in images.csv" if info is None else f"split={info['split']}"
+                raise ValueError(f"{cells_csv}:{line_no}: image {image_id} is {found}; "
+                                 "pseudo-labels are for split=unlabeled images only")
+            by_id.setdefault(image_id, [])
+            if float(row["score"]) < min_score:
+                continue
+            rle = {"size": [HEIGHT, WIDTH], "counts": row["rle"].encode()}
+            try:
+                bitmap = coco_mask.decode(rle).astype(bool)
+            except Exception as exc:  # pycocotools raises bare Exceptions on bad strings
+                raise ValueError(f"{cells_csv}:{line_no}: bad COCO RLE ({exc})") from None
+            pair = tight(bitmap)
+            if pair is not None:
+                by_id[image_id].append(pair)
+    stats: Counter = Counter()
+    records = []
+    for image_id in sorted(by_id):
+        pairs = by_id[image_id]
+        raw = InstanceSet.from_crops([p[0] for p in pairs], [p[1] for p in pairs])
+        records.append(Record(image_id, image_rows[image_id]["cell_type"], PSEUDO_SPLIT, "",
+                              raw, repair(raw, policy, stats)))
+    return records
+
+
 # SH-SY5Y has the fewest annotated images (42 of 405) yet the densest, hardest cells: each type's
 # share of sampled images follows sqrt(image count), and shsy5y's share is then doubled.
 CLASS_BOOST = {"shsy5y": 2.0, "astro": 1.0, "cort": 1.0}
 
 
-def sampling_weights(records: list[Record], boost: dict[str, float] | None = None) -> np.ndarray:
-    """`boost` overrides CLASS_BOOST per type (e.g. a run that must see more astrocytes)."""
+def sampling_weights(records: list[Record], boost: dict[str, float] | None = None,
+                     pseudo_weight: float = 0.5) -> np.ndarray:
+    """`boost` overrides CLASS_BOOST per type (e.g. a run that must see more astrocytes).
+
+    Pseudo-labelled images join their type's share without enlarging it (the share follows the
+    annotated images only), each drawn `pseudo_weight` times as often as an annotated one: they
+    add variety without moving the balance between the types that the boosts set.
+    """
     factors = {**CLASS_BOOST, **(boost or {})}
-    counts = Counter(r.cell_type for r in records)
-    share = {c: np.sqrt(n) * factors[c] for c, n in counts.items()}
-    w = np.array([share[r.cell_type] / counts[r.cell_type] for r in records], dtype=np.float64)
+    counts = Counter(r.cell_type for r in records if r.split != PSEUDO_SPLIT)
+    each = [pseudo_weight if r.split == PSEUDO_SPLIT else 1.0 for r in records]
+    mass = Counter()
+    for r, e in zip(records, each):
+        mass[r.cell_type] += e
+    share = {c: np.sqrt(counts.get(c, 0) or 1) * factors[c] for c in mass}
+    w = np.array([share[r.cell_type] * e / mass[r.cell_type] for r, e in zip(records, each)],
+                 dtype=np.float64)
     return w / w.sum()
 
 

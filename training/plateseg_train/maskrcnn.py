@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
+from pathlib import Path
 from datetime import datetime, timezone
 
 import numpy as np
@@ -60,10 +61,10 @@ def to_tensor(gray: np.ndarray) -> torch.Tensor:
 
 
 def make_batch_fn(records, bank, crop: int, batch: int, seed: int, crop_astro: int | None = None,
-                  boost: dict[str, float] | None = None):
+                  boost: dict[str, float] | None = None, pseudo_weight: float = 0.5):
     """`crop_astro`: astrocytes span 100-300 px with their processes, so a crop sized for the
     other two types cuts most of them; they may get a larger one."""
-    weights = data.sampling_weights(records, boost)
+    weights = data.sampling_weights(records, boost, pseudo_weight)
 
     def batch_fn(step: int):
         rng = step_rng(seed, step)
@@ -155,6 +156,13 @@ def main(argv=None):
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=6)
     t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
+    t.add_argument("--pseudo-labels", default=None, metavar="CELLS_CSV",
+                   help="plateseg's cell export (`plateseg export --format csv`) of the "
+                        "split=unlabeled images: their cells train as annotations")
+    t.add_argument("--pseudo-min-score", type=float, default=0.5,
+                   help="pseudo-label cells scored below this are left out")
+    t.add_argument("--pseudo-weight", type=float, default=0.5,
+                   help="how often a pseudo-labelled image is drawn against an annotated one")
     t.add_argument("--init", default=None,
                    help="start a new run from these exported weights (models/<net>.safetensors)")
     e = sub.add_parser("eval")
@@ -174,6 +182,11 @@ def main(argv=None):
         log = Log(data.RUNS_DIR / args.name / "log.txt")
         log(f"command line {json.dumps(vars(args))}")
         train = data.split(records, "train")
+        if args.pseudo_labels:
+            pseudo = data.load_pseudo_labels(Path(args.pseudo_labels), args.pseudo_min_score)
+            log(f"pseudo-labels: {len(pseudo)} images, {sum(len(r.clean) for r in pseudo)} cells "
+                f"(score >= {args.pseudo_min_score}) from {args.pseudo_labels}")
+            train = train + pseudo
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
         arch = asdict(default_config())
@@ -188,7 +201,7 @@ def main(argv=None):
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
             Schedule(total_steps=args.steps, lr=args.lr), arch,
             make_batch_fn(train, bank, args.crop, args.batch, seed, args.crop_astro,
-                          data.parse_class_boost(args.class_boost)), loss_fn, eval_fn, log,
+                          data.parse_class_boost(args.class_boost), args.pseudo_weight), loss_fn, eval_fn, log,
             stop_at=stop_at, init=args.init)
     else:
         evaluate_checkpoint(args, records, build, lambda m, recs, bank: evaluate(m, recs, bank, tuple(args.score_thresh)))

@@ -165,3 +165,49 @@ def test_class_boost_scales_one_types_share_and_names_bad_items():
     for bad in ["astro", "astro=0", "glia=2", "cort=x"]:
         with pytest.raises(SystemExit, match="TYPE=FACTOR"):
             data.parse_class_boost([bad])
+
+
+def _coco_rle(mask: np.ndarray) -> str:
+    from pycocotools import mask as coco_mask
+    return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
+
+
+def test_pseudo_labels_take_the_image_type_keep_confident_cells_and_refuse_val(tmp_path):
+    (tmp_path / "images.csv").write_text(
+        "id,cell_type,annotated,n_cells,split,eval_mini,known_issue,annotation_sources\n"
+        "u1,shsy5y,0,,unlabeled,0,,\nv1,cort,1,3,val,0,,\n")
+    cell = np.zeros((data.HEIGHT, data.WIDTH), dtype=bool)
+    cell[10:20, 30:45] = True
+    faint = np.zeros_like(cell)
+    faint[100:110, 100:110] = True
+    header = "plate,well,field,image,cell_type,score,area,rle\n"
+    cells = tmp_path / "cells.csv"
+    cells.write_text(header + f"p,,,u1.png,astro,0.9,150,{_coco_rle(cell)}\n"
+                              f"p,,,u1.png,shsy5y,0.2,100,{_coco_rle(faint)}\n")
+    records = data.load_pseudo_labels(cells, min_score=0.5, root=tmp_path)
+    assert [(r.id, r.cell_type, r.split) for r in records] == [("u1", "shsy5y", data.PSEUDO_SPLIT)]
+    assert records[0].clean.boxes.tolist() == [[30, 10, 45, 20]]
+    assert records[0].clean.crops[0].all()
+
+    cells.write_text(header + f"p,,,v1.png,cort,0.9,150,{_coco_rle(cell)}\n")
+    with pytest.raises(ValueError, match=r"cells.csv:2: image v1 is split=val"):
+        data.load_pseudo_labels(cells, root=tmp_path)
+    cells.write_text("id,annotation\nu1,1 5\n")
+    with pytest.raises(ValueError, match="plateseg export"):
+        data.load_pseudo_labels(cells, root=tmp_path)
+
+
+def test_pseudo_labelled_images_share_their_types_draws_without_enlarging_it():
+    real = [data.Record(f"i{i}", t, "train", "", None, None)
+            for i, t in enumerate(["astro", "cort", "shsy5y", "shsy5y"])]
+    pseudo = [data.Record(f"u{i}", "shsy5y", data.PSEUDO_SPLIT, "", None, None) for i in range(4)]
+
+    def share(w, records, t):
+        return sum(wi for wi, r in zip(w, records) if r.cell_type == t)
+
+    plain = data.sampling_weights(real)
+    mixed = data.sampling_weights(real + pseudo, pseudo_weight=0.5)
+    assert share(mixed, real + pseudo, "shsy5y") == pytest.approx(share(plain, real, "shsy5y"))
+    # four pseudo images at half weight draw as often as the two annotated ones together
+    assert sum(mixed[4:]) == pytest.approx(sum(mixed[2:4]))
+    assert mixed[2] == pytest.approx(2 * mixed[4])
