@@ -9,6 +9,7 @@ import csv
 import os
 import pickle
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,7 +309,9 @@ def load_pseudo_labels(cells_csv: Path, min_score: float = 0.5, root: Path | Non
                 continue
             rle = {"size": [HEIGHT, WIDTH], "counts": row["rle"].encode()}
             try:
-                bitmap = coco_mask.decode(rle).astype(bool)
+                with warnings.catch_warnings():  # pycocotools 2.0 against numpy 2: harmless
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    bitmap = coco_mask.decode(rle).astype(bool)
             except Exception as exc:  # pycocotools raises bare Exceptions on bad strings
                 raise ValueError(f"{cells_csv}:{line_no}: bad COCO RLE ({exc})") from None
             pair = tight(bitmap)
