@@ -17,14 +17,17 @@ public struct PlateScanner: Sendable {
         guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDir), isDir.boolValue else {
             throw CoordinatorError.plateFolder(path: folder, reason: "no such folder")
         }
-        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey],
+        // The enumerator does not descend into a folder given as a symbolic link (it would list
+        // nothing), so it walks the folder the link points to; paths stay relative to the plate.
+        let listed = root.resolvingSymlinksInPath()
+        guard let walker = FileManager.default.enumerator(at: listed, includingPropertiesForKeys: [.isRegularFileKey],
                                                           options: [.skipsHiddenFiles]) else {
             throw CoordinatorError.plateFolder(path: folder, reason: "cannot list it")
         }
         var relativePaths: [String] = []
         for case let url as URL in walker where url.pathExtension.lowercased() == "png" {
             let full = url.standardizedFileURL.path
-            relativePaths.append(String(full.dropFirst(root.path.count + 1)))
+            relativePaths.append(String(full.dropFirst(listed.path.count + 1)))
         }
         var images = relativePaths.sorted().map { image(relativePath: $0, root: root.path) }
         // Manifest rows naming files that are not there are reported as images that cannot be read.

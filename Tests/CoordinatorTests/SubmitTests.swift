@@ -54,6 +54,15 @@ func freshStore() throws -> SQLiteJobStore {
         #expect(images[0].contentHash != images[1].contentHash)
     }
 
+    @Test func aPlateFolderGivenAsASymbolicLinkIsScannedLikeTheFolder() throws {
+        let plate = try makePlate(["PLATE7_B03_s1_w1.png": "0f08d640930b.png", "PLATE7_B03_s2_w1.png": "08f52aa2add3.png"])
+        let link = plate.deletingLastPathComponent().appendingPathComponent("PLATE7-link")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: plate)
+        let images = try PlateScanner().scan(folder: link.path)
+        #expect(images.map { ($0.path as NSString).lastPathComponent } == ["PLATE7_B03_s1_w1.png", "PLATE7_B03_s2_w1.png"])
+        #expect(images.allSatisfy { $0.path.hasPrefix(link.path + "/") && $0.error == nil })
+    }
+
     @Test func corruptImageIsRecordedAndTheRestOfThePlateIsSubmitted() throws {
         let plate = try makePlate(["PLATE7_B02_s1.png": "0f08d640930b.png", "PLATE7_B02_s2.png": "08f52aa2add3.png"])
         let bad = plate.appendingPathComponent("PLATE7_B02_s2.png")
