@@ -76,6 +76,14 @@ struct Eval: ParsableCommand {
             }
         }
         printTable(table)
+        if rows.contains(.ensemble) {
+            // Right after `calibrate` the stored cells are still the old fit's merges, while the
+            // single-network rows are re-merged with the new ensemble.json: say which is which.
+            let plates = Set(images.map(\.plate)).sorted()
+            for (p, stale) in try StaleResults.find(in: db, plates: plates, modelsDir: modelsDir).sorted(by: { $0.key < $1.key }) {
+                print("note: \(stale.describe(plate: p)) than those in \(modelsDir): the ensemble row scores those stored cells; `plateseg run --redo-stale` makes them again")
+            }
+        }
     }
 
     static func id(of path: String) -> String {
