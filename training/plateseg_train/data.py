@@ -305,7 +305,11 @@ def load_pseudo_labels(cells_csv: Path, min_score: float = 0.5, root: Path | Non
                 raise ValueError(f"{cells_csv}:{line_no}: image {image_id} is {found}; "
                                  "pseudo-labels are for split=unlabeled images only")
             by_id.setdefault(image_id, [])
-            if float(row["score"]) < min_score:
+            try:
+                score = float(row["score"])
+            except ValueError:
+                raise ValueError(f"{cells_csv}:{line_no}: score {row['score']!r} is not a number") from None
+            if score < min_score:
                 continue
             rle = {"size": [HEIGHT, WIDTH], "counts": row["rle"].encode()}
             try:

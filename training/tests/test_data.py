@@ -192,6 +192,9 @@ def test_pseudo_labels_take_the_image_type_keep_confident_cells_and_refuse_val(t
     cells.write_text(header + f"p,,,v1.png,cort,0.9,150,{_coco_rle(cell)}\n")
     with pytest.raises(ValueError, match=r"cells.csv:2: image v1 is split=val"):
         data.load_pseudo_labels(cells, root=tmp_path)
+    cells.write_text(header + f"p,,,u1.png,shsy5y,high,150,{_coco_rle(cell)}\n")
+    with pytest.raises(ValueError, match=r"cells.csv:2: score 'high' is not a number"):
+        data.load_pseudo_labels(cells, root=tmp_path)
     cells.write_text("id,annotation\nu1,1 5\n")
     with pytest.raises(ValueError, match="plateseg export"):
         data.load_pseudo_labels(cells, root=tmp_path)
