@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict
-from pathlib import Path
 from datetime import datetime, timezone
 
 import numpy as np
@@ -22,7 +21,8 @@ from .metric import ScoreBoard, image_score, paint
 from archs import maskrcnn as archs_maskrcnn
 from archs.maskrcnn import MaskRCNNConfig
 
-from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
+from .runner import (LoopConfig, Log, Schedule, add_pseudo_label_args, evaluate_checkpoint, run,
+                     seed_everything, step_rng, with_pseudo_labels)
 
 
 def default_config(mean: float = 0.5018, std: float = 0.0529) -> MaskRCNNConfig:
@@ -156,13 +156,7 @@ def main(argv=None):
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=6)
     t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
-    t.add_argument("--pseudo-labels", default=None, metavar="CELLS_CSV",
-                   help="plateseg's cell export (`plateseg export --format csv`) of the "
-                        "split=unlabeled images: their cells train as annotations")
-    t.add_argument("--pseudo-min-score", type=float, default=0.5,
-                   help="pseudo-label cells scored below this are left out")
-    t.add_argument("--pseudo-weight", type=float, default=0.5,
-                   help="how often a pseudo-labelled image is drawn against an annotated one")
+    add_pseudo_label_args(t)
     t.add_argument("--init", default=None,
                    help="start a new run from these exported weights (models/<net>.safetensors)")
     e = sub.add_parser("eval")
@@ -181,12 +175,7 @@ def main(argv=None):
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
         log(f"command line {json.dumps(vars(args))}")
-        train = data.split(records, "train")
-        if args.pseudo_labels:
-            pseudo = data.load_pseudo_labels(Path(args.pseudo_labels), args.pseudo_min_score)
-            log(f"pseudo-labels: {len(pseudo)} images, {sum(len(r.clean) for r in pseudo)} cells "
-                f"(score >= {args.pseudo_min_score}) from {args.pseudo_labels}")
-            train = train + pseudo
+        train = with_pseudo_labels(data.split(records, "train"), args, log)
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
         arch = asdict(default_config())

@@ -24,7 +24,8 @@ from archs.upernet import UPerNetConfig
 from . import data
 from .augment import augmented_crop
 from .metric import ScoreBoard, image_score
-from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
+from .runner import (LoopConfig, Log, Schedule, add_pseudo_label_args, evaluate_checkpoint, run,
+                     seed_everything, step_rng, with_pseudo_labels)
 
 AUX_WEIGHT = 0.4  # mmsegmentation's UPerNet configs
 
@@ -63,8 +64,8 @@ def add_boundary_channel(tensors: dict, cfg: UPerNetConfig) -> dict:
 
 
 def make_batch_fn(records, bank, crop: int, batch: int, seed: int, boundary: bool,
-                  cfg: UPerNetConfig):
-    weights = data.sampling_weights(records)
+                  cfg: UPerNetConfig, pseudo_weight: float = 0.5):
+    weights = data.sampling_weights(records, pseudo_weight=pseudo_weight)
     mean = torch.tensor(cfg.mean).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std).view(1, -1, 1, 1)
 
@@ -151,6 +152,7 @@ def main(argv=None):
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
     t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
+    add_pseudo_label_args(t)
     t.add_argument("--init", default=None,
                    help="start a new run from these exported weights (models/<net>.safetensors)")
     e = sub.add_parser("eval")
@@ -166,7 +168,7 @@ def main(argv=None):
         seed = args.seed
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
-        train = data.split(records, "train")
+        train = with_pseudo_labels(data.split(records, "train"), args, log)
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
         if not 0 < args.input_scale <= 4:
@@ -176,7 +178,8 @@ def main(argv=None):
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
             Schedule(total_steps=args.steps, lr=args.lr), arch,
-            make_batch_fn(train, bank, args.crop, args.batch, seed, args.boundary, model.cfg),
+            make_batch_fn(train, bank, args.crop, args.batch, seed, args.boundary, model.cfg,
+                          args.pseudo_weight),
             loss_fn, lambda m: evaluate(m, val, bank), log, stop_at=parse_stop_at(args.stop_at),
             init=args.init)
     else:

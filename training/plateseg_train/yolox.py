@@ -22,7 +22,8 @@ from archs.yolox import YOLOXConfig
 from . import data
 from .augment import crop_sample, geometric, jitter, mosaic
 from .metric import ScoreBoard, score_from_iou
-from .runner import LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng
+from .runner import (LoopConfig, Log, Schedule, add_pseudo_label_args, evaluate_checkpoint, run,
+                     seed_everything, step_rng, with_pseudo_labels)
 
 SCALES = (256, 288, 320, 352, 384)  # input sizes, multiples of 32 ("progressive" multi-scale)
 
@@ -40,8 +41,9 @@ def build(arch: dict) -> torch.nn.Module:
 # batches
 
 
-def make_batch_fn(records, bank, batch: int, seed: int, mosaic_prob: float = 0.8):
-    weights = data.sampling_weights(records)
+def make_batch_fn(records, bank, batch: int, seed: int, mosaic_prob: float = 0.8,
+                  pseudo_weight: float = 0.5):
+    weights = data.sampling_weights(records, pseudo_weight=pseudo_weight)
 
     def view(rng, size):
         r = records[rng.choice(len(records), p=weights)]
@@ -233,6 +235,7 @@ def main(argv=None):
     t.add_argument("--eval-minutes", type=float, default=40.0)
     t.add_argument("--eval-per-type", type=int, default=5)
     t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
+    add_pseudo_label_args(t)
     t.add_argument("--init", default=None,
                    help="start a new run from these exported weights (models/<net>.safetensors)")
     e = sub.add_parser("eval")
@@ -249,7 +252,7 @@ def main(argv=None):
         seed = args.seed
         seed_everything(seed)
         log = Log(data.RUNS_DIR / args.name / "log.txt")
-        train = data.split(records, "train")
+        train = with_pseudo_labels(data.split(records, "train"), args, log)
         val = fixed_subset(data.split(records, "val"), args.eval_per_type)
         bank = data.ImageBank(train + val)
         arch = asdict(default_config(args.size))
@@ -257,7 +260,7 @@ def main(argv=None):
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
         run(LoopConfig(name=args.name, seed=seed, eval_minutes=args.eval_minutes), model, opt,
             Schedule(total_steps=args.steps, lr=args.lr), arch,
-            make_batch_fn(train, bank, args.batch, seed), loss_fn_for(model.cfg),
+            make_batch_fn(train, bank, args.batch, seed, pseudo_weight=args.pseudo_weight), loss_fn_for(model.cfg),
             lambda m: evaluate(m, val, bank, (0.2, 0.3, 0.4)), log,
             stop_at=parse_stop_at(args.stop_at), init=args.init)
     else:
