@@ -133,7 +133,9 @@ func expectSameBoxMasked(_ found: BoxMaskedDetections, _ expected: Fixture.Expec
     for (i, d) in found.detections.enumerated() where i < scores.count {
         let want = [boxes[4 * i], boxes[4 * i + 1], boxes[4 * i + 2], boxes[4 * i + 3]]
         let close = zip([d.box.x0, d.box.y0, d.box.x1, d.box.y1], want).allSatisfy { abs($0 - $1) < boxTolerance }
-        #expect(close && abs(d.score - scores[i]) < 1e-4 && d.label == Int(labels[i]), "detection \(i)", sourceLocation: sourceLocation)
+        #expect(close && abs(d.score - scores[i]) < 1e-4 && d.label == Int(labels[i]),
+                "detection \(i): box \([d.box.x0, d.box.y0, d.box.x1, d.box.y1]) score \(d.score) label \(d.label), PyTorch \(want) \(scores[i]) \(Int(labels[i]))",
+                sourceLocation: sourceLocation)
     }
     let got = found.masks.flatMap { $0 }
     #expect(got.count == masks.count, sourceLocation: sourceLocation)

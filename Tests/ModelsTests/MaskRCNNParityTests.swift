@@ -122,8 +122,9 @@ import Testing
         let tile = try expected.tile()
         #expect(model.inputSize(tile) == (270, 375))
         let found = try model.detect(tile)
-        // boxes 85 px tall decoded through exp(): float rounding reaches a few thousandths
-        try expectSameBoxMasked(found, expected, "scaled", boxTolerance: 5e-3)
+        // boxes 85 px tall decoded through exp(): float rounding reaches a few thousandths, and
+        // 5.1e-3 where oneDNN picks its AVX-512 kernels (a scale error would move them by pixels)
+        try expectSameBoxMasked(found, expected, "scaled", boxTolerance: 1e-2)
         #expect(found.detections.allSatisfy { $0.box.x1 <= Float(tile.width) && $0.box.y1 <= Float(tile.height) })
 
         Fixture.expectRefused(try Fixture.variant(of: "maskrcnn", as: "maskrcnn-scale-0.safetensors") { $0["input_scale"] = 0 },
