@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from plateseg_train import augment, data, metric
+from support import coco_rle
 
 
 def test_rle_round_trip_is_row_major_and_one_based():
@@ -167,11 +168,6 @@ def test_class_boost_scales_one_types_share_and_names_bad_items():
             data.parse_class_boost([bad])
 
 
-def _coco_rle(mask: np.ndarray) -> str:
-    from pycocotools import mask as coco_mask
-    return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
-
-
 def test_pseudo_labels_take_the_image_type_keep_confident_cells_and_refuse_val(tmp_path):
     (tmp_path / "images.csv").write_text(
         "id,cell_type,annotated,n_cells,split,eval_mini,known_issue,annotation_sources\n"
@@ -182,17 +178,17 @@ def test_pseudo_labels_take_the_image_type_keep_confident_cells_and_refuse_val(t
     faint[100:110, 100:110] = True
     header = "plate,well,field,image,cell_type,score,area,rle\n"
     cells = tmp_path / "cells.csv"
-    cells.write_text(header + f"p,,,u1.png,astro,0.9,150,{_coco_rle(cell)}\n"
-                              f"p,,,u1.png,shsy5y,0.2,100,{_coco_rle(faint)}\n")
+    cells.write_text(header + f"p,,,u1.png,astro,0.9,150,{coco_rle(cell)}\n"
+                              f"p,,,u1.png,shsy5y,0.2,100,{coco_rle(faint)}\n")
     records = data.load_pseudo_labels(cells, min_score=0.5, root=tmp_path)
     assert [(r.id, r.cell_type, r.split) for r in records] == [("u1", "shsy5y", data.PSEUDO_SPLIT)]
     assert records[0].clean.boxes.tolist() == [[30, 10, 45, 20]]
     assert records[0].clean.crops[0].all()
 
-    cells.write_text(header + f"p,,,v1.png,cort,0.9,150,{_coco_rle(cell)}\n")
+    cells.write_text(header + f"p,,,v1.png,cort,0.9,150,{coco_rle(cell)}\n")
     with pytest.raises(ValueError, match=r"cells.csv:2: image v1 is split=val"):
         data.load_pseudo_labels(cells, root=tmp_path)
-    cells.write_text(header + f"p,,,u1.png,shsy5y,high,150,{_coco_rle(cell)}\n")
+    cells.write_text(header + f"p,,,u1.png,shsy5y,high,150,{coco_rle(cell)}\n")
     with pytest.raises(ValueError, match=r"cells.csv:2: score 'high' is not a number"):
         data.load_pseudo_labels(cells, root=tmp_path)
     cells.write_text("id,annotation\nu1,1 5\n")

@@ -10,18 +10,14 @@ from plateseg_train import data, runner
 from plateseg_train import maskrcnn as train_maskrcnn
 from plateseg_train import upernet as train_upernet
 from plateseg_train import yolox as train_yolox
+from support import coco_rle
 
 CLASS = {"shsy5y": 1, "astro": 2, "cort": 3}
 
 
-def _coco_rle(mask: np.ndarray) -> str:
-    from pycocotools import mask as coco_mask
-    return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))["counts"].decode()
-
-
 @pytest.fixture
 def pseudo_setup(tmp_path):
-    """One unlabeled SH-SY5Y image whose export calls every cell astro, and an annotated cort one."""
+    """One unlabeled SH-SY5Y image whose export calls every cell astro."""
     (tmp_path / "images.csv").write_text(
         "id,cell_type,annotated,n_cells,split,eval_mini,known_issue,annotation_sources\n"
         "u1,shsy5y,0,,unlabeled,0,,\n")
@@ -30,7 +26,7 @@ def pseudo_setup(tmp_path):
         for x in range(10, data.WIDTH - 20, 30):
             cell = np.zeros((data.HEIGHT, data.WIDTH), dtype=bool)
             cell[y:y + 12, x:x + 12] = True
-            rows.append(f"p,,,u1.png,astro,0.9,144,{_coco_rle(cell)}")
+            rows.append(f"p,,,u1.png,astro,0.9,144,{coco_rle(cell)}")
     cells = tmp_path / "cells.csv"
     cells.write_text("plate,well,field,image,cell_type,score,area,rle\n" + "\n".join(rows) + "\n")
     args = argparse.Namespace(pseudo_labels=str(cells), pseudo_min_score=0.5, pseudo_weight=0.5)
@@ -47,11 +43,14 @@ def test_pseudo_labels_join_the_training_records_only_when_asked(pseudo_setup):
     assert runner.with_pseudo_labels([], args, logged.append, root) == []
 
 
-def test_every_trainer_accepts_the_pseudo_label_options():
+def test_every_trainer_accepts_the_pseudo_label_options(capsys):
     for trainer in (train_maskrcnn, train_upernet, train_yolox):
         with pytest.raises(SystemExit) as stop:
             trainer.main(["train", "--help"])
         assert stop.value.code == 0
+        options = capsys.readouterr().out
+        for option in ("--pseudo-labels", "--pseudo-min-score", "--pseudo-weight"):
+            assert option in options, f"{trainer.__name__} train has no {option}"
 
 
 def test_each_trainer_draws_pseudo_cells_with_the_images_type(pseudo_setup):
