@@ -51,18 +51,15 @@ def image_score(truth: InstanceSet, instance_map: np.ndarray) -> float:
     return score_from_iou(iou_matrix(truth, instance_map))
 
 
-def score_from_iou(iou: np.ndarray) -> float:
-    """The Sartorius score of one image from its truth x prediction IoU matrix: above IoU 0.5 a
+def matches(iou: np.ndarray) -> np.ndarray:
+    """True positives at each of THRESHOLDS: one-to-one matches with IoU > t. Above IoU 0.5 a
     match is unique, so greedy matching by IoU is exact."""
-    n_true, n_pred = iou.shape
-    if n_true == 0 and n_pred == 0:
-        return 1.0
     ti, pi = np.nonzero(iou > THRESHOLDS[0])
     order = np.argsort(-iou[ti, pi], kind="stable")
     ti, pi, vals = ti[order], pi[order], iou[ti, pi][order]
-    total = 0.0
-    for t in THRESHOLDS:
-        used_t, used_p, tp = set(), set(), 0
+    out = np.zeros(len(THRESHOLDS), dtype=np.int64)
+    for k, t in enumerate(THRESHOLDS):
+        used_t, used_p = set(), set()
         for a, b, v in zip(ti, pi, vals):
             if v <= t:
                 break
@@ -70,9 +67,17 @@ def score_from_iou(iou: np.ndarray) -> float:
                 continue
             used_t.add(a)
             used_p.add(b)
-            tp += 1
-        total += tp / (n_true + n_pred - tp)
-    return total / len(THRESHOLDS)
+            out[k] += 1
+    return out
+
+
+def score_from_iou(iou: np.ndarray) -> float:
+    """The Sartorius score of one image from its truth x prediction IoU matrix."""
+    n_true, n_pred = iou.shape
+    if n_true == 0 and n_pred == 0:
+        return 1.0
+    tp = matches(iou)
+    return float(np.mean(tp / (n_true + n_pred - tp)))
 
 
 class ScoreBoard:
@@ -97,3 +102,24 @@ class ScoreBoard:
         parts = [f"mAP {s['all']:.4f} ({s['images']} images)"]
         parts += [f"{c} {s[c]:.4f}" for c in CLASSES if c in s]
         return ", ".join(parts)
+
+
+class MatchTally:
+    """True positives, false positives and misses per cell type at each IoU threshold, summed
+    over images: where a score is lost (cells not found, or outlines not tight enough)."""
+
+    def __init__(self):
+        self.counts: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((len(THRESHOLDS), 3), np.int64))
+
+    def add(self, cell_type: str, truth: InstanceSet, instance_map: np.ndarray) -> None:
+        iou = iou_matrix(truth, instance_map)
+        tp = matches(iou)
+        self.counts[cell_type] += np.stack([tp, iou.shape[1] - tp, iou.shape[0] - tp], axis=1)
+
+    def lines(self) -> list[str]:
+        out = ["type    IoU  found  false  missed  recall  precision"]
+        for c in CLASSES:
+            for t, (tp, fp, fn) in zip(THRESHOLDS, self.counts.get(c, [])):
+                out.append(f"{c:7s} {t:.2f} {tp:6d} {fp:6d} {fn:7d}  {tp / max(1, tp + fn):6.3f}"
+                           f"  {tp / max(1, tp + fp):9.3f}")
+        return out

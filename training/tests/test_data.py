@@ -210,3 +210,18 @@ def test_pseudo_labelled_images_share_their_types_draws_without_enlarging_it():
     # four pseudo images at half weight draw as often as the two annotated ones together
     assert sum(mixed[4:]) == pytest.approx(sum(mixed[2:4]))
     assert mixed[2] == pytest.approx(2 * mixed[4])
+
+
+def test_match_tally_counts_found_false_and_missed_per_threshold():
+    truth = data.InstanceSet.from_crops([(0, 0, 10, 10), (20, 0, 30, 10)],
+                                        [np.ones((10, 10), bool)] * 2)
+    found = np.zeros((10, 40), dtype=np.int32)
+    found[:, 2:12] = 1  # IoU 8/12: matched at 0.50..0.65 only
+    found[:, 34:38] = 2  # nobody's cell
+    tally = metric.MatchTally()
+    tally.add("cort", truth, found)
+    tally.add("cort", truth, np.zeros_like(found))
+    counts = tally.counts["cort"]
+    assert counts[:4].tolist() == [[1, 1, 3]] * 4
+    assert counts[4:].tolist() == [[0, 2, 4]] * 6
+    assert tally.lines()[1].split()[:5] == ["cort", "0.50", "1", "1", "3"]
