@@ -90,7 +90,7 @@ public struct WeightFitter: Sendable {
         evaluate(config, on: try stitch(images, models: models), models: models).report
     }
 
-    private struct ScoredImage {
+    private struct ScoredImage: Sendable {
         var stitched: StitchedImage
         var truth: [Mask]
         var cellType: String?
@@ -123,11 +123,13 @@ public struct WeightFitter: Sendable {
 
     private func evaluate(_ config: EnsembleConfig, on images: [ScoredImage], models: Set<EnsembleModel>) -> Evaluation {
         let merger = Merger(config: config)
+        let results = concurrentMap(images.count) { i in
+            SartoriusMetric.scoreAndFit(predicted: merger.vote(images[i].stitched, models: models).instances.map(\.mask),
+                                        truth: images[i].truth)
+        }
         var scores: [String: SartoriusMetric.ImageScore] = [:]
         var iou = 0.0
-        for image in images {
-            let merged = merger.vote(image.stitched, models: models)
-            let r = SartoriusMetric.scoreAndFit(predicted: merged.instances.map(\.mask), truth: image.truth)
+        for (image, r) in zip(images, results) {
             scores[image.stitched.image] = r.score
             iou += r.meanIoU
         }

@@ -216,6 +216,10 @@ enum FitScenes {
         #expect(kept.score < fit.score)
     }
 
+    @Test func concurrentMapKeepsTheOrder() {
+        #expect(concurrentMap(1000) { [String($0)] } == (0..<1000).map { [String($0)] })
+    }
+
     /// Cell types are not in the score: the weights of their vote pass through a fit unchanged.
     @Test func typeWeightsSurviveTheFit() throws {
         var start = EnsembleConfig()
