@@ -27,6 +27,7 @@ public struct CalibrationImage: Sendable {
 /// change kept only when it strictly improves, so the same split and start always give the
 /// same config.
 public struct WeightFitter: Sendable {
+    /// Where the search begins; its stitching values and cell-type weights are never searched.
     public var start: EnsembleConfig
     /// Full passes over all coordinates at most; the search stops early when a pass changes nothing.
     public var passes: Int = 3
@@ -35,7 +36,9 @@ public struct WeightFitter: Sendable {
     /// tolerance (`MetricReport.Group.countBias`). The metric rewards dropping doubtful cells,
     /// while a count per well is what a user reads. Among configs outside the tolerance the one
     /// with the least total overshoot over the types wins (a type that no config brings inside
-    /// then costs the others nothing), so the search first walks in, then maximises the score.
+    /// then costs the others nothing), so the search first walks in, then maximises the score;
+    /// it walks in twice, from `start` and from the best config for the score alone, and keeps
+    /// the better end.
     /// A type the search cannot bring inside has its own tolerance widened to what it reached,
     /// rounded up to 5 points, and the search runs again: otherwise the last points of an
     /// unreachable count would be bought at any price in score.
@@ -138,28 +141,49 @@ public struct WeightFitter: Sendable {
     }
 
     private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
-        let first = search(images, split: split, models: models, widened: [:])
-        guard let tolerance = countTolerance else { return first.config }
-        let widened = first.reached.countErrors.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
-        return widened.isEmpty ? first.config : search(images, split: split, models: models, widened: widened).config
+        guard let tolerance = countTolerance else {
+            return search(images, from: start, split: split, models: models, counted: false, widened: [:]).config
+        }
+        // Two walks into the tolerance: from the start, and from where the score alone leads.
+        // Walking in first, the search is drawn by its first coordinates (the weights, under the
+        // start's thresholds) to whatever counts closest there, and may never reach the basin
+        // of the best score; from the score's best, it gives up only what the counts need.
+        let scoreFirst = search(images, from: start, split: split, models: models, counted: false, widened: [:]).config
+        let ends = [start, scoreFirst].map { from in
+            let first = search(images, from: from, split: split, models: models, counted: true, widened: [:])
+            let widened = first.reached.countErrors.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
+            return widened.isEmpty ? first : search(images, from: from, split: split, models: models, counted: true, widened: widened)
+        }
+        // Compared within the tighter tolerance either was fitted to: a walk that had to widen a
+        // type's did not reach what the other reached. On equal ends the walk from the start wins.
+        let (a, b) = (ends[0].config.fit?.widenedCountTolerance ?? [:], ends[1].config.fit?.widenedCountTolerance ?? [:])
+        let tighter = a.compactMap { type, t in b[type].map { (type, min(t, $0)) } }
+        let best = isBetter(ends[1].reached, than: ends[0].reached, counted: true,
+                            widened: Dictionary(uniqueKeysWithValues: tighter)) ? ends[1] : ends[0]
+        var config = best.config
+        config.fit?.startScore = evaluate(start, on: images, models: models).score
+        return config
     }
 
-    /// The coordinate search; `widened`: cell types whose count tolerance is not `countTolerance`.
-    private func search(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>,
-                        widened: [String: Double]) -> (config: EnsembleConfig, reached: Evaluation) {
-        // Inside the count tolerance first; then score; on equal scores the mean best IoU of the
-        // true masks decides, so that on a plateau of the step-shaped metric the search still
-        // moves towards cleaner masks.
-        func evaluate(_ config: EnsembleConfig) -> Evaluation { self.evaluate(config, on: images, models: models) }
+    /// Inside the count tolerance first; then score; on equal scores the mean best IoU of the
+    /// true masks decides, so that on a plateau of the step-shaped metric the search still moves
+    /// towards cleaner masks. `counted`: whether the tolerance applies; `widened`: cell types
+    /// whose count tolerance is not `countTolerance`.
+    private func isBetter(_ a: Evaluation, than b: Evaluation, counted: Bool, widened: [String: Double]) -> Bool {
         func excess(_ e: Evaluation) -> Double {
-            guard let t = countTolerance else { return 0 }
+            guard counted, let t = countTolerance else { return 0 }
             return e.countErrors.map { max(0, $0.value - (widened[$0.key] ?? t)) }.reduce(0, +)
         }
-        func better(_ a: Evaluation, than b: Evaluation) -> Bool {
-            let (ea, eb) = (excess(a), excess(b))
-            if abs(ea - eb) > 1e-12 { return ea < eb }
-            return a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)
-        }
+        let (ea, eb) = (excess(a), excess(b))
+        if abs(ea - eb) > 1e-12 { return ea < eb }
+        return a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)
+    }
+
+    /// The coordinate search from `from`.
+    private func search(_ images: [ScoredImage], from: EnsembleConfig, split: String, models: Set<EnsembleModel>,
+                        counted: Bool, widened: [String: Double]) -> (config: EnsembleConfig, reached: Evaluation) {
+        func evaluate(_ config: EnsembleConfig) -> Evaluation { self.evaluate(config, on: images, models: models) }
+        func better(_ a: Evaluation, than b: Evaluation) -> Bool { isBetter(a, than: b, counted: counted, widened: widened) }
 
         typealias Coordinate = (grid: [Double], set: (inout EnsembleConfig, Double) -> Void)
         // With one network its weight only scales every vote alike: nothing to fit.
@@ -193,7 +217,7 @@ public struct WeightFitter: Sendable {
             }
         }
 
-        var best = start
+        var best = from
         best.fit = nil
         let startScore = evaluate(best)
         var bestScore = startScore

@@ -216,6 +216,21 @@ enum FitScenes {
         #expect(kept.score < fit.score)
     }
 
+    /// Where the best config for the score alone already counts within the tolerance, the
+    /// counted fit reaches at least its score: one of its walks into the tolerance starts there.
+    @Test func theCountedFitKeepsTheScoresBestWhereItCountsWell() throws {
+        let images = [FitScenes.image(seed: 41, noisySemantic: true), FitScenes.image(seed: 42, noisyBoxes: true),
+                      FitScenes.image(seed: 43)]
+        var fitter = WeightFitter()
+        fitter.passes = 1
+        let free = try #require(try fitter.fit(images, split: "free").fit)
+        #expect((free.worstCountError ?? 1) <= 0.2)
+        fitter.countTolerance = 0.2
+        let counted = try #require(try fitter.fit(images, split: "counted").fit)
+        #expect(counted.score >= free.score - 1e-12)
+        #expect(abs(counted.startScore - free.startScore) < 1e-12)
+    }
+
     @Test func concurrentMapKeepsTheOrder() {
         #expect(concurrentMap(1000) { [String($0)] } == (0..<1000).map { [String($0)] })
     }
