@@ -160,8 +160,9 @@ public struct WeightFitter: Sendable {
         let tighter = a.compactMap { type, t in b[type].map { (type, min(t, $0)) } }
         let best = isBetter(ends[1].reached, than: ends[0].reached, counted: true,
                             widened: Dictionary(uniqueKeysWithValues: tighter)) ? ends[1] : ends[0]
+        // The score-first walk recorded its own start; the fit began at `start`, as the first walk did.
         var config = best.config
-        config.fit?.startScore = evaluate(start, on: images, models: models).score
+        config.fit?.startScore = ends[0].config.fit?.startScore ?? 0
         return config
     }
 
