@@ -37,8 +37,8 @@ public struct WeightFitter: Sendable {
     /// while a count per well is what a user reads. Among configs outside the tolerance the one
     /// with the least total overshoot over the types wins (a type that no config brings inside
     /// then costs the others nothing), so the search first walks in, then maximises the score;
-    /// it walks in twice, from `start` and from the best config for the score alone, and keeps
-    /// the better end.
+    /// it walks in from `start`, from the best config for the score alone (and from the best of
+    /// the configs `fit(alsoFrom:)` was shown), and keeps the best end.
     /// A type the search cannot bring inside has its own tolerance widened to what it reached,
     /// rounded up to 5 points, and the search runs again: otherwise the last points of an
     /// unreachable count would be bought at any price in score.
@@ -59,9 +59,14 @@ public struct WeightFitter: Sendable {
     /// images out of the split rather than fit on part of it.
     /// `models`: the networks whose outputs the images carry (a plate may run fewer than three);
     /// only their weights are searched.
+    /// `alsoFrom`: configs fitted before (on some of these images, such as the folds of a
+    /// cross-validation, or the config being replaced); the search also walks from the one of
+    /// them that does best here, so a fit never ends below a config it was shown. Only their
+    /// searched values are taken; stitching values and cell-type weights stay `start`'s.
     public func fit(_ images: [CalibrationImage], split: String,
-                    models: Set<EnsembleModel> = Set(EnsembleModel.allCases)) throws -> EnsembleConfig {
-        fit(try stitch(images, models: models), split: split, models: models)
+                    models: Set<EnsembleModel> = Set(EnsembleModel.allCases),
+                    alsoFrom seeds: [EnsembleConfig] = []) throws -> EnsembleConfig {
+        fit(try stitch(images, models: models), split: split, models: models, seeds: seeds)
     }
 
     /// One fold of a cross-validation: the config fitted on the other folds, and how it scores
@@ -82,7 +87,7 @@ public struct WeightFitter: Sendable {
         return Set(folds).sorted().map { k in
             let train = zip(scored, folds).filter { $0.1 != k }.map(\.0)
             let held = zip(scored, folds).filter { $0.1 == k }.map(\.0)
-            let fitted = fit(train, split: "\(split) without fold \(k)", models: models)
+            let fitted = fit(train, split: "\(split) without fold \(k)", models: models, seeds: [])
             return HeldOutFold(fitted: fitted, imageScores: evaluate(fitted, on: held, models: models).report.images)
         }
     }
@@ -140,30 +145,59 @@ public struct WeightFitter: Sendable {
                           meanIoU: images.isEmpty ? 0 : iou / Double(images.count))
     }
 
-    private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>) -> EnsembleConfig {
+    private func fit(_ images: [ScoredImage], split: String, models: Set<EnsembleModel>, seeds: [EnsembleConfig]) -> EnsembleConfig {
+        let counted = countTolerance != nil
+        // Of the configs shown, the walk starts only from the best here: each walk costs a
+        // full search, and the others' ends would mostly be the same basin.
+        let seed = seeds.map(searchedValues(of:)).map { ($0, evaluate($0, on: images, models: models)) }
+            .reduce(nil as (EnsembleConfig, Evaluation)?) { best, next in
+                guard let best else { return next }
+                return isBetter(next.1, than: best.1, counted: counted, widened: [:]) ? next : best
+            }?.0
         guard let tolerance = countTolerance else {
-            return search(images, from: start, split: split, models: models, counted: false, widened: [:]).config
+            let ends = ([start] + (seed.map { [$0] } ?? [])).map {
+                search(images, from: $0, split: split, models: models, counted: false, widened: [:])
+            }
+            var best = ends.dropFirst().reduce(ends[0]) { isBetter($1.reached, than: $0.reached, counted: false, widened: [:]) ? $1 : $0 }.config
+            best.fit?.startScore = ends[0].config.fit?.startScore ?? 0
+            return best
         }
-        // Two walks into the tolerance: from the start, and from where the score alone leads.
-        // Walking in first, the search is drawn by its first coordinates (the weights, under the
-        // start's thresholds) to whatever counts closest there, and may never reach the basin
-        // of the best score; from the score's best, it gives up only what the counts need.
+        // Walks into the tolerance: from the start, and from where the score alone leads (and
+        // from the seed). Walking in first, the search is drawn by its first coordinates (the
+        // weights, under the start's thresholds) to whatever counts closest there, and may never
+        // reach the basin of the best score; from the score's best, it gives up only what the
+        // counts need.
         let scoreFirst = search(images, from: start, split: split, models: models, counted: false, widened: [:]).config
-        let ends = [start, scoreFirst].map { from in
+        let ends = ([start, scoreFirst] + (seed.map { [$0] } ?? [])).map { from in
             let first = search(images, from: from, split: split, models: models, counted: true, widened: [:])
             let widened = first.reached.countErrors.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
             return widened.isEmpty ? first : search(images, from: from, split: split, models: models, counted: true, widened: widened)
         }
-        // Compared within the tighter tolerance either was fitted to: a walk that had to widen a
-        // type's did not reach what the other reached. On equal ends the walk from the start wins.
-        let (a, b) = (ends[0].config.fit?.widenedCountTolerance ?? [:], ends[1].config.fit?.widenedCountTolerance ?? [:])
-        let tighter = a.compactMap { type, t in b[type].map { (type, min(t, $0)) } }
-        let best = isBetter(ends[1].reached, than: ends[0].reached, counted: true,
-                            widened: Dictionary(uniqueKeysWithValues: tighter)) ? ends[1] : ends[0]
-        // The score-first walk recorded its own start; the fit began at `start`, as the first walk did.
+        // Compared within the tightest tolerance any was fitted to: a walk that had to widen a
+        // type's did not reach what another reached. On equal ends the earlier walk wins.
+        let tolerances = ends.map { $0.config.fit?.widenedCountTolerance ?? [:] }
+        let tightest = tolerances.dropFirst().reduce(tolerances[0]) { a, b in
+            Dictionary(uniqueKeysWithValues: a.compactMap { type, t in b[type].map { (type, min(t, $0)) } })
+        }
+        let best = ends.dropFirst().reduce(ends[0]) { isBetter($1.reached, than: $0.reached, counted: true, widened: tightest) ? $1 : $0 }
+        // The other walks recorded their own starts; the fit began at `start`, as the first walk did.
         var config = best.config
         config.fit?.startScore = ends[0].config.fit?.startScore ?? 0
         return config
+    }
+
+    /// `start` with the values the search moves taken from `config`.
+    private func searchedValues(of config: EnsembleConfig) -> EnsembleConfig {
+        var c = start
+        c.modelWeights = config.modelWeights
+        c.pixelThreshold = config.pixelThreshold
+        c.minInstanceScore = config.minInstanceScore
+        c.boxFusionIoU = config.boxFusionIoU
+        c.minKeptFraction = config.minKeptFraction
+        c.minInstanceScoreByType = config.minInstanceScoreByType
+        c.growth = config.growth
+        c.fit = nil
+        return c
     }
 
     /// Inside the count tolerance first; then score; on equal scores the mean best IoU of the

@@ -231,6 +231,37 @@ enum FitScenes {
         #expect(abs(counted.startScore - free.startScore) < 1e-12)
     }
 
+    /// A fit shown a config (a fold's fit, the config being replaced) never ends below it on
+    /// the images, where that config counts within the tolerance; and here the search alone,
+    /// one pass from a poor start on the score alone, does end below it.
+    @Test func aFitShownAConfigEndsAtLeastWhereItScores() throws {
+        let images = [FitScenes.image(seed: 51, noisySemantic: true, noisyBoxes: true),
+                      FitScenes.image(seed: 52, noisyBoxes: true), FitScenes.image(seed: 53, noisySemantic: true),
+                      FitScenes.halfDoubtful(seed: 54)]
+        // UPerNet's vote alone, high thresholds: no single step from here reaches the others'.
+        var poor = EnsembleConfig()
+        poor.modelWeights = [.yolox: 0, .maskrcnn: 0, .upernet: 2]
+        poor.pixelThreshold = 0.7
+        poor.minInstanceScore = 0.6
+        for tolerance in [nil, 0.2] {
+            var fromDefaults = WeightFitter()
+            fromDefaults.countTolerance = tolerance
+            let good = try fromDefaults.fit(images, split: "good")
+            let goodScore = try #require(good.fit).score
+            var fitter = WeightFitter(start: poor)
+            fitter.passes = 1
+            fitter.countTolerance = tolerance
+            let alone = try #require(try fitter.fit(images, split: "alone").fit)
+            let shown = try #require(try fitter.fit(images, split: "shown", alsoFrom: [EnsembleConfig(), good]).fit)
+            // Counted, the walk from the score's best already gets there on these scenes.
+            if tolerance == nil { #expect(alone.score < goodScore - 1e-6) }
+            if tolerance == nil || (good.fit?.worstCountError ?? 1) <= 0.2 {
+                #expect(shown.score >= goodScore - 1e-12)
+            }
+            #expect(abs(shown.startScore - alone.startScore) < 1e-12)
+        }
+    }
+
     @Test func concurrentMapKeepsTheOrder() {
         #expect(concurrentMap(1000) { [String($0)] } == (0..<1000).map { [String($0)] })
     }
