@@ -87,7 +87,7 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         public var score: Double
         /// The score of the starting values on that split.
         public var startScore: Double
-        /// The fitted values' largest |count bias| over the cell types on that split (the mean
+        /// The fitted values' largest |count bias| over the cell types on that split (the median
         /// over a type's images of (cells found − cells annotated) / cells annotated).
         public var worstCountError: Double?
         /// The count tolerance the fit kept to, if it was given one.

@@ -32,7 +32,7 @@ public struct WeightFitter: Sendable {
     /// Full passes over all coordinates at most; the search stops early when a pass changes nothing.
     public var passes: Int = 3
     /// When set, a config counts as fitting only where, for every cell type, the cells it finds
-    /// in an image are on average within this share of the cells annotated: |count bias| ≤
+    /// in the typical image are within this share of the cells annotated: |count bias| ≤
     /// tolerance (`MetricReport.Group.countBias`). The metric rewards dropping doubtful cells,
     /// while a count per well is what a user reads. Among configs outside the tolerance the one
     /// with the least total overshoot over the types wins (a type that no config brings inside

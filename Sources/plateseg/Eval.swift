@@ -117,7 +117,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Where to write the fitted config.") var out: String = "models/ensemble.json"
     @Option(help: "Also fit on all folds but one and score the one left out, for each of this many folds of the images (each cell type spread evenly): the score a fit reaches on images it has not seen. 0: no cross-validation.")
     var folds: Int = 0
-    @Option(help: "Only accept configs whose cell count per image is, on average over each cell type's images, within this share of the annotated count (0.2: 20 %); 'off' fits the score alone, which rewards dropping doubtful cells and undercounts.")
+    @Option(help: "Only accept configs whose cell count per image is, on the median image of each cell type, within this share of the annotated count (0.2: 20 %); 'off' fits the score alone, which rewards dropping doubtful cells and undercounts.")
     var countTolerance: CountTolerance = CountTolerance(share: 0.2)
 
     func validate() throws {
@@ -180,7 +180,7 @@ struct Calibrate: ParsableCommand {
         print(Self.byType(try fitter.report(fitted, on: images, models: ran), heading: "fitted, on the images it was fitted on"))
     }
 
-    /// Score, cells found against cells annotated, and the count bias (mean over images of
+    /// Score, cells found against cells annotated, and the count bias (median over images of
     /// (found − annotated) / annotated), per cell type.
     static func byType(_ report: MetricReport, heading: String) -> String {
         var lines = ["\(heading):", "  type     images  score   cells/annotated  count bias"]

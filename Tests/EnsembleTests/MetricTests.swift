@@ -59,6 +59,19 @@ import Testing
         #expect(s.counts.map(\.truePositives) == [2, 2, 2, 2, 1, 1, 1, 0, 0, 0])  // then p0-t0 alone, up to 0.8
     }
 
+    /// One image of few annotated cells, overcounted many times over, does not turn a type that
+    /// every other image undercounts into an overcounted one.
+    @Test func theCountBiasIsTheTypicalImages() {
+        let tiles = (0..<5).map { i in rect(i * 20, 40, 10, 10) }
+        let under = SartoriusMetric.score(predicted: Array(tiles[..<4]), truth: tiles)  // 4 of 5: −20 %
+        let over = SartoriusMetric.score(predicted: tiles, truth: [tiles[0]])            // 5 of 1: +400 %
+        let report = MetricReport(images: ["u1": under, "u2": under, "o": over],
+                                  groupings: ["cell type": ["u1": "astro", "u2": "astro", "o": "astro"]])
+        #expect(abs(report.countBias + 0.2) < 1e-12)
+        #expect(abs(report.groups["cell type"]!["astro"]!.countBias + 0.2) < 1e-12)
+        #expect(MetricReport.median([3, -1, 2, 0]) == 1 && MetricReport.median([]) == 0)
+    }
+
     @Test func reportAveragesImagesAndGroups() {
         let one = SartoriusMetric.score(predicted: [a], truth: [a])
         let zero = SartoriusMetric.score(predicted: [], truth: [a])

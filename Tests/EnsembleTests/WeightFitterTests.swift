@@ -19,10 +19,10 @@ enum FitScenes {
     static let size = (160, 120)
 
     /// Non-overlapping discs scattered over the image.
-    static func cells(seed: UInt64) -> [Mask] {
+    static func cells(seed: UInt64, count: Int = 10) -> [Mask] {
         var rng = SeededRandom(state: seed)
         var placed: [(Double, Double, Double)] = []
-        while placed.count < 10 {
+        while placed.count < count {
             let r = Double.random(in: 5...11, using: &rng)
             let x = Double.random(in: r...(Double(size.0) - r), using: &rng)
             let y = Double.random(in: r...(Double(size.1) - r), using: &rng)
@@ -82,8 +82,8 @@ enum FitScenes {
 
     /// `clean` of the 10 cells found cleanly, the next `doubtful` only by doubtful misplaced
     /// detections (as in `halfDoubtful`), the rest by nothing.
-    static func partlyFound(seed: UInt64, clean: Int, doubtful: Int) -> CalibrationImage {
-        let truth = cells(seed: seed)
+    static func partlyFound(seed: UInt64, clean: Int, doubtful: Int, annotated: Int = 10) -> CalibrationImage {
+        let truth = cells(seed: seed, count: annotated)
         let shifted = truth[clean..<(clean + doubtful)].map { m in
             let r = Double(m.box.width) / 2
             return disc(Double(m.box.x) + r + 0.8 * r, Double(m.box.y) + r, r, image: size)
@@ -192,13 +192,13 @@ enum FitScenes {
         #expect(abs((countedReport.score ?? -1) - fit.score) < 1e-12)
     }
 
-    /// Counts within 20 % are out of reach (22 % under at best, and only by keeping a doubtful,
-    /// misplaced detection); widened to 25 %, the fit drops it: 24 % under, a better score.
-    /// Without the widening the search would buy those last two points at any price.
+    /// Counts within 20 % are out of reach (20.8 % under on the median image at best, and only
+    /// by keeping a doubtful, misplaced detection); widened to 25 %, the fit drops it: 25 % under,
+    /// a better score. Without the widening the search would buy that last point at any price.
     @Test func anUnreachableToleranceIsWidenedNotBoughtAtAnyPrice() throws {
-        let images = [FitScenes.partlyFound(seed: 21, clean: 7, doubtful: 1)]
-            + (22...24).map { FitScenes.partlyFound(seed: $0, clean: 8, doubtful: 0) }
-            + [FitScenes.partlyFound(seed: 25, clean: 7, doubtful: 0)]
+        // Two images, so the median is their mean: 3 of 12 missed, and 2 (or 3 without the doubtful one).
+        let images = [FitScenes.partlyFound(seed: 21, clean: 9, doubtful: 0, annotated: 12),
+                      FitScenes.partlyFound(seed: 22, clean: 9, doubtful: 1, annotated: 12)]
         var fitter = WeightFitter()
         fitter.passes = 1
         fitter.countTolerance = 0.2
@@ -206,13 +206,13 @@ enum FitScenes {
         let fit = try #require(fitted.fit)
         #expect(fit.widenedCountTolerance == ["cort": 0.25])
         let cort = try #require(try fitter.report(fitted, on: images).groups["cell type"]?["cort"])
-        #expect(abs(cort.countBias + 0.24) < 1e-9)
-        #expect(cort.predictedCells == 38)
+        #expect(abs(cort.countBias + 0.25) < 1e-9)
+        #expect(cort.predictedCells == 18)
 
         var strict = fitter
-        strict.countTolerance = 0.22
+        strict.countTolerance = 0.21
         let kept = try #require(try strict.fit(images, split: "reachable").fit)
-        #expect(kept.widenedCountTolerance == nil && abs((kept.worstCountError ?? 0) - 0.22) < 1e-9)
+        #expect(kept.widenedCountTolerance == nil && abs((kept.worstCountError ?? 0) - 5.0 / 24) < 1e-9)
         #expect(kept.score < fit.score)
     }
 
