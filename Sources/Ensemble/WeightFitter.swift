@@ -61,8 +61,9 @@ public struct WeightFitter: Sendable {
     /// only their weights are searched.
     /// `alsoFrom`: configs fitted before (on some of these images, such as the folds of a
     /// cross-validation, or the config being replaced); the search also walks from the one of
-    /// them that does best here, so a fit never ends below a config it was shown. Only their
-    /// searched values are taken; stitching values and cell-type weights stay `start`'s.
+    /// them that does best here, so a fit never ends below a config it was shown that counts
+    /// within the tolerance. Only their searched values are taken; stitching values and
+    /// cell-type weights stay `start`'s.
     public func fit(_ images: [CalibrationImage], split: String,
                     models: Set<EnsembleModel> = Set(EnsembleModel.allCases),
                     alsoFrom seeds: [EnsembleConfig] = []) throws -> EnsembleConfig {
