@@ -127,6 +127,7 @@ public struct MetricReport: Sendable, Equatable, Codable {
         var groups: [String: [String: Group]] = [:]
         for (kind, groupOf) in groupings {
             var sums: [String: Group] = [:]
+            var countErrors: [String: [Double]] = [:]
             for (image, s) in images {
                 guard let g = groupOf[image] else { continue }
                 var sum = sums[g] ?? Group(score: 0, images: 0, predictedCells: 0, annotatedCells: 0, countBias: 0)
@@ -135,12 +136,12 @@ public struct MetricReport: Sendable, Equatable, Codable {
                 sum.predictedCells += s.predictedCells
                 sum.annotatedCells += s.annotatedCells
                 sums[g] = sum
+                countErrors[g, default: []].append(s.countError)
             }
-            let errors = Dictionary(grouping: images.compactMap { i, s in groupOf[i].map { ($0, s.countError) } }, by: \.0)
             groups[kind] = Dictionary(uniqueKeysWithValues: sums.map { name, sum in
                 var g = sum
                 g.score /= Double(g.images)
-                g.countBias = Self.median(errors[name, default: []].map(\.1))
+                g.countBias = Self.median(countErrors[name] ?? [])
                 return (name, g)
             })
         }

@@ -150,27 +150,16 @@ public struct WeightFitter: Sendable {
         let counted = countTolerance != nil
         // Of the configs shown, the walk starts only from the best here: each walk costs a
         // full search, and the others' ends would mostly be the same basin.
-        let seed = seeds.map(searchedValues(of:)).map { ($0, evaluate($0, on: images, models: models)) }
-            .reduce(nil as (EnsembleConfig, Evaluation)?) { best, next in
-                guard let best else { return next }
-                return isBetter(next.1, than: best.1, counted: counted, widened: [:]) ? next : best
-            }?.0
-        guard let tolerance = countTolerance else {
-            let ends = ([start] + (seed.map { [$0] } ?? [])).map {
-                search(images, from: $0, split: split, models: models, counted: false, widened: [:])
-            }
-            var best = ends.dropFirst().reduce(ends[0]) { isBetter($1.reached, than: $0.reached, counted: false, widened: [:]) ? $1 : $0 }.config
-            best.fit?.startScore = ends[0].config.fit?.startScore ?? 0
-            return best
-        }
-        // Walks into the tolerance: from the start, and from where the score alone leads (and
-        // from the seed). Walking in first, the search is drawn by its first coordinates (the
-        // weights, under the start's thresholds) to whatever counts closest there, and may never
-        // reach the basin of the best score; from the score's best, it gives up only what the
-        // counts need.
-        let scoreFirst = search(images, from: start, split: split, models: models, counted: false, widened: [:]).config
-        let ends = ([start, scoreFirst] + (seed.map { [$0] } ?? [])).map { from in
-            let first = search(images, from: from, split: split, models: models, counted: true, widened: [:])
+        let seed = seeds.map(searchedValues(of:)).map { (config: $0, reached: evaluate($0, on: images, models: models)) }
+            .max { isBetter($1.reached, than: $0.reached, counted: counted, widened: [:]) }?.config
+        // With a count tolerance the search also walks in from where the score alone leads.
+        // Walking in first, it is drawn by its first coordinates (the weights, under the start's
+        // thresholds) to whatever counts closest there, and may never reach the basin of the
+        // best score; from the score's best, it gives up only what the counts need.
+        let scoreFirst = counted ? [search(images, from: start, split: split, models: models, counted: false, widened: [:]).config] : []
+        let ends = ([start] + scoreFirst + (seed.map { [$0] } ?? [])).map { from in
+            let first = search(images, from: from, split: split, models: models, counted: counted, widened: [:])
+            guard let tolerance = countTolerance else { return first }
             let widened = first.reached.countErrors.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
             return widened.isEmpty ? first : search(images, from: from, split: split, models: models, counted: true, widened: widened)
         }
@@ -180,7 +169,7 @@ public struct WeightFitter: Sendable {
         let tightest = tolerances.dropFirst().reduce(tolerances[0]) { a, b in
             Dictionary(uniqueKeysWithValues: a.compactMap { type, t in b[type].map { (type, min(t, $0)) } })
         }
-        let best = ends.dropFirst().reduce(ends[0]) { isBetter($1.reached, than: $0.reached, counted: true, widened: tightest) ? $1 : $0 }
+        let best = ends.dropFirst().reduce(ends[0]) { isBetter($1.reached, than: $0.reached, counted: counted, widened: tightest) ? $1 : $0 }
         // The other walks recorded their own starts; the fit began at `start`, as the first walk did.
         var config = best.config
         config.fit?.startScore = ends[0].config.fit?.startScore ?? 0
