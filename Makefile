@@ -1,7 +1,7 @@
 SWIFT ?= swift
 TEST_FLAGS ?=
 
-.PHONY: all build release test demo bench bootstrap clean training-deps training-test parity-shipped
+.PHONY: all build release test cluster-test demo bench bootstrap clean training-deps training-test parity-shipped
 
 all: build
 
@@ -14,16 +14,26 @@ build: bootstrap
 release: bootstrap
 	$(SWIFT) build -c release
 
+# The suite runs against SQLite and against a throwaway PostgreSQL server that the script starts
+# and removes (ops/postgres/test-server.sh); then the plate across hosts and under Slurm.
 test:
 	@PLATESEG_WITH_BROWSER=1 ops/bootstrap.sh
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build $(TEST_FLAGS)
+	ops/postgres/test-server.sh $(SWIFT) test --skip-build $(TEST_FLAGS)
+	@$(MAKE) --no-print-directory cluster-test
+
+# Many machines on this one (root): network namespaces (ops/cluster/test.sh) and a one-node Slurm
+# (ops/slurm/test.sh), each against its own PostgreSQL; uses the debug build.
+cluster-test:
+	ops/cluster/test.sh
+	ops/slurm/test.sh
 
 demo: release
 	@demo/run.sh
 
+# SQLite and PostgreSQL side by side (a throwaway server).
 bench: release
-	.build/release/plateseg-bench queue
+	ops/postgres/test-server.sh sh -c 'PLATESEG_BENCH_POSTGRES=$$PLATESEG_TEST_POSTGRES .build/release/plateseg-bench queue'
 
 training-deps:
 	python3 -m pip install -q -r training/requirements.txt

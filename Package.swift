@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -24,7 +25,12 @@ let package = Package(
         .target(name: "Models", dependencies: ["Imaging", "CDNNL"], swiftSettings: strict),
         .target(
             name: "JobStore",
-            dependencies: ["Imaging", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "Imaging",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .target(name: "Coordinator", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
         .target(
@@ -55,12 +61,15 @@ let package = Package(
             path: "Tests/Support/plateseg-testworker",
             swiftSettings: strict),
 
+        // What the store, worker and end-to-end tests share: the driver list and the test databases.
+        .target(name: "PlatesegTestSupport", dependencies: ["JobStore"], path: "Tests/Support/PlatesegTestSupport", swiftSettings: strict),
+
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging"], swiftSettings: strict),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["plateseg"], swiftSettings: strict),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging", "PlatesegTestSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker", "PlatesegTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]
 )

@@ -1,21 +1,35 @@
-import GRDB
+import Foundation
+import Synchronization
 
 /// Maintenance: a running job whose worker stopped heartbeating goes back to the queue, or,
 /// when its attempts are spent, fails with the reason. Attempts are counted at claim time, so
-/// a rescued job already carries the attempt it lost.
-enum LeaseRescuer {
-    static func rescue(_ db: Database, now: Double) throws -> Int {
-        try db.execute(
-            sql: """
-                UPDATE jobs SET
-                    state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-                    last_error = 'lease of ' || COALESCE(lease_owner, '?') || ' expired (worker stopped or was killed)'
-                        || CASE WHEN attempts >= max_attempts THEN '; attempts exhausted' ELSE '' END,
-                    finished_at = CASE WHEN attempts >= max_attempts THEN :now ELSE NULL END,
-                    lease_owner = NULL, lease_deadline = NULL
-                WHERE state = 'running' AND lease_deadline < :now
-                """,
-            arguments: ["now": now])
-        return db.changesCount
+/// a rescued job already carries the attempt it lost. Claims run the rescue on the way, at most
+/// once per `interval` per process: with leases of tens of seconds that is plenty, and
+/// rescuing on every claim would double a claim's cost.
+final class LeaseRescuer: Sendable {
+    let interval: Double
+    private let lastRun = Mutex<Double?>(nil)
+
+    init(interval: Double = 1) {
+        self.interval = interval
+    }
+
+    /// Whether a rescue is due at `now` (seconds on any clock that only moves forward); if so,
+    /// it counts as run.
+    func isDue(at now: Double) -> Bool {
+        lastRun.withLock { last in
+            if let last, now - last < interval { return false }
+            last = now
+            return true
+        }
+    }
+
+    /// The reason a rescued job carries: `before` + the lease's owner + `after` (+ `exhausted`
+    /// when it fails for good). Drivers bind these into their SQL, so the words live here.
+    struct Reason: Sendable {
+        static let standard = Reason()
+        let before = "lease of "
+        let after = " expired (worker stopped or was killed)"
+        let exhausted = "; attempts exhausted"
     }
 }

@@ -13,7 +13,16 @@ public struct Lease: Sendable, Equatable {
     public let jobID: JobID
     public let token: Int64
     public let owner: String
+    /// When the lease ends, on the database's clock (seconds since 1970).
     public let deadline: Double
+    /// The attempt this lease runs (from 1), and how many the job may have: what the back-off
+    /// and the give-up decision of a failure are made from.
+    public let attempt: Int
+    public let maxAttempts: Int
+
+    func extended(to deadline: Double) -> Lease {
+        Lease(jobID: jobID, token: token, owner: owner, deadline: deadline, attempt: attempt, maxAttempts: maxAttempts)
+    }
 }
 
 public struct ClaimedJob: Sendable {
@@ -206,6 +215,8 @@ public enum JobStoreError: Error, Equatable, CustomStringConvertible {
     case unknownImage(String)
     case settingsChanged(plate: String, was: String, now: String)
     case database(path: String, reason: String)
+    /// The database could not be reached or dropped the connection; the operation may be tried again.
+    case unavailable(location: String, reason: String)
 
     public var description: String {
         switch self {
@@ -214,6 +225,7 @@ public enum JobStoreError: Error, Equatable, CustomStringConvertible {
         case let .settingsChanged(plate, was, now):
             return "plate \(plate) was submitted with \(was), not \(now); submit with the same settings, or under another name (--plate)"
         case let .database(path, reason): return "\(path): \(reason)"
+        case let .unavailable(location, reason): return "\(location): database unavailable (\(reason))"
         }
     }
 }

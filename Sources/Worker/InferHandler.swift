@@ -8,9 +8,13 @@ import Synchronization
 /// model file it came from as provenance.
 public final class InferHandler: JobHandler {
     private let models: ModelCache
+    private let paths: PathMap
+    private let host: String
 
-    public init(models: ModelCache) {
+    public init(models: ModelCache, paths: PathMap = PathMap(), host: String = ProcessInfo.processInfo.hostName) {
         self.models = models
+        self.paths = paths
+        self.host = host
     }
 
     public func run(_ job: ClaimedJob) throws -> JobResult {
@@ -18,9 +22,10 @@ public final class InferHandler: JobHandler {
         do { args = try InferJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not an infer job (\(error))")
         }
+        let path = paths.local(args.image)
         let bytes: Data
-        do { bytes = try Data(contentsOf: URL(fileURLWithPath: args.image)) } catch {
-            throw ImagingError.unreadable(path: args.image, reason: error.localizedDescription)
+        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ImageNotVisible(host: host, path: path, submittedPath: args.image, reason: error.localizedDescription)
         }
         guard ContentHash.of(bytes) == args.contentHash else {
             throw PermanentJobError("\(args.image): the file changed since the plate was submitted; put the original back, or submit the changed plate under a new name (--plate)")

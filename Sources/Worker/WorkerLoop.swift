@@ -18,6 +18,11 @@ public final class WorkerLoop: Sendable {
         public var exitWhenDrained = false
         /// Work on this plate only (nil: any plate).
         public var plate: String?
+        /// How long a finished job's result is kept while the database cannot be reached (a
+        /// restart, a cut network): the store is tried again with back-off until it answers.
+        /// Past the lease the database decides: a lease still held is completed, a lease
+        /// taken back is refused by its fencing token.
+        public var storeRetrySeconds: Double = 600
 
         public init(owner: String) {
             self.owner = owner
@@ -49,6 +54,7 @@ public final class WorkerLoop: Sendable {
     public func run() -> Int {
         var completed = 0
         var next: ClaimedJob?
+        var backoff = Backoff()
         while !isStopping {
             let job: ClaimedJob?
             if let handedOver = next {
@@ -57,9 +63,12 @@ public final class WorkerLoop: Sendable {
             } else {
                 do {
                     job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds, plate: options.plate)
+                    if backoff.failures > 0 { logger.notice("claims work again after \(backoff.failures) failed attempt(s)") }
+                    backoff.reset()
                 } catch {
-                    logger.error("claim failed: \(error)")
-                    Thread.sleep(forTimeInterval: 1)
+                    let wait = backoff.next()
+                    logger.error("claim failed (trying again in \(String(format: "%.1f", wait)) s): \(error)")
+                    Thread.sleep(forTimeInterval: wait)
                     continue
                 }
             }
@@ -83,6 +92,23 @@ public final class WorkerLoop: Sendable {
         return completed
     }
 
+    /// Runs a store operation until the database answers it (or refuses it: a lost lease), with
+    /// back-off, for at most `storeRetrySeconds`.
+    private func patiently(_ jobID: JobID, _ operation: () throws -> Void) throws {
+        var backoff = Backoff()
+        let giveUp = Date().addingTimeInterval(options.storeRetrySeconds)
+        while true {
+            do {
+                try operation()
+                if backoff.failures > 0 { logger.notice("job \(jobID): stored after \(backoff.failures) failed attempt(s)") }
+                return
+            } catch let error as JobStoreError {
+                guard case .unavailable = error, Date() < giveUp else { throw error }
+                Thread.sleep(forTimeInterval: backoff.next())
+            }
+        }
+    }
+
     private func drained() -> Bool {
         guard let plates = try? store.progress(plate: options.plate) else { return false }
         // Blocked jobs behind a failed dependency never become ready: they do not keep us waiting.
@@ -104,12 +130,17 @@ public final class WorkerLoop: Sendable {
             switch result {
             case let .success(output):
                 var next: ClaimedJob?
-                // Decided now, not before the job ran: a stop asked for meanwhile claims nothing more.
-                if !options.once && !isStopping {
-                    next = try store.completeAndClaim(lease, result: output, owner: options.owner,
-                                                      leaseSeconds: options.leaseSeconds, plate: options.plate)
-                } else {
-                    try store.complete(lease, result: output)
+                do {
+                    // Decided now, not before the job ran: a stop asked for meanwhile claims nothing more.
+                    if !options.once && !isStopping {
+                        next = try store.completeAndClaim(lease, result: output, owner: options.owner,
+                                                          leaseSeconds: options.leaseSeconds, plate: options.plate)
+                    } else {
+                        try store.complete(lease, result: output)
+                    }
+                } catch JobStoreError.unavailable(let location, let reason) {
+                    logger.warning("job \(job.id): cannot store its result yet (\(location): \(reason)); trying again")
+                    try patiently(job.id) { try store.complete(lease, result: output) }
                 }
                 logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
                 return (true, next)
@@ -117,7 +148,7 @@ public final class WorkerLoop: Sendable {
                 // Bad input (a damaged image) fails at once: another attempt would read the same bytes.
                 let permanent = error is PermanentJobError || error is ImagingError
                 let message = "\(error)"
-                try store.fail(lease, error: message, retryable: !permanent)
+                try patiently(job.id) { try store.fail(lease, error: message, retryable: !permanent) }
                 logger.warning("job \(job.id) \(job.kind) failed (attempt \(job.attempt)/\(job.maxAttempts)): \(message)")
                 return (false, nil)
             }
@@ -132,6 +163,21 @@ public final class WorkerLoop: Sendable {
             try? store.fail(lease, error: "cannot store the result (\(error)); it is tried again later, and if that keeps failing, free disk space and run `plateseg retry`", retryable: true)
             return (false, nil)
         }
+    }
+}
+
+/// Waits that double from 0.1 s up to 10 s: a database that restarts is found again within
+/// seconds, one that is down for long is not hammered by every worker.
+struct Backoff {
+    private(set) var failures = 0
+
+    mutating func next() -> Double {
+        failures += 1
+        return min(10, 0.1 * pow(2, Double(min(failures, 20) - 1)))
+    }
+
+    mutating func reset() {
+        failures = 0
     }
 }
 

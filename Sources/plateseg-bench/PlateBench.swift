@@ -36,7 +36,7 @@ struct PlateBench: ParsableCommand {
             let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             p.waitUntilExit()
             let wall = Date().timeIntervalSince(start)
-            let store = try SQLiteJobStore(path: db, mustExist: true)
+            let store = try openJobStore(db, settings: StoreSettings(mustExist: true))
             let images = try store.progress(plate: "bench").first?.imagesMerged ?? 0
             let times = Dictionary(uniqueKeysWithValues: try store.jobTimes(plate: "bench").map { ($0.kind, $0.seconds) })
             let capacity = wall * Double(n)

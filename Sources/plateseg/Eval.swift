@@ -23,13 +23,13 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print the score of every image.") var perImage = false
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         let truthFile = try GroundTruth.read(path: truth)
         for e in truthFile.errors { print("truth: \(e)") }
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let images = try db.images(plate: plate).filter { truthByID[Self.id(of: $0.path)] != nil }
         guard !images.isEmpty else {
-            throw ValidationError("no image of \(plate ?? "any plate") in \(store.db) has annotations in \(truth); ids are file names without extension")
+            throw ValidationError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truth); ids are file names without extension")
         }
         var rows: [Scored] = [model]
         if model == .all {
@@ -90,7 +90,7 @@ struct Eval: ParsableCommand {
         ((path as NSString).lastPathComponent as NSString).deletingPathExtension
     }
 
-    private func predictions(_ scored: Scored, _ image: StoredImage, db: SQLiteJobStore, merger: Merger,
+    private func predictions(_ scored: Scored, _ image: StoredImage, db: any JobStore, merger: Merger,
                              storedCells: [LocatedCell]) throws -> [Mask]? {
         guard let mergeJob = image.mergeJobID else { return nil }
         if scored == .ensemble {
@@ -125,7 +125,7 @@ struct Calibrate: ParsableCommand {
     }
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         let truthFile = try GroundTruth.read(path: truth)
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var images: [CalibrationImage] = []

@@ -16,7 +16,7 @@ struct Export: ParsableCommand {
     static let categories = ["shsy5y", "astro", "cort"]
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         let cells = try db.cells(CellQuery(plate: plate))
         let data: Data
         switch format {

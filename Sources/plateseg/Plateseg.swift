@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import JobStore
 
 @main
 struct Plateseg: ParsableCommand {
@@ -10,6 +12,12 @@ struct Plateseg: ParsableCommand {
 
 /// Options every command that reads or writes the job database takes.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: "The job database (SQLite file; created if missing).")
-    var db: String = "plateseg.sqlite"
+    @Option(name: .long, help: ArgumentHelp(
+        "The job database: a SQLite file on this machine (created if missing), or postgres://user@host:port/database for many machines (password from PGPASSWORD or ~/.pgpass). Default: $PLATESEG_DB, else plateseg.sqlite.",
+        valueName: "path-or-url"))
+    var db: String = ProcessInfo.processInfo.environment["PLATESEG_DB"] ?? "plateseg.sqlite"
+
+    func open(mustExist: Bool = false) throws -> any JobStore {
+        try openJobStore(db, settings: StoreSettings(mustExist: mustExist))
+    }
 }

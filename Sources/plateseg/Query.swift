@@ -23,7 +23,7 @@ struct Query: ParsableCommand {
     @Option var format: OutputFormat = .table
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         let q = CellQuery(plate: plate, well: well?.uppercased(), cellType: cellType)
         if cells {
             let found = try db.cells(q)

@@ -13,11 +13,11 @@ struct Report: ParsableCommand {
     @Option(help: "Folder with the models and ensemble.json that were used.") var modelsDir: String = "models"
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         let outURL = URL(fileURLWithPath: out)
         try FileManager.default.createDirectory(at: outURL.appendingPathComponent("overlays"), withIntermediateDirectories: true)
         let plates = try db.progress(plate: plate)
-        guard !plates.isEmpty else { throw ValidationError("no plate \(plate ?? "") in \(store.db)") }
+        guard !plates.isEmpty else { throw ValidationError("no plate \(plate ?? "") in \(db.location)") }
         var html = ReportPage.head(title: "plateseg report — \(plates.map(\.plate).joined(separator: ", "))")
         for p in plates {
             let images = try db.images(plate: p.plate)

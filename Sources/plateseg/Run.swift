@@ -19,12 +19,12 @@ struct Run: ParsableCommand {
     var redoStale = false
 
     func run() throws {
-        let dbPath = URL(fileURLWithPath: store.db).standardizedFileURL.path
-        let db = try SQLiteJobStore(path: dbPath)
+        let location = try StoreLocation(parsing: store.db)
+        let db = try openJobStore(location)
         let s = try plate.submit(to: db)
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
-        FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(dbPath)\n".utf8))
+        FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(db.location)\n".utf8))
         let stale = try StaleResults.find(in: db, plate: name, modelsDir: modelsDir)
         if !stale.isEmpty {
             let note = redoStale
@@ -40,11 +40,13 @@ struct Run: ParsableCommand {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         if environment["OMP_WAIT_POLICY"] == nil { environment["OMP_WAIT_POLICY"] = "PASSIVE" }
         if environment["OMP_NUM_THREADS"] == nil { environment["OMP_NUM_THREADS"] = "\(max(1, cores / max(1, workers)))" }
+        // Through the environment, not the command line, where `ps` would show a password in a URL.
+        if case let .sqlite(path) = location { environment["PLATESEG_DB"] = path } else { environment["PLATESEG_DB"] = store.db }
         let processes: [Process] = try (0..<max(1, workers)).map { _ in
             let p = Process()
             p.executableURL = me
             p.environment = environment
-            p.arguments = ["worker", "--db", dbPath, "--models-dir", modelsDir, "--plate", name, "--exit-when-drained"]
+            p.arguments = ["worker", "--models-dir", modelsDir, "--plate", name, "--exit-when-drained"]
             try p.run()
             return p
         }
@@ -65,7 +67,6 @@ struct Run: ParsableCommand {
             RunLoop.main.run(until: Date().addingTimeInterval(0.5))
         }
         signals.forEach { $0.cancel() }
-        try? db.checkpoint()
         let final = try db.progress(plate: name).first
         if let final { bar.finish(final) }
         try printSummary(db, plate: name)

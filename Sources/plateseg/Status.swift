@@ -17,7 +17,7 @@ struct Status: ParsableCommand {
     var watch = false
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         repeat {
             if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
             try show(db)
@@ -25,10 +25,10 @@ struct Status: ParsableCommand {
         } while watch
     }
 
-    private func show(_ db: SQLiteJobStore) throws {
+    private func show(_ db: any JobStore) throws {
         let plates = try db.progress(plate: plate)
         if plates.isEmpty {
-            print(plate.map { "No plate named \($0) in \(store.db)." } ?? "No plates in \(store.db).")
+            print(plate.map { "No plate named \($0) in \(db.location)." } ?? "No plates in \(db.location).")
             return
         }
         var rows = [["plate", "images", "merged", "unreadable", "queued", "blocked", "running", "succeeded", "failed", "jobs/min"]]
@@ -88,7 +88,7 @@ struct Retry: ParsableCommand {
     }
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         if stale, let plate {
             let found = try StaleResults.find(in: db, plate: plate, modelsDir: modelsDir)
             if !found.isEmpty { print(found.describe(plate: plate)) }
@@ -108,9 +108,9 @@ struct Trace: ParsableCommand {
     @Argument(help: "Image file name (or path) as submitted.") var image: String
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db, mustExist: true)
+        let db = try store.open(mustExist: true)
         let matches = try db.images(plate: nil).filter { $0.path == image || ($0.path as NSString).lastPathComponent == image }
-        guard !matches.isEmpty else { throw ValidationError("no image \(image) in \(store.db)") }
+        guard !matches.isEmpty else { throw ValidationError("no image \(image) in \(db.location)") }
         for m in matches {
             print("\(m.path)  plate \(m.plate)  well \(m.well ?? "?")  field \(m.field.map(String.init) ?? "?")  \(m.contentHash)")
             for j in try db.provenance(imageID: m.id) {

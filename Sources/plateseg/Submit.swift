@@ -53,7 +53,7 @@ struct Submit: ParsableCommand {
     @OptionGroup var plate: PlateOptions
 
     func run() throws {
-        let db = try SQLiteJobStore(path: store.db)
+        let db = try store.open()
         let s = try plate.submit(to: db)
         print("plate \(plate.plateName): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs")
         for bad in try db.unreadableImages(plate: plate.plateName) {

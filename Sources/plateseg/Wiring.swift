@@ -7,7 +7,7 @@ import Worker
 
 /// Which handler runs which job kind in a `plateseg worker` process.
 enum Wiring {
-    static func handlers(modelsDir: String, store: any JobStore) throws -> [String: any JobHandler] {
+    static func handlers(modelsDir: String, store: any JobStore, paths: PathMap = PathMap()) throws -> [String: any JobHandler] {
         let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
         let cache = ModelCache { name in
             let path = "\(dir)/\(name).safetensors"
@@ -20,7 +20,7 @@ enum Wiring {
         let config = try ensembleConfig(modelsDir: dir)
         let provenance = MergeProvenance(ensembleConfig: ContentHash.of(config.jsonData()),
                                          configFile: FileManager.default.fileExists(atPath: "\(dir)/ensemble.json") ? "\(dir)/ensemble.json" : "defaults")
-        return [InferJob.kind: InferHandler(models: cache),
+        return [InferJob.kind: InferHandler(models: cache, paths: paths),
                 MergeJob.kind: MergeHandler(store: store, merger: Merger(config: config), provenance: provenance)]
     }
 

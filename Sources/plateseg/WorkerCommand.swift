@@ -29,12 +29,19 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Work on this plate only (default: any plate).")
     var plate: String?
 
+    @Option(name: .customLong("path-map"), help: ArgumentHelp(
+        "Where this host sees a folder that images were submitted under (repeatable), e.g. /mnt/plates=/data/plates.",
+        valueName: "from=to"))
+    var pathMap: [String] = []
+
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "plateseg.worker")
         logger.logLevel = ProcessInfo.processInfo.environment["PLATESEG_LOG"].flatMap { Logger.Level(rawValue: $0) } ?? .notice
-        let db = try SQLiteJobStore(path: store.db)
-        let handlers = try Wiring.handlers(modelsDir: modelsDir, store: db)
+        let paths: PathMap
+        do { paths = try PathMap(parsing: pathMap) } catch { throw ValidationError("\(error)") }
+        let db = try store.open()
+        let handlers = try Wiring.handlers(modelsDir: modelsDir, store: db, paths: paths)
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let loops = (0..<max(1, concurrency)).map { i in

@@ -2,6 +2,7 @@ import Coordinator
 import Foundation
 import Imaging
 import JobStore
+import PlatesegTestSupport
 import Testing
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -17,10 +18,8 @@ func makePlate(_ files: [String: String]) throws -> URL {
     return dir
 }
 
-func freshStore() throws -> SQLiteJobStore {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-db-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return try SQLiteJobStore(path: dir.appendingPathComponent("jobs.sqlite").path)
+func freshStore() throws -> any JobStore {
+    try openJobStore(temporaryFolder("plateseg-db").appendingPathComponent("jobs.sqlite").path)
 }
 
 @Suite struct SubmitTests {

@@ -1,4 +1,5 @@
 import Foundation
+import PlatesegTestSupport
 import Testing
 
 /// The `plateseg` program as a user runs it: real demo images, real networks (the small
@@ -41,7 +42,9 @@ import Testing
         try run(products.appendingPathComponent("plateseg"), args, expectStatus: expectStatus)
     }
 
-    @Test func plateRunsQueriesExportsAndReports() throws {
+    @Test(arguments: Driver.allCases)
+    func plateRunsQueriesExportsAndReports(driver: Driver) throws {
+        let db = try driver.freshLocation()
         try installModels()
         try addDamagedImage()
         // Exit status 1: the plate has an image that could not be segmented.
@@ -185,15 +188,22 @@ import Testing
         #expect(!(try plateseg(eval)).contains("note:"), "the stored cells are the folder's config's now")
     }
 
-    @Test func sameInputsGiveTheSameCells() throws {
+    /// Two workers or one, SQLite or PostgreSQL: the same plate gives the same cells, byte for byte.
+    @Test func sameInputsGiveTheSameCellsOnEveryDriver() throws {
         try installModels()
         let second = work.appendingPathComponent("second.sqlite").path
+        let shared = try Driver.postgres.freshLocation()
         _ = try plateseg(["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path])
         _ = try plateseg(["run", plate.path, "--workers", "1", "--db", second, "--models-dir", models.path])
-        let a = work.appendingPathComponent("a.csv").path, b = work.appendingPathComponent("b.csv").path
-        try plateseg(["export", "--db", db, "--out", a])
-        try plateseg(["export", "--db", second, "--out", b])
-        #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)))
+        _ = try plateseg(["run", plate.path, "--workers", "2", "--db", shared, "--models-dir", models.path])
+        let exports = try [db, second, shared].enumerated().map { i, location in
+            let out = work.appendingPathComponent("cells-\(i).csv").path
+            try plateseg(["export", "--db", location, "--out", out])
+            return try Data(contentsOf: URL(fileURLWithPath: out))
+        }
+        #expect(exports[0].count > 1000)
+        #expect(exports[0] == exports[1], "one worker or two")
+        #expect(exports[0] == exports[2], "SQLite or PostgreSQL")
     }
 }
 

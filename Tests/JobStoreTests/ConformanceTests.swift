@@ -64,11 +64,12 @@ import Testing
 
     @Test(arguments: Driver.allCases)
     func expiredLeaseHolderCannotComplete(driver: Driver) throws {
-        let store = try driver.makeStore()
+        let clock = ManualClock()
+        let store = try driver.makeStore(clock: .manual(clock))
         _ = try store.submit(samplePlate(images: 1, tiles: 1))
         let stale = try #require(try store.claim(owner: "slow", leaseSeconds: 0.05))
         // Claims rescue expired leases at most once a second.
-        Thread.sleep(forTimeInterval: 1.05)
+        clock.advance(by: 1.05)
         let fresh = try #require(try store.claim(owner: "fast", leaseSeconds: 30))
         #expect(fresh.id == stale.id && fresh.attempt == 2 && fresh.lease.token > stale.lease.token)
         #expect(throws: JobStoreError.leaseLost(stale.id)) { try store.complete(stale.lease, artifact: [9], cells: nil) }
@@ -96,16 +97,20 @@ import Testing
 
     @Test(arguments: Driver.allCases)
     func heartbeatKeepsTheLease(driver: Driver) throws {
-        let store = try driver.makeStore()
+        let clock = ManualClock()
+        let store = try driver.makeStore(clock: .manual(clock))
         _ = try store.submit(samplePlate(images: 1, tiles: 1))
         var job = try #require(try store.claim(owner: "w", leaseSeconds: 0.2)).lease
         for _ in 0..<4 {
-            Thread.sleep(forTimeInterval: 0.1)
+            clock.advance(by: 0.1)
             job = try store.heartbeat(job, leaseSeconds: 0.2)
         }
         // 0.4 s after the claim, a 0.2 s lease kept alive by heartbeats has not expired.
-        #expect(try store.rescueExpiredLeases(now: Date().timeIntervalSince1970) == 0)
-        #expect(try store.rescueExpiredLeases(now: job.deadline + 0.01) == 1)
+        #expect(job.deadline == clock.now + 0.2)
+        #expect(try store.rescueExpiredLeases() == 0)
+        clock.advance(by: 0.21)
+        #expect(try store.rescueExpiredLeases() == 1)
+        #expect(throws: JobStoreError.leaseLost(job.jobID)) { try store.heartbeat(job, leaseSeconds: 0.2) }
     }
 
     @Test(arguments: Driver.allCases)
@@ -216,13 +221,13 @@ import Testing
 
     @Test(arguments: Driver.allCases)
     func concurrentClaimersNeverShareAJob(driver: Driver) throws {
-        let store = try driver.makeStore()
+        let location = try driver.freshLocation()
+        let store = try openJobStore(location)
         _ = try store.submit(samplePlate(images: 10, tiles: 10))
         let claimed = ClaimLog()
         // One store (one connection pool) per claimer, as separate processes would have: the
         // database's own locking keeps them apart.
-        let path = (store as? SQLiteJobStore)?.path
-        let stores: [any JobStore] = try (0..<4).map { _ in try path.map { try SQLiteJobStore(path: $0) } ?? driver.makeStore() }
+        let stores = try (0..<4).map { _ in try openJobStore(location) }
         DispatchQueue.concurrentPerform(iterations: 4) { w in
             let store = stores[w]
             while let job = try! store.claim(owner: "w\(w)", leaseSeconds: 30) {

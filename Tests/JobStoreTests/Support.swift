@@ -1,26 +1,7 @@
 import Foundation
 import Imaging
 import JobStore
-
-/// A fresh database file in its own temporary folder.
-func temporaryDatabasePath(_ name: String = "jobs.sqlite") -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-tests-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.appendingPathComponent(name).path
-}
-
-/// The drivers every conformance test runs against.
-enum Driver: String, CaseIterable, CustomTestStringConvertible {
-    case sqlite
-
-    var testDescription: String { rawValue }
-
-    func makeStore() throws -> any JobStore {
-        switch self {
-        case .sqlite: return try SQLiteJobStore(path: temporaryDatabasePath(), retryDelay: { _ in 0 })
-        }
-    }
-}
+@_exported import PlatesegTestSupport
 
 import Testing
 

@@ -1,31 +1,35 @@
 import Foundation
 import JobStore
+import PlatesegTestSupport
 import Testing
 
-/// Real worker processes on a real SQLite file: started, killed with SIGKILL, stopped with SIGTERM.
-@Suite(.serialized) struct WorkerProcessTests {
-    let folder: URL
+/// Real worker processes on a real database (a SQLite file, a PostgreSQL server): started,
+/// killed with SIGKILL, stopped with SIGTERM, and, on PostgreSQL, the server crashed under them.
+struct WorkerFixture {
+    let folder = temporaryFolder("plateseg-workers")
     let db: String
-    let log: String
+    let store: any JobStore
+    var log: String { folder.appendingPathComponent("events.log").path }
 
-    init() {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-workers-\(UUID().uuidString)")
-        try! FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        db = folder.appendingPathComponent("jobs.sqlite").path
-        log = folder.appendingPathComponent("events.log").path
+    init(_ driver: Driver) throws {
+        db = try driver.freshLocation()
+        store = try openJobStore(db)
     }
 
-    func submitSleepJobs(_ store: SQLiteJobStore, count: Int, ms: Int, kind: String = "sleep", maxAttempts: Int = 3) throws {
+    func submitSleepJobs(count: Int, ms: Int, kind: String = "sleep", maxAttempts: Int = 3) throws {
         let jobs = (0..<count).map { i in
             NewJob(key: "job\(i)", kind: kind, imagePath: nil, args: "{\"ms\":\(ms)}", maxAttempts: maxAttempts)
         }
         _ = try store.submit(PlateSubmission(plate: "P", root: folder.path, images: [], jobs: jobs))
     }
 
-    func startWorker(lease: Double = 5, drain: Bool = true) throws -> Process {
+    func startWorker(lease: Double = 5, drain: Bool = true, name: String = "worker") throws -> Process {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("plateseg-testworker")
         p.arguments = ["--db", db, "--log", log, "--lease", "\(lease)"] + (drain ? ["--exit-when-drained"] : [])
+        let errors = folder.appendingPathComponent("\(name).err").path
+        _ = FileManager.default.createFile(atPath: errors, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: errors)
         try p.run()
         return p
     }
@@ -41,74 +45,102 @@ import Testing
         }
         return (starts, ends)
     }
+}
 
-    func waitUntil(timeout: Double = 30, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while try !condition() {
-            guard Date() < deadline else { throw TimeoutError() }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
+func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
+    let deadline = Date().addingTimeInterval(timeout)
+    while try !condition() {
+        guard Date() < deadline else { throw TestSetupError("timed out waiting") }
+        Thread.sleep(forTimeInterval: 0.02)
     }
+}
 
-    struct TimeoutError: Error {}
-
-    @Test func twoProcessesNeverRunTheSameJob() throws {
-        let store = try SQLiteJobStore(path: db)
-        try submitSleepJobs(store, count: 40, ms: 20)
-        let workers = try (0..<2).map { _ in try startWorker() }
+@Suite(.serialized) struct WorkerProcessTests {
+    @Test(arguments: Driver.allCases)
+    func twoProcessesNeverRunTheSameJob(driver: Driver) throws {
+        let f = try WorkerFixture(driver)
+        try f.submitSleepJobs(count: 40, ms: 20)
+        let workers = try (0..<2).map { try f.startWorker(name: "w\($0)") }
         workers.forEach { $0.waitUntilExit() }
         #expect(workers.allSatisfy { $0.terminationStatus == 0 })
-        let (starts, ends) = events()
+        let (starts, ends) = f.events()
         #expect(starts.count == 40 && ends.count == 40)
         #expect(Set(starts.map(\.0)).count == 40)
         #expect(Set(starts.map(\.1)).count == 2, "both processes took work")
-        #expect(try store.jobs(plate: "P").allSatisfy { $0.state == .succeeded && $0.attempts == 1 })
-        #expect(try store.artifactCount(plate: "P") == 40)
+        #expect(try f.store.jobs(plate: "P").allSatisfy { $0.state == .succeeded && $0.attempts == 1 })
+        #expect(try f.store.artifactCount(plate: "P") == 40)
     }
 
-    @Test func sigkilledWorkersJobIsRedoneAndStoredOnce() throws {
-        let store = try SQLiteJobStore(path: db)
-        try submitSleepJobs(store, count: 4, ms: 1500)
-        let victim = try startWorker(lease: 1, drain: false)
-        try waitUntil { events().starts.count == 1 }
-        let killedJob = events().starts[0].0
+    @Test(arguments: Driver.allCases)
+    func sigkilledWorkersJobIsRedoneAndStoredOnce(driver: Driver) throws {
+        let f = try WorkerFixture(driver)
+        try f.submitSleepJobs(count: 4, ms: 1500)
+        let victim = try f.startWorker(lease: 1, drain: false, name: "victim")
+        try waitUntil { f.events().starts.count == 1 }
+        let killedJob = f.events().starts[0].0
         kill(victim.processIdentifier, SIGKILL)
         victim.waitUntilExit()
         #expect(victim.terminationReason == .uncaughtSignal)
 
-        let survivor = try startWorker(lease: 1)
+        let survivor = try f.startWorker(lease: 1, name: "survivor")
         survivor.waitUntilExit()
         #expect(survivor.terminationStatus == 0)
-        let jobs = try store.jobs(plate: "P")
+        let jobs = try f.store.jobs(plate: "P")
         #expect(jobs.allSatisfy { $0.state == .succeeded })
         #expect(jobs.first { $0.id == killedJob }?.attempts == 2)
-        #expect(try store.artifactCount(plate: "P") == 4)
-        let (starts, ends) = events()
+        #expect(try f.store.artifactCount(plate: "P") == 4)
+        let (starts, ends) = f.events()
         #expect(starts.filter { $0.0 == killedJob }.count == 2, "started by the victim, then by the survivor")
         #expect(ends.filter { $0.0 == killedJob }.map(\.1) == [survivor.processIdentifier])
     }
 
-    @Test func sigtermFinishesTheJobInHandThenExits() throws {
-        let store = try SQLiteJobStore(path: db)
-        try submitSleepJobs(store, count: 3, ms: 800)
-        let worker = try startWorker(drain: false)
-        try waitUntil { events().starts.count == 1 }
+    @Test(arguments: Driver.allCases)
+    func sigtermFinishesTheJobInHandThenExits(driver: Driver) throws {
+        let f = try WorkerFixture(driver)
+        try f.submitSleepJobs(count: 3, ms: 800)
+        let worker = try f.startWorker(drain: false)
+        try waitUntil { f.events().starts.count == 1 }
         kill(worker.processIdentifier, SIGTERM)
         worker.waitUntilExit()
         #expect(worker.terminationStatus == 0)
-        let states = try store.jobs(plate: "P").map(\.state)
+        let states = try f.store.jobs(plate: "P").map(\.state)
         #expect(states == [.succeeded, .queued, .queued])
     }
 
-    @Test func alwaysFailingJobEndsFailedWithItsError() throws {
-        let store = try SQLiteJobStore(path: db)
-        try submitSleepJobs(store, count: 1, ms: 0, kind: "fail", maxAttempts: 3)
-        let worker = try startWorker()
+    @Test(arguments: Driver.allCases)
+    func alwaysFailingJobEndsFailedWithItsError(driver: Driver) throws {
+        let f = try WorkerFixture(driver)
+        try f.submitSleepJobs(count: 1, ms: 0, kind: "fail", maxAttempts: 3)
+        let worker = try f.startWorker()
         worker.waitUntilExit()
-        let failed = try store.failedJobs(plate: "P", limit: 5)
+        let failed = try f.store.failedJobs(plate: "P", limit: 5)
         #expect(failed.count == 1 && failed[0].attempts == 3 && failed[0].error == "this job always fails")
-        #expect(try store.retry(RetrySelection(plate: "P")) == 1)
-        #expect(try store.jobs(plate: "P").map(\.state) == [.queued])
+        #expect(try f.store.retry(RetrySelection(plate: "P")) == 1)
+        #expect(try f.store.jobs(plate: "P").map(\.state) == [.queued])
+    }
+
+    /// The server dies as in a crash (`pg_ctl restart -m immediate`) while two workers run a
+    /// plate: they reconnect (with back-off while it is down), results in flight are stored once
+    /// it is back, and every job ends succeeded with its artifact stored exactly once.
+    @Test func postgresRestartedMidPlateLosesAndDuplicatesNothing() throws {
+        let f = try WorkerFixture(.postgres)
+        try f.submitSleepJobs(count: 60, ms: 50)
+        let workers = try (0..<2).map { try f.startWorker(lease: 10, name: "w\($0)") }
+        let startedAt = "SELECT pg_postmaster_start_time()"
+        let before = try TestPostgres.psql(f.db, startedAt)
+        try waitUntil { f.events().ends.count >= 10 }
+        try TestPostgres.crashAndRestart()
+        #expect(try TestPostgres.psql(f.db, startedAt) != before, "the server restarted")
+        let endsAtRestart = f.events().ends.count
+        workers.forEach { $0.waitUntilExit() }
+        #expect(workers.allSatisfy { $0.terminationStatus == 0 })
+        #expect(endsAtRestart < 60, "the restart came mid-plate")
+        let jobs = try f.store.jobs(plate: "P")
+        #expect(jobs.count == 60 && jobs.allSatisfy { $0.state == .succeeded })
+        #expect(try f.store.artifactCount(plate: "P") == 60)
+        for job in jobs {
+            #expect(try f.store.artifact(of: job.id) == Array("job \(job.id)".utf8))
+        }
     }
 }
 

@@ -50,12 +50,13 @@ guard let db = arguments["--db"], let logPath = arguments["--log"] else {
     exit(2)
 }
 let delay = Double(arguments["--retry-delay"] ?? "0") ?? 0
-let store = try SQLiteJobStore(path: db, retryDelay: { _ in delay })
+let store = try openJobStore(db, settings: StoreSettings(retryPolicy: RetryPolicy { _ in delay }))
 let log = EventLog(path: logPath)
 var options = WorkerLoop.Options(owner: "test:\(ProcessInfo.processInfo.processIdentifier)")
 options.leaseSeconds = Double(arguments["--lease"] ?? "5") ?? 5
 options.idlePollSeconds = 0.05
 options.exitWhenDrained = flags.contains("--exit-when-drained")
+LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
 let logger = Logger(label: "testworker")
 let loop = WorkerLoop(store: store, handlers: ["sleep": SleepHandler(log: log), "fail": FailHandler()], options: options, logger: logger)
 WorkerProcess.run([loop], logger: logger)

@@ -76,6 +76,13 @@ enum SQLiteSchema {
                 CREATE INDEX cells_image ON cells (image_id);
                 """)
         }
+        // The by-well and by-type queries of `query`, `export` and `report`.
+        m.registerMigration("v2") { db in
+            try db.execute(sql: """
+                CREATE INDEX images_well ON images (plate_id, well);
+                CREATE INDEX cells_type ON cells (cell_type, image_id);
+                """)
+        }
         return m
     }
 }

@@ -3,27 +3,24 @@ import GRDB
 import Synchronization
 
 /// The embedded driver: one SQLite file in WAL mode, shared by the processes of one machine.
-public final class SQLiteJobStore: JobStore {
+/// Its clock is this machine's.
+final class SQLiteDriver: StoreDriver {
     private let pool: DatabasePool
-    public let path: String
-    /// Rescuing expired leases on every claim would double the claim's cost; once a second is
-    /// plenty when leases last tens of seconds.
-    private let lastRescue = Mutex<Double>(0)
+    let path: String
     private let plateNames = Mutex<[Int64: String]>([:])
 
-    /// Seconds before a job that failed with a retryable error is tried again, by the attempt
-    /// that failed: a passing cause (a full disk, a busy file server) gets time to pass
-    /// instead of using up every attempt at once.
-    public let retryDelay: @Sendable (Int) -> Double
-
-    public static let defaultRetryDelay: @Sendable (Int) -> Double = { attempt in min(60, 5 * pow(2, Double(attempt - 1))) }
+    var location: String { path }
 
     /// Opens (or, unless `mustExist`, creates) the database at `path`.
-    public init(path: String, mustExist: Bool = false, retryDelay: @escaping @Sendable (Int) -> Double = SQLiteJobStore.defaultRetryDelay) throws {
+    init(path: String, mustExist: Bool) throws {
         self.path = path
-        self.retryDelay = retryDelay
-        if mustExist && !FileManager.default.fileExists(atPath: path) {
-            throw JobStoreError.database(path: path, reason: "no job database here; pass --db with the file `plateseg submit` or `plateseg run` used")
+        var isFolder: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isFolder)
+        if isFolder.boolValue {
+            throw JobStoreError.database(path: path, reason: "is a folder; pass --db a file path (it is created if missing) or a postgres:// URL")
+        }
+        if mustExist && !exists {
+            throw JobStoreError.database(path: path, reason: "no job database here; pass --db with the file or URL that `plateseg submit` or `plateseg run` used")
         }
         var config = Configuration()
         // Several worker processes write the same file; wait for the lock rather than fail, but
@@ -37,9 +34,14 @@ public final class SQLiteJobStore: JobStore {
         while true {
             do {
                 let pool = try DatabasePool(path: path, configuration: config)
+                if try pool.read({ try SQLiteSchema.migrator.hasBeenSuperseded($0) }) {
+                    throw SchemaError.newer
+                }
                 try SQLiteSchema.migrator.migrate(pool)
                 self.pool = pool
                 return
+            } catch SchemaError.newer {
+                throw JobStoreError.database(path: path, reason: "was written by a newer plateseg (its schema is ahead of this one's); use that version or a newer one")
             } catch {
                 // Workers started together on a new file race to create the schema; the loser
                 // finds it made by the winner on its next try.
@@ -52,18 +54,15 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    /// Folds the write-ahead log back into the database file and truncates it (after a run).
-    public func checkpoint() throws {
-        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-    }
+    private enum SchemaError: Error { case newer }
 
-    private static func now() -> Double { Date().timeIntervalSince1970 }
+    private func time(_ now: Double?) -> Double { now ?? Date().timeIntervalSince1970 }
 
     // MARK: submit
 
-    public func submit(_ s: PlateSubmission) throws -> SubmitSummary {
-        try pool.write { db in
-            let now = Self.now()
+    func submit(_ s: PlateSubmission, now: Double?) throws -> SubmitSummary {
+        let now = time(now)
+        return try pool.write { db in
             try db.execute(sql: "INSERT INTO plates (name, root, settings, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
                            arguments: [s.plate, s.root, s.settings, now])
             let plate = try Row.fetchOne(db, sql: "SELECT id, settings FROM plates WHERE name = ?", arguments: [s.plate])!
@@ -139,19 +138,12 @@ public final class SQLiteJobStore: JobStore {
 
     // MARK: the lease cycle
 
-    public func claim(owner: String, leaseSeconds: Double, plate: String?) throws -> ClaimedJob? {
-        try pool.write { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate) }
+    func claim(owner: String, leaseSeconds: Double, plate: String?, now: Double?) throws -> ClaimedJob? {
+        let now = time(now)
+        return try pool.write { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate, now: now) }
     }
 
-    private func claim(_ db: Database, owner: String, leaseSeconds: Double, plate: String?) throws -> ClaimedJob? {
-        let now = Self.now()
-        if lastRescue.withLock({ last in
-            guard now - last >= 1 else { return false }
-            last = now
-            return true
-        }) {
-            _ = try LeaseRescuer.rescue(db, now: now)
-        }
+    private func claim(_ db: Database, owner: String, leaseSeconds: Double, plate: String?, now: Double) throws -> ClaimedJob? {
         // Hot statements are compiled once per connection and reused (GRDB's statement cache).
         guard let row = try Row.fetchOne(
             db.cachedStatement(sql: """
@@ -168,7 +160,8 @@ public final class SQLiteJobStore: JobStore {
         return ClaimedJob(
             id: id, kind: row["kind"], args: row["args"], plate: try plateName(db, id: row["plate_id"]), imageID: row["image_id"],
             attempt: row["attempts"], maxAttempts: row["max_attempts"],
-            lease: Lease(jobID: id, token: row["fencing_token"], owner: owner, deadline: now + leaseSeconds))
+            lease: Lease(jobID: id, token: row["fencing_token"], owner: owner, deadline: now + leaseSeconds,
+                         attempt: row["attempts"], maxAttempts: row["max_attempts"]))
     }
 
     private func plateName(_ db: Database, id: Int64) throws -> String {
@@ -178,30 +171,32 @@ public final class SQLiteJobStore: JobStore {
         return name
     }
 
-    public func heartbeat(_ lease: Lease, leaseSeconds: Double) throws -> Lease {
-        try pool.write { db in
-            let deadline = Self.now() + leaseSeconds
+    func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Double?) throws -> Lease {
+        let deadline = time(now) + leaseSeconds
+        return try pool.write { db in
             try db.cachedStatement(sql: "UPDATE jobs SET lease_deadline = ? WHERE id = ? AND fencing_token = ? AND state = 'running'")
                 .execute(arguments: [deadline, lease.jobID, lease.token])
             guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
-            return Lease(jobID: lease.jobID, token: lease.token, owner: lease.owner, deadline: deadline)
+            return lease.extended(to: deadline)
         }
     }
 
-    public func complete(_ lease: Lease, result: JobResult) throws {
-        try pool.write { db in try complete(db, lease, result) }
+    func complete(_ lease: Lease, result: JobResult, now: Double?) throws {
+        let now = time(now)
+        try pool.write { db in try complete(db, lease, result, now: now) }
     }
 
-    public func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double,
-                                 plate: String?) throws -> ClaimedJob? {
-        try pool.write { db in
-            try complete(db, lease, result)
-            return try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate)
+    /// One transaction, one commit per job for a busy worker.
+    func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double,
+                          plate: String?, now: Double?) throws -> ClaimedJob? {
+        let now = time(now)
+        return try pool.write { db in
+            try complete(db, lease, result, now: now)
+            return try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate, now: now)
         }
     }
 
-    private func complete(_ db: Database, _ lease: Lease, _ result: JobResult) throws {
-        let now = Self.now()
+    private func complete(_ db: Database, _ lease: Lease, _ result: JobResult, now: Double) throws {
         try db.cachedStatement(sql: """
             UPDATE jobs SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_deadline = NULL, last_error = NULL
             WHERE id = ? AND fencing_token = ? AND state = 'running'
@@ -235,28 +230,25 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func fail(_ lease: Lease, error: String, retryable: Bool) throws {
+    func fail(_ lease: Lease, error: String, requeueAfter: Double?, now: Double?) throws {
+        let now = time(now)
         try pool.write { db in
-            let now = Self.now()
-            guard let attempts = try Int.fetchOne(
-                db, sql: "SELECT attempts FROM jobs WHERE id = ? AND fencing_token = ? AND state = 'running'",
-                arguments: [lease.jobID, lease.token])
-            else { throw JobStoreError.leaseLost(lease.jobID) }
             try db.execute(
                 sql: """
                     UPDATE jobs SET
-                        state = CASE WHEN :retryable AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,
-                        finished_at = CASE WHEN :retryable AND attempts < max_attempts THEN NULL ELSE :now END,
+                        state = CASE WHEN :requeue THEN 'queued' ELSE 'failed' END,
+                        finished_at = CASE WHEN :requeue THEN NULL ELSE :now END,
                         not_before = :notBefore,
                         last_error = :error, lease_owner = NULL, lease_deadline = NULL
                     WHERE id = :id AND fencing_token = :token AND state = 'running'
                     """,
-                arguments: ["retryable": retryable, "now": now, "notBefore": now + retryDelay(attempts), "error": error,
+                arguments: ["requeue": requeueAfter != nil, "now": now, "notBefore": now + (requeueAfter ?? 0), "error": error,
                             "id": lease.jobID, "token": lease.token])
+            guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
         }
     }
 
-    public func release(_ lease: Lease) throws {
+    func release(_ lease: Lease) throws {
         try pool.write { db in
             try db.execute(
                 sql: """
@@ -268,11 +260,25 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func rescueExpiredLeases(now: Double) throws -> Int {
-        try pool.write { db in try LeaseRescuer.rescue(db, now: now) }
+    func rescueExpiredLeases(now: Double?, reason: LeaseRescuer.Reason) throws -> Int {
+        let now = time(now)
+        return try pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET
+                        state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+                        last_error = :before || COALESCE(lease_owner, '?') || :after
+                            || CASE WHEN attempts >= max_attempts THEN :exhausted ELSE '' END,
+                        finished_at = CASE WHEN attempts >= max_attempts THEN :now ELSE NULL END,
+                        lease_owner = NULL, lease_deadline = NULL
+                    WHERE state = 'running' AND lease_deadline < :now
+                    """,
+                arguments: ["now": now, "before": reason.before, "after": reason.after, "exhausted": reason.exhausted])
+            return db.changesCount
+        }
     }
 
-    public func retry(_ selection: RetrySelection) throws -> Int {
+    func retry(_ selection: RetrySelection) throws -> Int {
         try pool.write { db in
             var conditions = ["state != 'running'"]
             var arguments: StatementArguments = [:]
@@ -314,9 +320,9 @@ public final class SQLiteJobStore: JobStore {
 
     // MARK: reading
 
-    public func progress(plate: String?) throws -> [PlateProgress] {
-        try pool.read { db in
-            let since = Self.now() - 60
+    func progress(plate: String?, now: Double?) throws -> [PlateProgress] {
+        let since = time(now) - 60
+        return try pool.read { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -344,7 +350,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func jobs(plate: String?) throws -> [JobSnapshot] {
+    func jobs(plate: String?) throws -> [JobSnapshot] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -360,7 +366,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func images(plate: String?) throws -> [StoredImage] {
+    func images(plate: String?) throws -> [StoredImage] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -378,21 +384,13 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func artifact(of jobID: JobID) throws -> [UInt8]? {
+    func artifact(of jobID: JobID) throws -> [UInt8]? {
         try pool.read { db in
             try Data.fetchOne(db, sql: "SELECT bytes FROM artifacts WHERE job_id = ?", arguments: [jobID]).map { [UInt8]($0) }
         }
     }
 
-    public func failedJobs(plate: String?, limit: Int) throws -> [FailedJob] {
-        try jobsWithErrors(state: "failed", plate: plate, limit: limit)
-    }
-
-    public func retryingJobs(plate: String?, limit: Int) throws -> [FailedJob] {
-        try jobsWithErrors(state: "queued", plate: plate, limit: limit)
-    }
-
-    private func jobsWithErrors(state: String, plate: String?, limit: Int) throws -> [FailedJob] {
+    func jobsWithErrors(state: JobState, plate: String?, limit: Int) throws -> [FailedJob] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -403,14 +401,14 @@ public final class SQLiteJobStore: JobStore {
                       AND (j.state = 'failed' OR j.attempts > 0) -- a job put back by `retry` starts afresh
                     ORDER BY j.id LIMIT :limit
                     """,
-                arguments: ["state": state, "plate": plate, "limit": limit]
+                arguments: ["state": state.rawValue, "plate": plate, "limit": limit]
             ).map { r in
                 FailedJob(id: r[0], plate: r[1], kind: r[2], imagePath: r[3], attempts: r[4], error: r[5] ?? "")
             }
         }
     }
 
-    public func unreadableImages(plate: String?) throws -> [(path: String, error: String)] {
+    func unreadableImages(plate: String?) throws -> [(path: String, error: String)] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -423,7 +421,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact] {
+    func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -440,7 +438,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)] {
+    func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -453,7 +451,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] {
+    func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -467,7 +465,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func resultProvenance(plate: String) throws -> [JobProvenance] {
+    func resultProvenance(plate: String) throws -> [JobProvenance] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -482,7 +480,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func provenanceRecords(plate: String) throws -> [String] {
+    func provenanceRecords(plate: String) throws -> [String] {
         try pool.read { db in
             try String.fetchAll(
                 db,
@@ -495,7 +493,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func artifactCount(plate: String?) throws -> Int {
+    func artifactCount(plate: String?) throws -> Int {
         try pool.read { db in
             try Int.fetchOne(
                 db,
@@ -507,14 +505,14 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func image(id: Int64) throws -> (path: String, width: Int, height: Int)? {
+    func image(id: Int64) throws -> (path: String, width: Int, height: Int)? {
         try pool.read { db in
             try Row.fetchOne(db, sql: "SELECT path, width, height FROM images WHERE id = ?", arguments: [id])
                 .map { (path: $0[0], width: $0[1], height: $0[2]) }
         }
     }
 
-    public func cells(_ q: CellQuery) throws -> [LocatedCell] {
+    func cells(_ q: CellQuery) throws -> [LocatedCell] {
         try pool.read { db in
             try Row.fetchAll(
                 db,
@@ -536,7 +534,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func wellCounts(_ q: CellQuery) throws -> [WellCount] {
+    func wellCounts(_ q: CellQuery) throws -> [WellCount] {
         try pool.read { db in
             try Row.fetchAll(
                 db,

@@ -1,0 +1,34 @@
+import Synchronization
+
+/// Where the queue's time comes from. Lease deadlines and back-offs are read on the database's
+/// own clock (`now()` on the PostgreSQL server, this machine's clock for a SQLite file), so that
+/// workers on many hosts agree however far their own clocks drift. Tests drive a manual clock
+/// instead, and never sleep.
+public struct StoreClock: Sendable {
+    private let reading: (@Sendable () -> Double)?
+
+    /// The database's clock: drivers leave the time to the database.
+    public static let database = StoreClock(reading: nil)
+
+    public static func manual(_ clock: ManualClock) -> StoreClock {
+        StoreClock(reading: { clock.now })
+    }
+
+    /// The time to write into a statement, or nil for "the database's now".
+    var now: Double? { reading?() }
+}
+
+/// A clock that moves only when told to.
+public final class ManualClock: Sendable {
+    private let time: Mutex<Double>
+
+    public init(_ start: Double = 1_000_000) {
+        time = Mutex(start)
+    }
+
+    public var now: Double { time.withLock { $0 } }
+
+    public func advance(by seconds: Double) {
+        time.withLock { $0 += seconds }
+    }
+}
