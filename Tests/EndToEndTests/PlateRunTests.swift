@@ -188,6 +188,25 @@ import Testing
         #expect(!(try plateseg(eval)).contains("note:"), "the stored cells are the folder's config's now")
     }
 
+    /// A worker host that mounts the plate's folder elsewhere: without `--path-map` the job fails
+    /// naming the host, the path and what to do; with it, the plate runs.
+    @Test func aWorkerThatSeesThePlateElsewhereMapsItsPath() throws {
+        try installModels()
+        try plateseg(["submit", plate.path, "--db", db, "--models", "yolox", "--max-attempts", "1"])
+        let mounted = work.appendingPathComponent("mounted-elsewhere")
+        try FileManager.default.moveItem(at: plate, to: mounted)
+        try plateseg(["worker", "--db", db, "--models-dir", models.path, "--exit-when-drained"])
+        let status = try plateseg(["status", "--db", db])
+        let host = ProcessInfo.processInfo.hostName
+        #expect(status.contains("host \(host) cannot read \(plate.path)/P1_B02_s1.png"))
+        #expect(status.contains("at the path they were submitted with") && status.contains("--path-map FROM=TO"))
+
+        #expect(try plateseg(["retry", "--db", db]).contains("3 job(s) queued again"))
+        try plateseg(["worker", "--db", db, "--models-dir", models.path, "--exit-when-drained", "--path-map", "\(plate.path)=\(mounted.path)"])
+        #expect(!(try plateseg(["status", "--db", db])).contains("Failed jobs"))
+        #expect(try plateseg(["query", "--db", db, "--format", "csv"]).split(separator: "\n").count > 1)
+    }
+
     /// Two workers or one, SQLite or PostgreSQL: the same plate gives the same cells, byte for byte.
     @Test func sameInputsGiveTheSameCellsOnEveryDriver() throws {
         try installModels()

@@ -84,12 +84,21 @@ final class PostgresConnections: Sendable {
     /// One statement. `timed`: bounded by the address's timeout (queue operations: a lease must
     /// never wait on a cut network); reads that may be long (a whole plate's cells) are not.
     func run(_ query: PostgresQuery, on connection: PostgresConnection, timed: Bool = true) throws -> PostgresQueryResult {
-        let timer = timed
-            ? connection.eventLoop.scheduleTask(in: .milliseconds(Int64(address.timeout * 1000))) { Self.drop(connection) }
-            : nil
-        defer { timer?.cancel() }
+        let loop = connection.eventLoop
+        let timeout = TimeAmount.milliseconds(Int64(address.timeout * 1000))
+        let logger = self.logger
+        // The query and its timer start on the connection's event loop in one hop: a queue
+        // operation costs one wake-up of the loop and one of this thread.
+        let result = loop.flatSubmit {
+            let answer = connection.query(query, logger: logger)
+            if timed {
+                let timer = loop.scheduleTask(in: timeout) { Self.drop(connection) }
+                answer.whenComplete { _ in timer.cancel() }
+            }
+            return answer
+        }
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try result.wait()
         } catch {
             throw classify(error)
         }
