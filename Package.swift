@@ -20,8 +20,9 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng16", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
 
-        .target(name: "Imaging", dependencies: ["CZstd", "CPNG"], swiftSettings: strict),
+        .target(name: "Imaging", dependencies: ["CZstd", "CPNG", "CTIFF"], swiftSettings: strict),
         .target(name: "Models", dependencies: ["Imaging", "CDNNL"], swiftSettings: strict),
         .target(
             name: "JobStore",
@@ -49,7 +50,7 @@ let package = Package(
         .executableTarget(
             name: "plateseg-bench",
             dependencies: [
-                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble",
+                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "CTIFF", "PlatesegTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -62,14 +63,14 @@ let package = Package(
             swiftSettings: strict),
 
         // What the store, worker and end-to-end tests share: the driver list and the test databases.
-        .target(name: "PlatesegTestSupport", dependencies: ["JobStore"], path: "Tests/Support/PlatesegTestSupport", swiftSettings: strict),
+        .target(name: "PlatesegTestSupport", dependencies: ["JobStore", "CTIFF"], path: "Tests/Support/PlatesegTestSupport", swiftSettings: strict),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CTIFF", "PlatesegTestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging", "PlatesegTestSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker", "PlatesegTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlatesegTestSupport"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlatesegTestSupport", "Imaging", "CTIFF"], swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]
 )

@@ -2,7 +2,7 @@
 # Installs the Debian packages plateseg builds and tests against. Idempotent; silent when all is there.
 set -euo pipefail
 
-packages=(libsqlite3-dev libpng-dev libzstd-dev libdnnl-dev pkg-config)
+packages=(libsqlite3-dev libpng-dev libtiff-dev libzstd-dev libdnnl-dev pkg-config)
 # The report test renders the HTML report in headless Chromium (make test sets this).
 if [ "${PLATESEG_WITH_BROWSER:-0}" = 1 ]; then packages+=(chromium); fi
 

@@ -1,11 +1,16 @@
 import Foundation
+import JobStore
 
-/// A CSV that places images on the plate when their names do not: header `file,well,field`,
-/// one row per image, `file` relative to the plate folder. Fields may not contain commas.
+/// A CSV that places images on the plate when their names do not, or not rightly: header
+/// `file,well` and optionally `field`, `timepoint` (a scan number, or `01d04h00m` since the first
+/// scan), `channel` and `page` (of a multi-page TIFF, from 1), one row per image, `file` relative to the plate folder. A row overrides
+/// what the file's name says. Fields may not contain commas.
 public struct Manifest: Sendable {
-    public var positions: [String: PlatePosition]
+    public var identities: [String: ImageIdentity]
     /// Rows that could not be used, each with the file, row number and what is wrong.
     public var rowErrors: [String: String]
+    /// The page of a multi-page TIFF that a row names (0 is the first).
+    public var pages: [String: Int]
 
     public init(path: String) throws {
         let text: String
@@ -16,11 +21,16 @@ public struct Manifest: Sendable {
         guard !lines.isEmpty else { throw CoordinatorError.manifest(path: path, reason: "it is empty; expected a header `file,well,field`") }
         let header = lines.removeFirst().split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         guard let fileColumn = header.firstIndex(of: "file"), let wellColumn = header.firstIndex(of: "well") else {
-            throw CoordinatorError.manifest(path: path, reason: "header must name the columns `file` and `well` (and optionally `field`)")
+            throw CoordinatorError.manifest(path: path, reason: "header must name the columns `file` and `well` (and optionally `field`, `timepoint`, `channel`)")
         }
         let fieldColumn = header.firstIndex(of: "field")
-        positions = [:]
+        let timeColumn = header.firstIndex(of: "timepoint")
+        let channelColumn = header.firstIndex(of: "channel")
+        let pageColumn = header.firstIndex(of: "page")
+        let wellPattern = try! Regex("^([A-Za-z])(\\d{1,2})$")
+        identities = [:]
         rowErrors = [:]
+        pages = [:]
         for (i, line) in lines.enumerated() where !line.isEmpty {
             let row = i + 2
             let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -31,22 +41,38 @@ public struct Manifest: Sendable {
             }
             let file = cells[fileColumn]
             let wellText = cells[wellColumn]
-            let wellPattern = try! Regex("^([A-Za-z])(\\d{1,2})$")
             guard let m = wellText.firstMatch(of: wellPattern), let col = Int(m.output[1 + 1].substring!),
-                  let well = PlatePosition.normalizedWell(row: m.output[1].substring!, column: col)
+                  let well = ImageIdentity.normalizedWell(row: m.output[1].substring!, column: col)
             else {
                 rowErrors[file] = "\(path) row \(row): well \"\(wellText)\" is not a well name like B03; fix the row and submit again"
                 continue
             }
-            var field: Int?
+            var identity = ImageIdentity(well: well, field: nil)
             if let fc = fieldColumn, !cells[fc].isEmpty {
                 guard let f = Int(cells[fc]), f >= 0 else {
                     rowErrors[file] = "\(path) row \(row): field \"\(cells[fc])\" is not a whole number; fix the row and submit again"
                     continue
                 }
-                field = f
+                identity.field = f
             }
-            positions[file] = PlatePosition(well: well, field: field)
+            if let tc = timeColumn, !cells[tc].isEmpty {
+                guard let t = TimePoint(parsing: cells[tc]) else {
+                    rowErrors[file] = "\(path) row \(row): timepoint \"\(cells[tc])\" is neither a scan number nor a time like 01d04h00m; fix the row and submit again"
+                    continue
+                }
+                identity.timepoint = t
+            }
+            if let cc = channelColumn, !cells[cc].isEmpty {
+                identity.channel = cells[cc]
+            }
+            if let pc = pageColumn, !cells[pc].isEmpty {
+                guard let page = Int(cells[pc]), page >= 1 else {
+                    rowErrors[file] = "\(path) row \(row): page \"\(cells[pc])\" is not a page number (1 is the first); fix the row and submit again"
+                    continue
+                }
+                pages[file] = page - 1
+            }
+            identities[file] = identity
         }
     }
 }

@@ -13,9 +13,9 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible, L
         case let .unreadable(path, reason):
             return "\(path): cannot read the file (\(reason)); check that it exists and is readable"
         case let .unsupportedFormat(path, reason):
-            return "\(path): unsupported image (\(reason)); plateseg reads 8-bit grayscale PNGs — convert it, e.g. `convert in.png -depth 8 -colorspace gray out.png`"
+            return "\(path): unsupported image (\(reason)); plateseg reads 8- and 16-bit grayscale PNG and TIFF — export the channel to segment as gray, or convert it, e.g. `convert in.tif -colorspace gray out.tif`"
         case let .corrupt(path, reason):
-            return "\(path): not a valid PNG (\(reason)); the file is damaged or truncated — copy it again from the microscope"
+            return "\(path): not a readable image (\(reason)); the file is damaged or truncated — copy it again from the microscope"
         case let .writeFailed(path, reason):
             return "\(path): cannot write (\(reason)); check free disk space and permissions"
         case let .badArtifact(name, reason):

@@ -58,6 +58,49 @@ public enum PNGCodec {
         return GrayImage(width: h.width, height: h.height, pixels: pixels)
     }
 
+    /// The header of an image file's PNG bytes, as `ImageFile` reports it.
+    public static func header(of data: Data, name: String) throws -> ImageHeader {
+        let (width, height, depth, colorType) = try readRaw(data, name: name, samples: nil)
+        try checkGray(depth: depth, colorType: colorType, name: name)
+        try ImageFile.checkSize(width: width, height: height, name: name)
+        return ImageHeader(format: .png, width: width, height: height, bitDepth: depth, pages: 1)
+    }
+
+    /// Decodes an 8- or 16-bit gray PNG into exact samples (no gamma applied); colour, palette,
+    /// alpha and fewer than 8 bits are refused with what the file holds.
+    public static func decodeSamples(_ data: Data, name: String) throws -> SampleImage {
+        let h = try header(of: data, name: name)
+        var samples = [UInt16](repeating: 0, count: h.width * h.height)
+        _ = try samples.withUnsafeMutableBufferPointer { out in try readRaw(data, name: name, samples: out.baseAddress) }
+        return SampleImage(width: h.width, height: h.height, bitDepth: h.bitDepth, samples: samples)
+    }
+
+    private static func readRaw(_ data: Data, name: String, samples: UnsafeMutablePointer<UInt16>?) throws
+        -> (width: Int, height: Int, depth: Int, colorType: Int32) {
+        var width: UInt32 = 0, height: UInt32 = 0, depth: Int32 = 0, colorType: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let ok = data.withUnsafeBytes { bytes in
+            cpng_read_gray(bytes.baseAddress, bytes.count, &width, &height, &depth, &colorType, samples, &message)
+        }
+        guard ok != 0 else {
+            let text = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            throw ImagingError.corrupt(path: name, reason: text.isEmpty ? "libpng refused it" : text)
+        }
+        return (Int(width), Int(height), Int(depth), colorType)
+    }
+
+    private static func checkGray(depth: Int, colorType: Int32, name: String) throws {
+        switch colorType {
+        case PNG_COLOR_TYPE_GRAY:
+            guard depth == 8 || depth == 16 else {
+                throw ImagingError.unsupportedFormat(path: name, reason: depth == 1 ? "a 1-bit (black and white) PNG" : "\(depth)-bit gray samples in a PNG")
+            }
+        case PNG_COLOR_TYPE_PALETTE: throw ImagingError.unsupportedFormat(path: name, reason: "a palette (indexed colour) PNG")
+        case PNG_COLOR_TYPE_GRAY_ALPHA: throw ImagingError.unsupportedFormat(path: name, reason: "a gray PNG with an alpha channel")
+        default: throw ImagingError.unsupportedFormat(path: name, reason: "a colour PNG")
+        }
+    }
+
     public static func writeGray(_ gray: GrayImage, to path: String) throws {
         try write(path: path, width: gray.width, height: gray.height, format: UInt32(PNG_FORMAT_GRAY), bytes: gray.pixels)
     }

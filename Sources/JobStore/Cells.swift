@@ -29,6 +29,8 @@ public struct LocatedCell: Sendable {
     public var plate: String
     public var well: String?
     public var field: Int?
+    public var timepoint: TimePoint?
+    public var channel: String?
     public var imagePath: String
     public var imageWidth: Int
     public var imageHeight: Int
@@ -41,19 +43,23 @@ public struct CellQuery: Sendable {
     public var cellType: String?
     /// One image, by the path it was submitted with.
     public var image: String?
+    /// One time point, by its label.
+    public var timepoint: String?
 
-    public init(plate: String? = nil, well: String? = nil, cellType: String? = nil, image: String? = nil) {
+    public init(plate: String? = nil, well: String? = nil, cellType: String? = nil, image: String? = nil, timepoint: String? = nil) {
         self.plate = plate
         self.well = well
         self.cellType = cellType
         self.image = image
+        self.timepoint = timepoint
     }
 }
 
-/// Cells of one type in one well.
+/// Cells of one type in one well at one time point (nil: the plate's images carry no time).
 public struct WellCount: Sendable, Equatable {
     public var plate: String
     public var well: String
+    public var timepoint: TimePoint?
     public var cellType: String
     public var cells: Int
     public var images: Int

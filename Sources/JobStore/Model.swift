@@ -38,24 +38,37 @@ public struct ClaimedJob: Sendable {
 }
 
 /// An image found on a plate. `error` is set when it could not be read: it is recorded so that
-/// status shows it, and no jobs are made for it.
+/// status shows it, and no jobs are made for it. An image of a channel that is not segmented is
+/// recorded too (`segmented` false), so that status can say what was left aside.
 public struct NewImage: Sendable {
     public var path: String
     public var well: String?
     public var field: Int?
+    public var timepoint: TimePoint?
+    public var channel: String?
+    public var plane: Int?
+    /// The page of a multi-page TIFF that is this image (0 is the first); nil for the first.
+    public var page: Int?
     public var width: Int
     public var height: Int
     public var contentHash: String
     public var error: String?
+    public var segmented: Bool
 
-    public init(path: String, well: String?, field: Int?, width: Int, height: Int, contentHash: String, error: String? = nil) {
+    public init(path: String, well: String?, field: Int?, timepoint: TimePoint? = nil, channel: String? = nil, plane: Int? = nil,
+                page: Int? = nil, width: Int, height: Int, contentHash: String, error: String? = nil, segmented: Bool = true) {
         self.path = path
+        self.page = page
         self.well = well
         self.field = field
+        self.timepoint = timepoint
+        self.channel = channel
+        self.plane = plane
         self.width = width
         self.height = height
         self.contentHash = contentHash
         self.error = error
+        self.segmented = segmented
     }
 }
 
@@ -149,6 +162,11 @@ public struct StoredImage: Sendable, Equatable {
     public var path: String
     public var well: String?
     public var field: Int?
+    public var timepoint: TimePoint?
+    public var channel: String?
+    public var plane: Int?
+    public var page: Int?
+    public var segmented: Bool
     public var width: Int
     public var height: Int
     public var contentHash: String

@@ -13,5 +13,7 @@ public protocol Model: Sendable {
     var kind: ModelKind { get }
     /// The cell types it tells apart, in output order.
     var classes: [String] { get }
+    /// µm per pixel of the training images, when the file records it.
+    var pixelSize: Double? { get }
     func run(_ tile: GrayImage) throws -> TileArtifact
 }

@@ -24,6 +24,13 @@ public enum ModelLoader {
         }
     }
 
+    /// µm per pixel of the images the file's network was trained on, as its metadata records it
+    /// (nil when it does not); reads the header only.
+    public static func pixelSize(path: String) throws -> Double? {
+        let settings = (try? JSONSerialization.jsonObject(with: try metadataJSON(try SafeTensorsFile(path: path)))) as? [String: Any]
+        return (settings?["pixel_size"] as? NSNumber)?.doubleValue
+    }
+
     static func metadataJSON(_ file: SafeTensorsFile) throws -> Data {
         guard let text = file.metadata["plateseg"] else {
             throw ModelError.badMetadata(file: file.path, reason: "lacks the \"plateseg\" entry of __metadata__")

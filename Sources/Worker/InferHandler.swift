@@ -30,12 +30,27 @@ public final class InferHandler: JobHandler {
         guard ContentHash.of(bytes) == args.contentHash else {
             throw PermanentJobError("\(args.image): the file changed since the plate was submitted; put the original back, or submit the changed plate under a new name (--plate)")
         }
-        let image = try PNGCodec.decodeGray(bytes, name: args.image)
+        let rule = args.intensity ?? .none
+        var image = rule.apply(try ImageFile.decode(bytes, name: args.image, page: args.page ?? 0))
+        if let factor = args.scale {
+            let size = FieldScale(factor: factor).size(width: image.width, height: image.height)
+            image = image.resampled(width: size.width, height: size.height)
+        }
         let loaded = try models.model(named: args.model)
         var artifact = try loaded.model.run(image.crop(args.tile))
         artifact.tile = args.tile
-        return JobResult(artifact: artifact.encoded(), provenance: loaded.source.jobArgs())
+        return JobResult(artifact: artifact.encoded(),
+                         provenance: InferProvenance(file: loaded.source.file, contentHash: loaded.source.contentHash,
+                                                     intensity: rule.description).jobArgs())
     }
+}
+
+/// What a tile result was made from: the model file, and how the field's intensities were
+/// brought to the networks' (`ModelSource` reads the first two back).
+public struct InferProvenance: Codable, Sendable, Equatable {
+    public var file: String
+    public var contentHash: String
+    public var intensity: String
 }
 
 /// Where a loaded network came from.

@@ -17,8 +17,8 @@ struct PlateBench: ParsableCommand {
     func run() throws {
         let plateseg = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("plateseg")
-        print("| workers | images | wall s | images/hour | inference | merge | queue, start-up, idle | peak worker MiB |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print("| workers | images | tiles | wall s | images/hour | tiles/hour | inference | merge | queue, start-up, idle | peak worker MiB |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for n in workers.split(separator: ",").compactMap({ Int($0) }) {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-platebench-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -38,12 +38,15 @@ struct PlateBench: ParsableCommand {
             let wall = Date().timeIntervalSince(start)
             let store = try openJobStore(db, settings: StoreSettings(mustExist: true))
             let images = try store.progress(plate: "bench").first?.imagesMerged ?? 0
-            let times = Dictionary(uniqueKeysWithValues: try store.jobTimes(plate: "bench").map { ($0.kind, $0.seconds) })
+            let timed = try store.jobTimes(plate: "bench")
+            let times = Dictionary(uniqueKeysWithValues: timed.map { ($0.kind, $0.seconds) })
+            let networks = models.split(separator: ",").count
+            let tiles = (timed.first { $0.kind == InferJob.kind }?.jobs ?? 0) / max(1, networks)
             let capacity = wall * Double(n)
             let infer = (times[InferJob.kind] ?? 0) / capacity, merge = (times[MergeJob.kind] ?? 0) / capacity
             let peak = output.firstMatch(of: try Regex("peak worker memory (\\d+) MiB")).flatMap { $0.output[1].substring }.map(String.init) ?? "?"
-            print(String(format: "| %d | %d | %.1f | %.0f | %.1f%% | %.1f%% | %.1f%% | %@ |", n, images, wall,
-                         Double(images) / wall * 3600, infer * 100, merge * 100, (1 - infer - merge) * 100, peak))
+            print(String(format: "| %d | %d | %d | %.1f | %.0f | %.0f | %.1f%% | %.1f%% | %.1f%% | %@ |", n, images, tiles, wall,
+                         Double(images) / wall * 3600, Double(tiles) / wall * 3600, infer * 100, merge * 100, (1 - infer - merge) * 100, peak))
         }
     }
 }

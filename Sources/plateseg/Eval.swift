@@ -101,8 +101,12 @@ struct Eval: ParsableCommand {
         }
         let kind = EnsembleModel(artifactModel: scored.rawValue)!
         let handler = MergeHandler(store: db, merger: merger)
-        let merged = try handler.merge(mergeJob, MergeJob(image: image.path, width: image.width, height: image.height), models: [kind])
-        return merged.instances.map(\.mask)
+        // The merge job's own arguments: a field resized to the networks' scale is merged at that
+        // scale and its cells mapped back.
+        let args = try db.provenance(imageID: image.id).first { $0.job == mergeJob }.map { try MergeJob(jobArgs: $0.args) }
+            ?? MergeJob(image: image.path, width: image.width, height: image.height)
+        let merged = try handler.merge(mergeJob, args, models: [kind])
+        return MergeHandler.fieldMasks(merged, args).filter { !$0.isEmpty }
     }
 }
 

@@ -10,6 +10,7 @@ struct Export: ParsableCommand {
 
     @OptionGroup var store: StoreOptions
     @Option var plate: String?
+    @Option(help: ArgumentHelp("Only this time point.", valueName: "label")) var timepoint: String?
     @Option var format: Format = .csv
     @Option(help: "Output file.") var out: String
 
@@ -17,7 +18,7 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let db = try store.open(mustExist: true)
-        let cells = try db.cells(CellQuery(plate: plate))
+        let cells = try db.cells(CellQuery(plate: plate, timepoint: timepoint.map { TimePoint(parsing: $0)?.label ?? $0 }))
         let data: Data
         switch format {
         case .csv:
@@ -44,7 +45,8 @@ struct Export: ParsableCommand {
                 imageIDs[c.imagePath] = imageID
                 images.append(["id": imageID, "file_name": (c.imagePath as NSString).lastPathComponent,
                                "width": c.imageWidth, "height": c.imageHeight,
-                               "plate": c.plate, "well": c.well ?? "", "field": c.field ?? 0])
+                               "plate": c.plate, "well": c.well ?? "", "field": c.field ?? 0,
+                               "timepoint": c.timepoint?.label ?? "", "channel": c.channel ?? ""])
             }
             annotations.append([
                 "id": annotations.count + 1, "image_id": imageID,

@@ -9,30 +9,50 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 struct Query: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "How many cells of which type, per well — or the cells themselves (--cells).",
-        discussion: "Example: plateseg query --well B03 --cell-type astro")
+        discussion: "Examples: plateseg query --well B03 --cell-type astro; plateseg query --plate P1 --over-time")
 
     @OptionGroup var store: StoreOptions
 
     @Option var plate: String?
     @Option var well: String?
     @Option(name: .customLong("cell-type")) var cellType: String?
+    @Option(help: ArgumentHelp("Only this time point (as status lists them: 3, or 01d04h00m).", valueName: "label"))
+    var timepoint: String?
 
     @Flag(help: "List every cell (position, box, area, score) instead of counts.")
     var cells = false
 
+    @Flag(help: "Counts per well and type as a growth table: one column per time point.")
+    var overTime = false
+
     @Option var format: OutputFormat = .table
+
+    func validate() throws {
+        if cells && overTime { throw ValidationError("--cells and --over-time are two different views; choose one") }
+    }
 
     func run() throws {
         let db = try store.open(mustExist: true)
-        let q = CellQuery(plate: plate, well: well?.uppercased(), cellType: cellType)
+        let label = timepoint.map { TimePoint(parsing: $0)?.label ?? $0 }
+        let q = CellQuery(plate: plate, well: well?.uppercased(), cellType: cellType, timepoint: label)
         if cells {
             let found = try db.cells(q)
             emit(header: CellColumns.header, rows: found.map(CellColumns.row))
+        } else if overTime {
+            let table = GrowthTable(try db.wellCounts(q))
+            emit(header: ["plate", "well", "cell_type"] + table.times.map { $0?.label ?? "-" },
+                 rows: table.rows.map { row in [row.plate, row.well, row.cellType] + row.cells.map { "\($0)" } })
         } else {
             let counts = try db.wellCounts(q)
-            emit(header: ["plate", "well", "cell_type", "cells", "images", "mean_area", "mean_score"],
-                 rows: counts.map { [$0.plate, $0.well, $0.cellType, "\($0.cells)", "\($0.images)",
-                                     String(format: "%.1f", $0.meanArea), String(format: "%.3f", $0.meanScore)] })
+            var header = ["plate", "well", "timepoint", "cell_type", "cells", "images", "mean_area", "mean_score"]
+            var rows = counts.map { [$0.plate, $0.well, $0.timepoint?.label ?? "", $0.cellType, "\($0.cells)", "\($0.images)",
+                                     String(format: "%.1f", $0.meanArea), String(format: "%.3f", $0.meanScore)] }
+            // CSV and JSON keep one shape for every plate; a table shows no empty time column.
+            if format == .table && !counts.contains(where: { $0.timepoint != nil }) {
+                header.remove(at: 2)
+                rows = rows.map { var r = $0; r.remove(at: 2); return r }
+            }
+            emit(header: header, rows: rows)
         }
     }
 
@@ -52,18 +72,52 @@ struct Query: ParsableCommand {
     }
 
     private func jsonValue(_ s: String) -> Any {
+        if s.isEmpty { return NSNull() }
         if let i = Int(s) { return i }
         if let d = Double(s) { return d }
         return s
     }
 }
 
+/// Cells per (plate, well, type) at each of the plate's time points, oldest first: the numbers
+/// behind `query --over-time` and the report's growth curves. A well with no cell of a type at a
+/// time point counts 0 there.
+struct GrowthTable {
+    struct Row {
+        var plate: String
+        var well: String
+        var cellType: String
+        var cells: [Int]
+    }
+
+    let times: [TimePoint?]
+    let rows: [Row]
+
+    init(_ counts: [WellCount]) {
+        let times = Set(counts.map(\.timepoint)).sorted { a, b in
+            switch (a, b) {
+            case (nil, _): return b != nil
+            case (_, nil): return false
+            case let (a?, b?): return a < b
+            }
+        }
+        let column = Dictionary(uniqueKeysWithValues: times.enumerated().map { ($0.element, $0.offset) })
+        var byKey: [[String]: [Int]] = [:]
+        for c in counts {
+            byKey[[c.plate, c.well, c.cellType], default: Array(repeating: 0, count: times.count)][column[c.timepoint]!] += c.cells
+        }
+        self.times = times
+        rows = byKey.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { Row(plate: $0[0], well: $0[1], cellType: $0[2], cells: byKey[$0]!) }
+    }
+}
+
 enum CellColumns {
-    static let header = ["plate", "well", "field", "image", "cell_type", "score", "area", "box_x", "box_y", "box_width",
-                         "box_height", "centroid_x", "centroid_y"]
+    static let header = ["plate", "well", "field", "timepoint", "channel", "image", "cell_type", "score", "area", "box_x", "box_y",
+                         "box_width", "box_height", "centroid_x", "centroid_y"]
 
     static func row(_ c: LocatedCell) -> [String] {
-        [c.plate, c.well ?? "", c.field.map(String.init) ?? "", (c.imagePath as NSString).lastPathComponent, c.cell.cellType,
+        [c.plate, c.well ?? "", c.field.map(String.init) ?? "", c.timepoint?.label ?? "", c.channel ?? "",
+         (c.imagePath as NSString).lastPathComponent, c.cell.cellType,
          String(format: "%.4f", c.cell.score), "\(c.cell.area)", "\(c.cell.box.x)", "\(c.cell.box.y)", "\(c.cell.box.width)",
          "\(c.cell.box.height)", String(format: "%.2f", c.cell.centroid.x), String(format: "%.2f", c.cell.centroid.y)]
     }

@@ -5,7 +5,7 @@ import JobStore
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an HTML report (plate map, per-well table, overlays, failures, models) into a folder; opens offline.")
+        abstract: "Write an HTML report (plate map, growth curves, per-well table, overlays, failures, models) into a folder; opens offline.")
 
     @OptionGroup var store: StoreOptions
     @Option var plate: String?
@@ -22,7 +22,7 @@ struct Report: ParsableCommand {
         for p in plates {
             let images = try db.images(plate: p.plate)
             var overlays: [String: OverlayFile] = [:]
-            for image in images where image.mergeState == .succeeded {
+            for image in images where image.segmented && image.mergeState == .succeeded {
                 let name = "overlays/\(p.plate)-\(Eval.id(of: image.path)).png"
                 overlays[image.path] = try OverlayFile.draw(image, cells: db.cells(CellQuery(plate: p.plate, image: image.path)),
                                                             to: outURL.appendingPathComponent(name), named: name)
@@ -39,7 +39,8 @@ struct Report: ParsableCommand {
         html += ReportPage.models(try ModelFiles.describe(modelsDir: modelsDir))
         // Lets a person (or a headless browser in the tests) see that every overlay decoded.
         html += "<script>addEventListener('load',()=>{const i=[...document.querySelectorAll('img.overlay')];"
-        html += "document.body.dataset.overlays=i.length;document.body.dataset.overlaysLoaded=i.filter(x=>x.naturalWidth>0).length})</script>\n"
+        html += "document.body.dataset.overlays=i.length;document.body.dataset.overlaysLoaded=i.filter(x=>x.naturalWidth>0).length;"
+        html += "document.body.dataset.growthCurves=document.querySelectorAll('svg.growth').length})</script>\n"
         html += "</body></html>\n"
         let index = outURL.appendingPathComponent("index.html")
         try html.write(to: index, atomically: true, encoding: .utf8)
@@ -80,6 +81,8 @@ enum ReportPage {
         .images{display:flex;flex-wrap:wrap;gap:1em}.images figure{margin:0;width:360px}
         .images img{width:360px;border:1px solid #ccc}.err{color:#b00}
         .key span{display:inline-block;padding:2px 8px;margin-right:6px;color:#fff;border-radius:3px}
+        .overtime{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}.overtime>div:last-child{max-width:40em}
+        .curves{display:flex;flex-wrap:wrap;gap:.6em}.curves figure{margin:0;font-size:.8em;text-align:center}
         </style></head><body><h1>\(escape(title))</h1>
 
         """
@@ -90,11 +93,17 @@ enum ReportPage {
         var h = "<section class=\"plate\" id=\"plate-\(escape(p.plate))\"><h2>Plate \(escape(p.plate))</h2>\n"
         h += "<p>\(p.images) images (\(p.unreadableImages) unreadable); jobs: \(p.succeeded) succeeded, \(p.failed) failed, "
         h += "\(p.queued) queued, \(p.running) running.</p>\n"
-        h += plateMap(counts)
+        let growth = GrowthTable(counts)
+        if growth.times.count > 1 {
+            h += timeSeries(plate: p.plate, counts: counts, growth: growth)
+        } else {
+            h += plateMap(counts)
+        }
         h += wellTable(counts)
         h += "<h3>Images</h3><div class=\"images\">\n"
-        for image in images where image.error == nil {
-            let label = "\(image.well ?? "?") field \(image.field.map(String.init) ?? "?") — \((image.path as NSString).lastPathComponent)"
+        for image in images where image.error == nil && image.segmented {
+            let time = image.timepoint.map { " time \($0.label)" } ?? ""
+            let label = "\(image.well ?? "?") field \(image.field.map(String.init) ?? "?")\(time) — \((image.path as NSString).lastPathComponent)"
             switch overlays[image.path] {
             case let .drawn(overlay)?:
                 h += "<figure><a href=\"\(escape(overlay))\"><img class=\"overlay\" src=\"\(escape(overlay))\" alt=\"\(escape(label))\"></a>"
@@ -118,8 +127,59 @@ enum ReportPage {
         return h + "</section>\n"
     }
 
+    /// A plate with several time points: a plate map per time point behind a slider (the latest
+    /// shown first), and each well's cells per type over time as a small line plot.
+    static func timeSeries(plate: String, counts: [WellCount], growth: GrowthTable) -> String {
+        let id = "tp-" + String(plate.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "-" })
+        let last = growth.times.count - 1
+        var h = "<div class=\"overtime\"><div><h3>Plate map over time</h3><p><label>time point <input type=\"range\" class=\"tpslider\" id=\"\(id)\" min=\"0\" max=\"\(last)\" value=\"\(last)\" "
+        h += "oninput=\"document.querySelectorAll('[data-slider=\\'\(id)\\']').forEach(e=>e.hidden=e.dataset.tp!=this.value);"
+        h += "document.getElementById('\(id)-label').textContent=this.dataset['t'+this.value]\" "
+        h += growth.times.enumerated().map { "data-t\($0.offset)=\"\(escape($0.element?.label ?? "-"))\"" }.joined(separator: " ")
+        h += "></label> <b id=\"\(id)-label\">\(escape(growth.times[last]?.label ?? "-"))</b></p>\n"
+        for (i, time) in growth.times.enumerated() {
+            h += "<div class=\"tpmap\" data-slider=\"\(id)\" data-tp=\"\(i)\"\(i == last ? "" : " hidden")>"
+            h += plateMap(counts.filter { $0.timepoint == time }, title: "At time point \(time?.label ?? "-")")
+            h += "</div>\n"
+        }
+        h += "</div><div>" + growthCurves(growth) + "</div></div>\n"
+        return h
+    }
+
+    /// Small multiples: one plot per well, one line per cell type, x from the first to the last
+    /// time point (by its order: scan number or minutes), y from 0 to the well's largest count.
+    static func growthCurves(_ growth: GrowthTable) -> String {
+        let orders = growth.times.map { Double($0?.order ?? 0) }
+        guard let first = orders.first, let lastOrder = orders.last else { return "" }
+        let span = max(lastOrder - first, 1)
+        let w = 150.0, ht = 80.0, pad = 4.0
+        var byWell: [String: [GrowthTable.Row]] = [:]
+        for row in growth.rows { byWell["\(row.plate)\u{0}\(row.well)", default: []].append(row) }
+        var h = "<h3>Growth curves</h3><p class=\"key\">cells per well and type, from time point \(escape(growth.times.first??.label ?? "-")) "
+        h += "to \(escape(growth.times.last??.label ?? "-")): "
+        h += typeColours.sorted(by: { $0.key < $1.key }).map { "<span style=\"background:\($0.value)\">\($0.key)</span>" }.joined()
+        h += "</p><div class=\"curves\">\n"
+        for key in byWell.keys.sorted() {
+            let rows = byWell[key]!
+            let well = rows[0].well
+            let top = Double(max(1, rows.flatMap(\.cells).max() ?? 1))
+            h += "<figure><svg class=\"growth\" width=\"\(Int(w))\" height=\"\(Int(ht))\" viewBox=\"0 0 \(Int(w)) \(Int(ht))\" role=\"img\" "
+            h += "aria-label=\"\(escape(well)) cells over time\"><rect x=\"0.5\" y=\"0.5\" width=\"\(Int(w) - 1)\" height=\"\(Int(ht) - 1)\" fill=\"none\" stroke=\"#ccc\"/>"
+            for row in rows {
+                let points = zip(orders, row.cells).map { x, n in
+                    String(format: "%.1f,%.1f", pad + (x - first) / span * (w - 2 * pad), ht - pad - Double(n) / top * (ht - 2 * pad))
+                }
+                let colour = typeColours[row.cellType] ?? "#56b4e9"
+                h += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\">"
+                h += "<title>\(escape(row.cellType)): \(row.cells.map(String.init).joined(separator: ", "))</title></polyline>"
+            }
+            h += "</svg><figcaption>\(escape(well)) (max \(Int(top)))</figcaption></figure>\n"
+        }
+        return h + "</div>\n"
+    }
+
     /// A plate-shaped grid: 8x12 unless a well lies outside it (then 16x24), cells shaded by count.
-    static func plateMap(_ counts: [WellCount]) -> String {
+    static func plateMap(_ counts: [WellCount], title: String = "Plate map") -> String {
         var byWell: [String: [WellCount]] = [:]
         for c in counts { byWell[c.well, default: []].append(c) }
         let large = byWell.keys.contains { w in
@@ -128,7 +188,7 @@ enum ReportPage {
         }
         let rows = large ? 16 : 8, cols = large ? 24 : 12
         let maxCount = max(1, byWell.values.map { $0.reduce(0) { $0 + $1.cells } }.max() ?? 1)
-        var h = "<h3>Plate map</h3><p class=\"key\">cells per well; letter = dominant type: "
+        var h = "<h3>\(escape(title))</h3><p class=\"key\">cells per well; letter = dominant type: "
         h += typeColours.sorted(by: { $0.key < $1.key }).map { "<span style=\"background:\($0.value)\">\($0.key)</span>" }.joined()
         h += "</p><table class=\"platemap\"><tr><th></th>" + (1...cols).map { "<th>\($0)</th>" }.joined() + "</tr>\n"
         for r in 0..<rows {
@@ -150,10 +210,12 @@ enum ReportPage {
     }
 
     static func wellTable(_ counts: [WellCount]) -> String {
-        var h = "<h3>Per well</h3><table class=\"wells\"><tr><th class=\"l\">well</th><th class=\"l\">cell type</th><th>cells</th>"
-        h += "<th>images</th><th>mean area (px)</th><th>mean score</th></tr>\n"
+        let timed = counts.contains { $0.timepoint != nil }
+        var h = "<h3>Per well</h3><table class=\"wells\"><tr><th class=\"l\">well</th>" + (timed ? "<th class=\"l\">time point</th>" : "")
+        h += "<th class=\"l\">cell type</th><th>cells</th><th>images</th><th>mean area (px)</th><th>mean score</th></tr>\n"
         for c in counts {
-            h += "<tr><td class=\"l\">\(escape(c.well))</td><td class=\"l\">\(escape(c.cellType))</td><td>\(c.cells)</td><td>\(c.images)</td>"
+            h += "<tr><td class=\"l\">\(escape(c.well))</td>" + (timed ? "<td class=\"l\">\(escape(c.timepoint?.label ?? "-"))</td>" : "")
+            h += "<td class=\"l\">\(escape(c.cellType))</td><td>\(c.cells)</td><td>\(c.images)</td>"
             h += "<td>\(String(format: "%.1f", c.meanArea))</td><td>\(String(format: "%.3f", c.meanScore))</td></tr>\n"
         }
         return h + "</table>\n"
@@ -194,7 +256,14 @@ enum OverlayFile {
             return .notDrawn("\(image.path) changed since it was segmented")
         }
         let gray: GrayImage
-        do { gray = try PNGCodec.decodeGray(bytes, name: image.path) } catch {
+        // 8-bit fields as they are; 16-bit ones stretched between their own 0.1st and 99.9th
+        // percentiles, so that the cells are visible whatever the camera's range.
+        let display = IntensityRule.matched(IntensityReference(lowPercentile: 0.1, highPercentile: 99.9, lowValue: 0, highValue: 255,
+                                                               images: 0, source: "display"))
+        do {
+            let samples = try ImageFile.decode(bytes, name: image.path, page: image.page ?? 0)
+            gray = samples.bitDepth == 8 ? IntensityRule.none.apply(samples) : display.apply(samples)
+        } catch {
             return .notDrawn("\(error)")
         }
         let instances = try cells.map { c in

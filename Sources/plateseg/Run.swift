@@ -12,9 +12,6 @@ struct Run: ParsableCommand {
     @Option(help: "Worker processes to start.")
     var workers: Int = 2
 
-    @Option(help: "Folder with the model files and ensemble.json.")
-    var modelsDir: String = "models"
-
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
     var redoStale = false
 
@@ -25,11 +22,11 @@ struct Run: ParsableCommand {
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(db.location)\n".utf8))
-        let stale = try StaleResults.find(in: db, plate: name, modelsDir: modelsDir)
+        let stale = try StaleResults.find(in: db, plate: name, modelsDir: plate.modelsDir)
         if !stale.isEmpty {
             let note = redoStale
                 ? "\(stale.describe(plate: name)): \(try stale.redo(in: db)) job(s) queued again, with the merges that read them\n"
-                : "note: \(stale.describe(plate: name)) than those in \(modelsDir) now; their cells are kept. Add --redo-stale to run them again.\n"
+                : "note: \(stale.describe(plate: name)) than those in \(plate.modelsDir) now; their cells are kept. Add --redo-stale to run them again.\n"
             FileHandle.standardOutput.write(Data(note.utf8))
         }
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
@@ -46,7 +43,7 @@ struct Run: ParsableCommand {
             let p = Process()
             p.executableURL = me
             p.environment = environment
-            p.arguments = ["worker", "--models-dir", modelsDir, "--plate", name, "--exit-when-drained"]
+            p.arguments = ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained"]
             try p.run()
             return p
         }

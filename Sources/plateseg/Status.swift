@@ -37,6 +37,7 @@ struct Status: ParsableCommand {
                          "\(p.succeeded)", "\(p.failed)", "\(p.finishedLastMinute)"])
         }
         printTable(rows)
+        try describeIdentity(db)
         let unreadable = try db.unreadableImages(plate: plate)
         if !unreadable.isEmpty {
             print("\nUnreadable images (no jobs were made for them):")
@@ -49,6 +50,27 @@ struct Status: ParsableCommand {
         if !stale.isEmpty {
             print("\nMade by other model files than those in \(modelsDir) now (`plateseg retry --stale` runs them again):")
             for (plate, s) in stale.sorted(by: { $0.key < $1.key }) { print("  \(s.describe(plate: plate))") }
+        }
+    }
+
+    /// Time points and channels: what a plate holds beyond wells and fields, and which images
+    /// were left aside because their channel is not the one segmented.
+    private func describeIdentity(_ db: any JobStore) throws {
+        let images = try db.images(plate: plate)
+        for name in Set(images.map(\.plate)).sorted() {
+            let ofPlate = images.filter { $0.plate == name }
+            let times = Set(ofPlate.filter(\.segmented).compactMap(\.timepoint)).sorted()
+            if times.count > 1 || !times.isEmpty && plate != nil {
+                let shown = times.count <= 8 ? times.map(\.label) : times.prefix(4).map(\.label) + ["…"] + times.suffix(3).map(\.label)
+                print("\n\(name): \(times.count) time point(s): \(shown.joined(separator: ", "))")
+            }
+            let segmented = Set(ofPlate.filter(\.segmented).compactMap(\.channel)).sorted()
+            var aside: [String: Int] = [:]
+            for image in ofPlate where !image.segmented { aside[image.channel ?? "?", default: 0] += 1 }
+            if !aside.isEmpty {
+                let others = aside.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value) images)" }.joined(separator: ", ")
+                print("\(name): channel \(segmented.joined(separator: ", ")) segmented; not segmented: \(others)")
+            }
         }
     }
 
@@ -112,7 +134,9 @@ struct Trace: ParsableCommand {
         let matches = try db.images(plate: nil).filter { $0.path == image || ($0.path as NSString).lastPathComponent == image }
         guard !matches.isEmpty else { throw ValidationError("no image \(image) in \(db.location)") }
         for m in matches {
-            print("\(m.path)  plate \(m.plate)  well \(m.well ?? "?")  field \(m.field.map(String.init) ?? "?")  \(m.contentHash)")
+            let time = m.timepoint.map { "  time point \($0.label)" } ?? ""
+            let channel = m.channel.map { "  channel \($0)" } ?? ""
+            print("\(m.path)  plate \(m.plate)  well \(m.well ?? "?")  field \(m.field.map(String.init) ?? "?")\(time)\(channel)  \(m.contentHash)")
             for j in try db.provenance(imageID: m.id) {
                 print("  job \(j.job) \(j.kind) \(j.args)")
                 if let p = j.provenance { print("      from \(p)") }

@@ -3,14 +3,23 @@ import Coordinator
 import Foundation
 import Imaging
 import JobStore
+import Models
 
 /// Tiling and model choices shared by `submit` and `run`.
 struct PlateOptions: ParsableArguments {
-    @Argument(help: "The plate folder: PNG images, named by well and field or listed in a manifest.")
+    @Argument(help: "The plate folder: gray PNG and TIFF images (8 or 16 bits), named by well and field or listed in a manifest.")
     var plateFolder: String
 
-    @Option(help: "CSV with columns file,well,field that places images on the plate (overrides file names).")
+    @Option(help: "CSV with columns file,well and optionally field,timepoint,channel that places images on the plate (overrides file names).")
     var manifest: String?
+
+    @Option(help: ArgumentHelp("The channel to segment when fields have several (as the names give it: w1, ch1, Phase, d0); the others are listed in status.",
+                               valueName: "channel"))
+    var channel: String?
+
+    @Option(help: ArgumentHelp("The time point of images whose names carry none: a scan number, or a time since the first scan like 01d04h00m. Submit a later scan of the plate under the same --plate with its own time point.",
+                               valueName: "N|DDdHHhMMm"))
+    var timepoint: String?
 
     @Option(help: "Plate name (default: the folder's name).")
     var plate: String?
@@ -28,19 +37,73 @@ struct PlateOptions: ParsableArguments {
     @Option(help: "Attempts before a job is failed.")
     var maxAttempts: Int = 3
 
+    @Option(help: ArgumentHelp(
+        "How fields become the networks' 8-bit input: auto (each field's 1st and 99th percentiles to where the training images' lie, any bit depth or exposure), fixed:LO,HI (one window for the plate, in the file's units) or none (8-bit as is, 16-bit / 257).",
+        valueName: "auto|fixed:LO,HI|none"))
+    var intensity: String = "auto"
+
+    @Option(help: "Folder with the model files, ensemble.json and intensity.json.")
+    var modelsDir: String = "models"
+
+    @Option(help: ArgumentHelp("µm per pixel of the plate's fields. Fields of another magnification than the training images' (recorded in the model files) are resized to the networks' scale; cells are mapped back to the field's pixels. --tile and --overlap are in the resized field's pixels.",
+                               valueName: "µm"))
+    var pixelSize: Double?
+
     func validate() throws {
         guard tile > 0, overlap >= 0, overlap < tile else {
             throw ValidationError("--overlap must be at least 0 and smaller than --tile")
         }
         guard !modelNames.isEmpty else { throw ValidationError("--models names no network") }
+        if let pixelSize, !(pixelSize > 0 && pixelSize.isFinite) {
+            throw ValidationError("--pixel-size \(pixelSize): give the fields' µm per pixel, above 0")
+        }
+        if let timepoint, TimePoint(parsing: timepoint) == nil {
+            throw ValidationError("--timepoint \(timepoint): give a scan number (3) or a time since the first scan (01d04h00m)")
+        }
     }
 
     var modelNames: [String] { models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
+    /// The plate's intensity rule; `auto` needs the reference shipped beside the models.
+    func intensityRule() throws -> IntensityRule {
+        let reference = "\(modelsDir)/intensity.json"
+        return try IntensityRule(parsing: intensity, reference: try {
+            guard FileManager.default.fileExists(atPath: reference) else {
+                throw ValidationError("\(reference): no intensity reference for --intensity auto; restore it (models/ ships one), fit one with `plateseg fit-intensity`, or pass --intensity none or fixed:LO,HI")
+            }
+            return try IntensityReference.load(path: reference)
+        }())
+    }
+
+    /// How the fields are resized to the networks' pixel size, which every model file of the
+    /// plate must record and agree on; nil without --pixel-size or when the sizes match.
+    func fieldScale() throws -> FieldScale? {
+        guard let pixelSize else { return nil }
+        var sizes: [String: Double] = [:]
+        for name in modelNames {
+            let path = "\(modelsDir)/\(name).safetensors"
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ValidationError("\(path): no such model file; --pixel-size reads the training images' pixel size from it (pass --models-dir)")
+            }
+            guard let size = try ModelLoader.pixelSize(path: path) else {
+                throw ValidationError("\(path) does not record the pixel size of its training images (metadata `pixel_size`); re-export it with training/, or leave out --pixel-size")
+            }
+            sizes[path] = size
+        }
+        guard let network = sizes.values.first else { return nil }
+        guard sizes.values.allSatisfy({ abs($0 - network) < 1e-9 }) else {
+            throw ValidationError("the model files were trained at different pixel sizes (\(sizes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value) µm" }.joined(separator: ", "))); use files of one scale")
+        }
+        let scale = FieldScale(fieldPixelSize: pixelSize, networkPixelSize: network)
+        return abs(scale.factor - 1) < 1e-9 ? nil : scale
+    }
+
     func submit(to store: any JobStore) throws -> SubmitSummary {
         let manifest = try self.manifest.map { try Manifest(path: $0) }
-        let submitter = PlateSubmitter(layout: TileLayout(size: tile, overlap: overlap), models: modelNames, maxAttempts: maxAttempts)
-        return try submitter.submit(folder: plateFolder, plate: plate, manifest: manifest, to: store)
+        let submitter = PlateSubmitter(layout: TileLayout(size: tile, overlap: overlap), models: modelNames, maxAttempts: maxAttempts,
+                                       intensity: try intensityRule(), channel: channel, scale: try fieldScale())
+        return try submitter.submit(folder: plateFolder, plate: plate, manifest: manifest,
+                                    timepoint: timepoint.flatMap(TimePoint.init(parsing:)), to: store)
     }
 
     var plateName: String { plate ?? URL(fileURLWithPath: plateFolder).standardizedFileURL.lastPathComponent }

@@ -46,11 +46,20 @@ struct MergeHandler: JobHandler {
             throw PermanentJobError("job \(job.id): arguments are not a merge job (\(error))")
         }
         let merged = try merge(job.id, args)
-        let cells = merged.instances.map { c in
-            CellRecord(cellType: c.cellType, score: c.score, area: c.area, box: (c.box.x, c.box.y, c.box.width, c.box.height),
-                       centroid: c.centroid, rle: c.rle)
+        let cells = zip(merged.instances, Self.fieldMasks(merged, args)).compactMap { c, mask -> CellRecord? in
+            guard !mask.isEmpty else { return nil }
+            let rle = args.fieldWidth == nil ? c.rle : COCORLE(mask: mask).compressedString
+            return CellRecord(cellType: c.cellType, score: c.score, area: mask.area,
+                              box: (mask.box.x, mask.box.y, mask.box.width, mask.box.height), centroid: mask.centroid, rle: rle)
         }
         return JobResult(provenance: provenance.jobArgs(), cells: cells)
+    }
+
+    /// The merged cells' masks in the field's own pixels: a field resized to the networks' pixel
+    /// size was merged at that size. A mask too small to survive the way back comes out empty.
+    static func fieldMasks(_ merged: MergedImage, _ args: MergeJob) -> [Mask] {
+        guard let w = args.fieldWidth, let h = args.fieldHeight else { return merged.instances.map(\.mask) }
+        return merged.instances.map { $0.mask.rescaled(imageWidth: w, imageHeight: h) }
     }
 
     /// Merges with `models`, or else with every network the image's tile jobs ran (a plate may be

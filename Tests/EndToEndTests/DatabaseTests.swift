@@ -83,6 +83,6 @@ import Testing
     @Test func theDatabaseComesFromPLATESEG_DB() throws {
         let url = try Driver.postgres.freshLocation()
         _ = try plateseg(["status"], environment: ["PLATESEG_DB": url], expectStatus: 0)
-        #expect(try TestPostgres.psql(url, "SELECT max(version) FROM plateseg_schema") == "1")
+        #expect(try TestPostgres.psql(url, "SELECT max(version) FROM plateseg_schema") == "2")
     }
 }

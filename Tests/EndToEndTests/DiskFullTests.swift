@@ -21,6 +21,7 @@ struct DiskFullTests {
         for dir in [plate, models] { try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true) }
         try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/0f08d640930b.png"), to: plate.appendingPathComponent("P1_B02_s1.png"))
         try FileManager.default.copyItem(at: fixtures.appendingPathComponent("maskrcnn.safetensors"), to: models.appendingPathComponent("maskrcnn.safetensors"))
+        try FileManager.default.copyItem(at: intensityReference, to: models.appendingPathComponent("intensity.json"))
 
         _ = try run(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=4m", "plateseg-diskfull", disk.path])
         defer { _ = try? run(URL(fileURLWithPath: "/bin/umount"), [disk.path]) }

@@ -1,4 +1,6 @@
+import CTIFF
 import Foundation
+import Imaging
 import PlatesegTestSupport
 import Testing
 
@@ -22,6 +24,8 @@ import Testing
         for (name, source) in [("P1_B02_s1.png", "0f08d640930b"), ("P1_C02_s1.png", "08f52aa2add3"), ("P1_D02_s1.png", "0323e81d23d9")] {
             try fm.copyItem(at: demo.appendingPathComponent("plate/\(source).png"), to: plate.appendingPathComponent(name))
         }
+        // The shipped intensity reference: plates are submitted with --intensity auto.
+        try fm.copyItem(at: intensityReference, to: models.appendingPathComponent("intensity.json"))
     }
 
     /// A damaged file among good ones: recorded, reported, and the rest of the plate runs.
@@ -58,7 +62,7 @@ import Testing
         #expect(!status.contains("Failed jobs"))
 
         let csv = try plateseg(["query", "--db", db, "--cells", "--format", "csv"]).split(separator: "\n")
-        #expect(csv.first == "plate,well,field,image,cell_type,score,area,box_x,box_y,box_width,box_height,centroid_x,centroid_y")
+        #expect(csv.first == "plate,well,field,timepoint,channel,image,cell_type,score,area,box_x,box_y,box_width,box_height,centroid_x,centroid_y")
         let counts = try plateseg(["query", "--db", db, "--format", "json"])
         let perWell = try #require(try JSONSerialization.jsonObject(with: Data(counts.utf8)) as? [[String: Any]])
         #expect(perWell.reduce(0) { $0 + ($1["cells"] as? Int ?? 0) } == csv.count - 1)
@@ -188,6 +192,33 @@ import Testing
         #expect(!(try plateseg(eval)).contains("note:"), "the stored cells are the folder's config's now")
     }
 
+    /// The same fields as 16-bit TIFFs (x·257, and with a gain and an offset, as another camera
+    /// would give) come out as the same cells as the 8-bit PNGs.
+    @Test func sixteenBitTIFFsGiveTheSameCellsAsTheirEightBitOriginals() throws {
+        try installModels()
+        func cells(_ folder: URL, _ db: String) throws -> [String] {
+            _ = try plateseg(["run", folder.path, "--plate", "P", "--workers", "2", "--db", db, "--models-dir", models.path])
+            // Without the plate and image columns: the files differ by name only.
+            return try plateseg(["query", "--db", db, "--cells", "--format", "csv"]).split(separator: "\n").map {
+                $0.split(separator: ",", omittingEmptySubsequences: false).enumerated().filter { ![0, 5].contains($0.offset) }
+                    .map(\.element).joined(separator: ",")
+            }
+        }
+        let original = try cells(plate, db)
+        #expect(original.count > 10)
+        for (gain, offset) in [(257, 0), (41, 7000)] {
+            let folder = work.appendingPathComponent("tiff-\(gain)")
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            for name in try FileManager.default.contentsOfDirectory(atPath: plate.path) where name.hasSuffix(".png") {
+                let gray = try PNGCodec.readGray(plate.appendingPathComponent(name).path)
+                let samples = gray.pixels.map { UInt16(Int($0) * gain + offset) }
+                try TIFFWriter(compression: COMPRESSION_LZW).write([littleEndian(samples)], width: gray.width, height: gray.height,
+                                                                  to: folder.appendingPathComponent(name.replacingOccurrences(of: ".png", with: ".tif")).path)
+            }
+            #expect(try cells(folder, work.appendingPathComponent("tiff-\(gain).sqlite").path) == original, "x·\(gain)+\(offset)")
+        }
+    }
+
     /// A worker host that mounts the plate's folder elsewhere: without `--path-map` the job fails
     /// naming the host, the path and what to do; with it, the plate runs.
     @Test func aWorkerThatSeesThePlateElsewhereMapsItsPath() throws {
@@ -229,6 +260,7 @@ import Testing
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 let demo = repositoryRoot.appendingPathComponent("demo")
 let fixtures = repositoryRoot.appendingPathComponent("Tests/ModelsTests/Fixtures")
+let intensityReference = repositoryRoot.appendingPathComponent("models/intensity.json")
 let products = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/chromium"
 

@@ -290,6 +290,42 @@ import Testing
         #expect(b02.count == 1 && b02[0].meanArea == 200)
         #expect(try store.cells(CellQuery(cellType: "cort")).map(\.well) == ["B02"])
     }
+
+    /// A live-cell plate: one well scanned at three time points (the last one submitted later),
+    /// a second channel kept for status but not segmented; counts come per time point, oldest first.
+    @Test(arguments: Driver.allCases)
+    func timePointsAndChannelsAreStoredAndCountedApart(driver: Driver) throws {
+        let store = try driver.makeStore()
+        func scan(_ t: Int, cells: Int) -> (PlateSubmission, Int) {
+            let path = "/plates/L/VID1_Phase_B2_1_0\(t)d00h00m.tif"
+            let images = [
+                NewImage(path: path, well: "B02", field: 1, timepoint: TimePoint(elapsedMinutes: t * 1440), channel: "Phase",
+                         width: 704, height: 520, contentHash: "h\(t)"),
+                NewImage(path: "/plates/L/VID1_Green_B2_1_0\(t)d00h00m.tif", well: "B02", field: 1,
+                         timepoint: TimePoint(elapsedMinutes: t * 1440), channel: "Green", width: 0, height: 0, contentHash: "",
+                         segmented: false),
+            ]
+            let jobs = [NewJob(key: "merge/L/\(t)", kind: "merge", imagePath: path, args: "{}", maxAttempts: 3)]
+            return (PlateSubmission(plate: "L", root: "/plates/L", images: images, jobs: jobs), cells)
+        }
+        for (t, n) in [(2, 5), (0, 2), (1, 3)] {
+            let (submission, cells) = scan(t, cells: n)
+            _ = try store.submit(submission)
+            let job = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+            try store.complete(job.lease, artifact: nil, cells: Array(repeating: cell("astro"), count: cells))
+        }
+        let counts = try store.wellCounts(CellQuery(plate: "L"))
+        #expect(counts.map { "\($0.timepoint?.label ?? "-") \($0.cells)" } == ["00d00h00m 2", "01d00h00m 3", "02d00h00m 5"])
+        #expect(counts.map { $0.timepoint?.order } == [0, 1440, 2880])
+        #expect(try store.wellCounts(CellQuery(plate: "L", timepoint: "01d00h00m")).map(\.cells) == [3])
+        let located = try store.cells(CellQuery(timepoint: "02d00h00m"))
+        #expect(located.count == 5 && located.allSatisfy { $0.channel == "Phase" && $0.timepoint == TimePoint(elapsedMinutes: 2880) })
+        let images = try store.images(plate: "L")
+        #expect(images.filter(\.segmented).map { $0.timepoint!.label } == ["00d00h00m", "01d00h00m", "02d00h00m"])
+        #expect(images.filter { !$0.segmented }.map(\.channel) == ["Green", "Green", "Green"])
+        let progress = try #require(try store.progress(plate: "L").first)
+        #expect(progress.images == 3 && progress.imagesMerged == 3, "images of a channel not segmented are not the plate's work")
+    }
 }
 
 final class ClaimLog: @unchecked Sendable {

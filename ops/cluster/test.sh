@@ -69,7 +69,7 @@ on coordinator psql "$PLATESEG_TEST_POSTGRES" -X -q -c "CREATE DATABASE plate"
 # The plate on the "shared filesystem" (the same path on every host), the small test networks.
 mkdir -p "$work/plate" "$work/models"
 cp "$root"/demo/plate/*.png "$root/demo/plate/manifest.csv" "$work/plate/"
-cp "$root"/Tests/ModelsTests/Fixtures/{yolox,maskrcnn,upernet}.safetensors "$work/models/"
+cp "$root"/Tests/ModelsTests/Fixtures/{yolox,maskrcnn,upernet}.safetensors "$root/models/intensity.json" "$work/models/"
 plate_args=("$work/plate" --plate demo --manifest "$work/plate/manifest.csv")
 worker_args=(worker --models-dir "$work/models" --lease 4 --exit-when-drained)
 

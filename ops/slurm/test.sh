@@ -30,7 +30,7 @@ sql() { psql "$url" -X -q -A -t -v ON_ERROR_STOP=1 -c "$1"; }
 
 mkdir -p "$work/plate" "$work/models"
 cp "$root"/demo/plate/*.png "$root/demo/plate/manifest.csv" "$work/plate/"
-cp "$root"/Tests/ModelsTests/Fixtures/{yolox,maskrcnn,upernet}.safetensors "$work/models/"
+cp "$root"/Tests/ModelsTests/Fixtures/{yolox,maskrcnn,upernet}.safetensors "$root/models/intensity.json" "$work/models/"
 plate_args=("$work/plate" --plate demo --manifest "$work/plate/manifest.csv")
 "$bin" submit "${plate_args[@]}" --db "$url"
 total=$(sql "SELECT COUNT(*) FROM jobs")

@@ -11,6 +11,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .stamp_metadata import TRAINING_PIXEL_SIZE_UM
+
 FORMAT_VERSION = 1
 # Smaller weights (1x1 class predictors, biases, norms) stay f16: int8 would save little there.
 QUANTIZE_MIN_ELEMENTS = 1024
@@ -78,6 +80,7 @@ def export(model: torch.nn.Module, metadata: dict, path: str, dtype: torch.dtype
     else:
         tensors = {k: v.to(dtype).contiguous() for k, v in state.items()}
     meta = dict(metadata)
+    meta.setdefault("pixel_size", TRAINING_PIXEL_SIZE_UM)
     meta["format_version"] = FORMAT_VERSION
     save_file(tensors, path, metadata={"plateseg": json.dumps(meta, sort_keys=True)})
     return dequantize(tensors)

@@ -117,8 +117,10 @@ final class PostgresConnections: Sendable {
                 _ = try run("COMMIT", on: connection, timed: timed)
                 return value
             } catch {
+                // A broken connection is dropped by withConnection; a live one ends the transaction
+                // before it is reused (and if even that fails, that failure drops it).
                 if case JobStoreError.unavailable = error { throw error }
-                do { _ = try run("ROLLBACK", on: connection, timed: timed) } catch { throw error }
+                _ = try run("ROLLBACK", on: connection, timed: timed)
                 throw error
             }
         }

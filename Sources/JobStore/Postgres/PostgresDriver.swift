@@ -21,6 +21,12 @@ final class PostgresDriver: StoreDriver {
         var path: String
         var well: String?
         var field: Int?
+        var timepoint: String?
+        var timepoint_order: Int?
+        var channel: String?
+        var plane: Int?
+        var page: Int?
+        var segmented: Bool
         var width: Int
         var height: Int
         var hash: String
@@ -61,16 +67,23 @@ final class PostgresDriver: StoreDriver {
             var summary = SubmitSummary(newImages: 0, unreadableImages: 0, newJobs: 0)
             var seen = Set<String>()
             let images = s.images.filter { seen.insert($0.path).inserted }.map {
-                ImageRow(path: $0.path, well: $0.well, field: $0.field, width: $0.width, height: $0.height, hash: $0.contentHash, error: $0.error)
+                ImageRow(path: $0.path, well: $0.well, field: $0.field, timepoint: $0.timepoint?.label, timepoint_order: $0.timepoint?.order,
+                         channel: $0.channel, plane: $0.plane, page: $0.page, segmented: $0.segmented,
+                         width: $0.width, height: $0.height, hash: $0.contentHash, error: $0.error)
             }
             let i = Statement()
             let added = try tx.run(i.query("""
-                INSERT INTO images (plate_id, path, well, field, width, height, content_hash, error, created_at)
-                SELECT \(i.bind(plateID)), x.path, x.well, x.field, x.width, x.height, x.hash, x.error, plateseg_now(\(i.bind(now)))
+                INSERT INTO images (plate_id, path, well, field, timepoint, timepoint_order, channel, plane, page, segmented,
+                                    width, height, content_hash, error, created_at)
+                SELECT \(i.bind(plateID)), x.path, x.well, x.field, x.timepoint, x.timepoint_order, x.channel, x.plane, x.page, x.segmented,
+                       x.width, x.height, x.hash, x.error, plateseg_now(\(i.bind(now)))
                 FROM jsonb_to_recordset(\(i.bind(Self.json(images)))::jsonb)
-                    AS x(path text, well text, field integer, width integer, height integer, hash text, error text)
+                    AS x(path text, well text, field integer, timepoint text, timepoint_order integer, channel text, plane integer,
+                         page integer, segmented boolean, width integer, height integer, hash text, error text)
                 ON CONFLICT (plate_id, path) DO UPDATE SET
-                    well = excluded.well, field = excluded.field, width = excluded.width, height = excluded.height,
+                    well = excluded.well, field = excluded.field, timepoint = excluded.timepoint,
+                    timepoint_order = excluded.timepoint_order, channel = excluded.channel, plane = excluded.plane,
+                    page = excluded.page, segmented = excluded.segmented, width = excluded.width, height = excluded.height,
                     content_hash = excluded.content_hash, error = excluded.error
                 WHERE images.error IS NOT NULL AND excluded.error IS NULL
                 RETURNING error IS NOT NULL
@@ -308,7 +321,7 @@ final class PostgresDriver: StoreDriver {
             let plate = s.bind(plate)
             return """
                 SELECT p.name,
-                    (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id),
+                    (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.segmented),
                     (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.error IS NOT NULL),
                     COUNT(j.id) FILTER (WHERE j.kind = 'merge' AND j.state = 'succeeded'),
                     COUNT(j.id) FILTER (WHERE j.state = 'queued'),
@@ -349,16 +362,21 @@ final class PostgresDriver: StoreDriver {
         try read { s in
             let p = s.bind(plate)
             return """
-                SELECT i.id, p.name, i.path, i.well, i.field, i.width, i.height, i.content_hash, i.error, j.id, j.state
+                SELECT i.id, p.name, i.path, i.well, i.field, i.width, i.height, i.content_hash, i.error, j.id, j.state,
+                       i.timepoint, i.timepoint_order, i.channel, i.plane, i.segmented, i.page
                 FROM images i JOIN plates p ON p.id = i.plate_id
                 LEFT JOIN jobs j ON j.image_id = i.id AND j.kind = 'merge'
                 WHERE \(p)::text IS NULL OR p.name = \(p)::text
-                ORDER BY p.name COLLATE "C", i.well COLLATE "C" NULLS FIRST, i.field NULLS FIRST, i.path COLLATE "C"
+                ORDER BY p.name COLLATE "C", i.timepoint_order NULLS FIRST, i.well COLLATE "C" NULLS FIRST, i.field NULLS FIRST,
+                         i.path COLLATE "C"
                 """
         }.map { row in
-            let (id, plate, path, well, field, width, height, hash, error, mergeID, mergeState) =
-                try row.decode((Int64, String, String, String?, Int?, Int, Int, String, String?, Int64?, String?).self)
-            return StoredImage(id: id, plate: plate, path: path, well: well, field: field, width: width, height: height,
+            let (id, plate, path, well, field, width, height, hash, error, mergeID, mergeState, timepoint, order, channel, plane, segmented,
+                 page) = try row.decode((Int64, String, String, String?, Int?, Int, Int, String, String?, Int64?, String?,
+                                        String?, Int?, String?, Int?, Bool, Int?).self)
+            return StoredImage(id: id, plate: plate, path: path, well: well, field: field,
+                               timepoint: Self.timepoint(timepoint, order), channel: channel, plane: plane, page: page, segmented: segmented,
+                               width: width, height: height,
                                contentHash: hash, error: error, mergeJobID: mergeID, mergeState: mergeState.flatMap(JobState.init))
         }
     }
@@ -475,25 +493,36 @@ final class PostgresDriver: StoreDriver {
 
     private static func cellConditions(_ s: Statement, _ q: CellQuery) -> String {
         let plate = s.bind(q.plate), well = s.bind(q.well), type = s.bind(q.cellType), image = s.bind(q.image)
+        let timepoint = s.bind(q.timepoint)
         return """
             (\(plate)::text IS NULL OR p.name = \(plate)::text) AND (\(well)::text IS NULL OR i.well = \(well)::text)
             AND (\(type)::text IS NULL OR c.cell_type = \(type)::text) AND (\(image)::text IS NULL OR i.path = \(image)::text)
+            AND (\(timepoint)::text IS NULL OR i.timepoint = \(timepoint)::text)
             """
+    }
+
+    private static func timepoint(_ label: String?, _ order: Int?) -> TimePoint? {
+        guard let label, let order else { return nil }
+        return TimePoint(label: label, order: order)
     }
 
     func cells(_ q: CellQuery) throws -> [LocatedCell] {
         try read { s in
             """
             SELECT p.name, i.well, i.field, i.path, i.width, i.height, c.cell_type, c.score, c.area,
-                   c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle
+                   c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle,
+                   i.timepoint, i.timepoint_order, i.channel
             FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
             WHERE \(Self.cellConditions(s, q))
-            ORDER BY p.name COLLATE "C", i.well COLLATE "C" NULLS FIRST, i.field NULLS FIRST, i.path COLLATE "C", c.id
+            ORDER BY p.name COLLATE "C", i.timepoint_order NULLS FIRST, i.well COLLATE "C" NULLS FIRST, i.field NULLS FIRST,
+                     i.path COLLATE "C", c.id
             """
         }.map { row in
-            let (plate, well, field, path, width, height, type, score, area, bx, by, bw, bh, cx, cy, rle) =
-                try row.decode((String, String?, Int?, String, Int, Int, String, Double, Int, Int, Int, Int, Int, Double, Double, String).self)
-            return LocatedCell(plate: plate, well: well, field: field, imagePath: path, imageWidth: width, imageHeight: height,
+            let (plate, well, field, path, width, height, type, score, area, bx, by, bw, bh, cx, cy, rle, timepoint, order, channel) =
+                try row.decode((String, String?, Int?, String, Int, Int, String, Double, Int, Int, Int, Int, Int, Double, Double, String,
+                                String?, Int?, String?).self)
+            return LocatedCell(plate: plate, well: well, field: field, timepoint: Self.timepoint(timepoint, order), channel: channel,
+                               imagePath: path, imageWidth: width, imageHeight: height,
                                cell: CellRecord(cellType: type, score: score, area: area, box: (bx, by, bw, bh), centroid: (cx, cy), rle: rle))
         }
     }
@@ -502,15 +531,17 @@ final class PostgresDriver: StoreDriver {
         try read { s in
             """
             SELECT p.name, COALESCE(i.well, '?'), c.cell_type, COUNT(*), COUNT(DISTINCT i.id),
-                   AVG(c.area)::double precision, AVG(c.score)
+                   AVG(c.area)::double precision, AVG(c.score), i.timepoint, i.timepoint_order
             FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
             WHERE \(Self.cellConditions(s, q))
-            GROUP BY p.name, i.well, c.cell_type
-            ORDER BY p.name COLLATE "C", i.well COLLATE "C" NULLS FIRST, c.cell_type COLLATE "C"
+            GROUP BY p.name, i.well, i.timepoint_order, i.timepoint, c.cell_type
+            ORDER BY p.name COLLATE "C", i.well COLLATE "C" NULLS FIRST, i.timepoint_order NULLS FIRST, i.timepoint COLLATE "C",
+                     c.cell_type COLLATE "C"
             """
         }.map { row in
-            let (plate, well, type, cells, images, meanArea, meanScore) = try row.decode((String, String, String, Int, Int, Double, Double).self)
-            return WellCount(plate: plate, well: well, cellType: type, cells: cells, images: images, meanArea: meanArea, meanScore: meanScore)
+            let (plate, well, type, cells, images, meanArea, meanScore, timepoint, order) =
+                try row.decode((String, String, String, Int, Int, Double, Double, String?, Int?).self)
+            return WellCount(plate: plate, well: well, timepoint: Self.timepoint(timepoint, order), cellType: type, cells: cells, images: images, meanArea: meanArea, meanScore: meanScore)
         }
     }
 }

@@ -196,6 +196,15 @@ enum PostgresSchema {
             END $$
             """,
         ],
+        // 2: image identity beyond well and field: time point, channel, plane; images of channels
+        // that are not segmented are kept (for status) but get no jobs.
+        [
+            """
+            ALTER TABLE images ADD COLUMN timepoint TEXT, ADD COLUMN timepoint_order INTEGER, ADD COLUMN channel TEXT,
+                ADD COLUMN plane INTEGER, ADD COLUMN page INTEGER, ADD COLUMN segmented BOOLEAN NOT NULL DEFAULT true
+            """,
+            "CREATE INDEX images_time ON images (plate_id, timepoint_order, well)",
+        ],
     ]
 
     /// Any number will do, as long as nothing else in the database takes the same lock.

@@ -74,14 +74,18 @@ final class SQLiteDriver: StoreDriver {
             for image in s.images {
                 try db.execute(
                     sql: """
-                        INSERT INTO images (plate_id, path, well, field, width, height, content_hash, error, created_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO images (plate_id, path, well, field, timepoint, timepoint_order, channel, plane, page, segmented,
+                                            width, height, content_hash, error, created_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT(plate_id, path) DO UPDATE SET
-                            well = excluded.well, field = excluded.field, width = excluded.width, height = excluded.height,
+                            well = excluded.well, field = excluded.field, timepoint = excluded.timepoint,
+                            timepoint_order = excluded.timepoint_order, channel = excluded.channel, plane = excluded.plane,
+                            page = excluded.page, segmented = excluded.segmented, width = excluded.width, height = excluded.height,
                             content_hash = excluded.content_hash, error = excluded.error
                         WHERE images.error IS NOT NULL AND excluded.error IS NULL
                         """,
-                    arguments: [plateID, image.path, image.well, image.field, image.width, image.height,
+                    arguments: [plateID, image.path, image.well, image.field, image.timepoint?.label, image.timepoint?.order,
+                                image.channel, image.plane, image.page, image.segmented, image.width, image.height,
                                 image.contentHash, image.error, now])
                 if db.changesCount > 0 {
                     summary.newImages += 1
@@ -327,7 +331,7 @@ final class SQLiteDriver: StoreDriver {
                 db,
                 sql: """
                     SELECT p.name,
-                        (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id) AS images,
+                        (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.segmented) AS images,
                         (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.error IS NOT NULL) AS unreadable,
                         COUNT(j.id) FILTER (WHERE j.kind = 'merge' AND j.state = 'succeeded') AS merged,
                         COUNT(j.id) FILTER (WHERE j.state = 'queued') AS queued,
@@ -371,14 +375,17 @@ final class SQLiteDriver: StoreDriver {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT i.id, p.name, i.path, i.well, i.field, i.width, i.height, i.content_hash, i.error, j.id, j.state
+                    SELECT i.id, p.name, i.path, i.well, i.field, i.width, i.height, i.content_hash, i.error, j.id, j.state,
+                           i.timepoint, i.timepoint_order, i.channel, i.plane, i.segmented, i.page
                     FROM images i JOIN plates p ON p.id = i.plate_id
                     LEFT JOIN jobs j ON j.image_id = i.id AND j.kind = 'merge'
-                    WHERE :plate IS NULL OR p.name = :plate ORDER BY p.name, i.well, i.field, i.path
+                    WHERE :plate IS NULL OR p.name = :plate ORDER BY p.name, i.timepoint_order, i.well, i.field, i.path
                     """,
                 arguments: ["plate": plate]
             ).map { r in
-                StoredImage(id: r[0], plate: r[1], path: r[2], well: r[3], field: r[4], width: r[5], height: r[6],
+                StoredImage(id: r[0], plate: r[1], path: r[2], well: r[3], field: r[4],
+                            timepoint: Self.timepoint(r[11], r[12]), channel: r[13], plane: r[14], page: r[16], segmented: r[15],
+                            width: r[5], height: r[6],
                             contentHash: r[7], error: r[8], mergeJobID: r[9], mergeState: (r[10] as String?).flatMap(JobState.init))
             }
         }
@@ -518,16 +525,17 @@ final class SQLiteDriver: StoreDriver {
                 db,
                 sql: """
                     SELECT p.name, i.well, i.field, i.path, i.width, i.height, c.cell_type, c.score, c.area,
-                           c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle
+                           c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle,
+                           i.timepoint, i.timepoint_order, i.channel
                     FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
-                    WHERE (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
-                      AND (:type IS NULL OR c.cell_type = :type) AND (:image IS NULL OR i.path = :image)
-                    ORDER BY p.name, i.well, i.field, i.path, c.id
+                    WHERE \(Self.cellConditions)
+                    ORDER BY p.name, i.timepoint_order, i.well, i.field, i.path, c.id
                     """,
-                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType, "image": q.image]
+                arguments: Self.cellArguments(q)
             ).map { r in
                 LocatedCell(
-                    plate: r[0], well: r[1], field: r[2], imagePath: r[3], imageWidth: r[4], imageHeight: r[5],
+                    plate: r[0], well: r[1], field: r[2], timepoint: Self.timepoint(r[16], r[17]), channel: r[18],
+                    imagePath: r[3], imageWidth: r[4], imageHeight: r[5],
                     cell: CellRecord(cellType: r[6], score: r[7], area: r[8], box: (r[9], r[10], r[11], r[12]),
                                      centroid: (r[13], r[14]), rle: r[15]))
             }
@@ -539,16 +547,33 @@ final class SQLiteDriver: StoreDriver {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT p.name, COALESCE(i.well, '?'), c.cell_type, COUNT(*), COUNT(DISTINCT i.id), AVG(c.area), AVG(c.score)
+                    SELECT p.name, COALESCE(i.well, '?'), c.cell_type, COUNT(*), COUNT(DISTINCT i.id), AVG(c.area), AVG(c.score),
+                           i.timepoint, i.timepoint_order
                     FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
-                    WHERE (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
-                      AND (:type IS NULL OR c.cell_type = :type) AND (:image IS NULL OR i.path = :image)
-                    GROUP BY p.name, i.well, c.cell_type ORDER BY p.name, i.well, c.cell_type
+                    WHERE \(Self.cellConditions)
+                    GROUP BY p.name, i.well, i.timepoint_order, i.timepoint, c.cell_type
+                    ORDER BY p.name, i.well, i.timepoint_order, i.timepoint, c.cell_type
                     """,
-                arguments: ["plate": q.plate, "well": q.well, "type": q.cellType, "image": q.image]
+                arguments: Self.cellArguments(q)
             ).map { r in
-                WellCount(plate: r[0], well: r[1], cellType: r[2], cells: r[3], images: r[4], meanArea: r[5], meanScore: r[6])
+                WellCount(plate: r[0], well: r[1], timepoint: Self.timepoint(r[7], r[8]), cellType: r[2], cells: r[3], images: r[4],
+                          meanArea: r[5], meanScore: r[6])
             }
         }
+    }
+
+    private static let cellConditions = """
+        (:plate IS NULL OR p.name = :plate) AND (:well IS NULL OR i.well = :well)
+          AND (:type IS NULL OR c.cell_type = :type) AND (:image IS NULL OR i.path = :image)
+          AND (:timepoint IS NULL OR i.timepoint = :timepoint)
+        """
+
+    private static func cellArguments(_ q: CellQuery) -> StatementArguments {
+        ["plate": q.plate, "well": q.well, "type": q.cellType, "image": q.image, "timepoint": q.timepoint]
+    }
+
+    private static func timepoint(_ label: String?, _ order: Int?) -> TimePoint? {
+        guard let label, let order else { return nil }
+        return TimePoint(label: label, order: order)
     }
 }

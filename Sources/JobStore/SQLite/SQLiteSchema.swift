@@ -83,6 +83,19 @@ enum SQLiteSchema {
                 CREATE INDEX cells_type ON cells (cell_type, image_id);
                 """)
         }
+        // Image identity beyond well and field: time point, channel, plane; images of channels
+        // that are not segmented are kept (for status) but get no jobs.
+        m.registerMigration("v3") { db in
+            try db.execute(sql: """
+                ALTER TABLE images ADD COLUMN timepoint TEXT;
+                ALTER TABLE images ADD COLUMN timepoint_order INTEGER;
+                ALTER TABLE images ADD COLUMN channel TEXT;
+                ALTER TABLE images ADD COLUMN plane INTEGER;
+                ALTER TABLE images ADD COLUMN page INTEGER;
+                ALTER TABLE images ADD COLUMN segmented INTEGER NOT NULL DEFAULT 1;
+                CREATE INDEX images_time ON images (plate_id, timepoint_order, well);
+                """)
+        }
         return m
     }
 }

@@ -39,6 +39,9 @@ struct MaskRCNNConfig: Codable, Sendable {
     /// The tile is scaled by this (bilinear) before the network, so small cells cover more feature
     /// pixels; boxes come back in tile pixels. Absent: 1.
     var inputScale: Double?
+    /// µm per pixel of the images the network was trained on (`--pixel-size` resamples other
+    /// fields to it). Absent: not recorded, and fields are taken at their own scale.
+    var pixelSize: Double?
 }
 
 /// torchvision's FeaturePyramidNetwork with LastLevelMaxPool: P2..P5 from 1x1 laterals summed
@@ -106,6 +109,7 @@ struct MaskRCNNTrace {
 public final class MaskRCNN: Model, @unchecked Sendable {
     public let kind = ModelKind.maskrcnn
     public var classes: [String] { config.classes }
+    public var pixelSize: Double? { config.pixelSize }
     let config: MaskRCNNConfig
     private let scaledInput: ScaledInput
     private let body: ResNetBody

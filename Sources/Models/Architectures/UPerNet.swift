@@ -23,6 +23,9 @@ struct UPerNetConfig: Codable, Sendable {
     /// Also look at the mirror image and average the two looks' probabilities
     /// (training/archs/upernet.py `predict_tile`). Absent: false.
     var testTimeFlip: Bool?
+    /// µm per pixel of the images the network was trained on (`--pixel-size` resamples other
+    /// fields to it). Absent: not recorded, and fields are taken at their own scale.
+    var pixelSize: Double?
 }
 
 /// mmsegmentation's UPerHead.
@@ -75,6 +78,7 @@ private struct UPerHead {
 public final class UPerNet: Model, @unchecked Sendable {
     public let kind = ModelKind.upernet
     public var classes: [String] { config.classes }
+    public var pixelSize: Double? { config.pixelSize }
     let config: UPerNetConfig
     private let scaledInput: ScaledInput
     private let backbone: ResNetBody

@@ -20,6 +20,9 @@ struct YOLOXConfig: Codable, Sendable {
     var bnEps: Float
     /// The engine runs SiLU (Megvii's default), the one activation training/ writes. Absent: SiLU.
     var activation: String?
+    /// µm per pixel of the images the network was trained on (`--pixel-size` resamples other
+    /// fields to it). Absent: not recorded, and fields are taken at their own scale.
+    var pixelSize: Double?
 
     /// Python's round() (half to even) and int() (truncation), as the reference computes widths.
     func channels(_ c: Int) -> Int { Int(Double(c) * width) }
@@ -228,6 +231,7 @@ struct YOLOXLevelOutput: Sendable {
 public final class YOLOX: Model, @unchecked Sendable {
     public let kind = ModelKind.yolox
     public var classes: [String] { config.classes }
+    public var pixelSize: Double? { config.pixelSize }
     let config: YOLOXConfig
     private let neck: PAFPN
     private let head: [HeadLevel]
