@@ -22,6 +22,10 @@ public protocol JobQueue: Sendable {
     func release(_ lease: Lease) throws
     /// Returns jobs whose lease deadline passed to the queue (or fails them past max attempts).
     func rescueExpiredLeases() throws -> Int
+    /// A worker seen to die (its process exited): the jobs whose leases owners starting with
+    /// `ownerPrefix` hold go back to the queue at once, the attempt counted, with `why` as their
+    /// error. Returns their ids.
+    func releaseLeases(ofWorker ownerPrefix: String, why: String) throws -> [JobID]
     /// Puts failed jobs (or chosen jobs) back in the queue with a fresh attempt budget.
     func retry(_ selection: RetrySelection) throws -> Int
 }

@@ -28,8 +28,13 @@ final class LeaseRescuer: Sendable {
     /// when it fails for good). Drivers bind these into their SQL, so the words live here.
     struct Reason: Sendable {
         static let standard = Reason()
-        let before = "lease of "
-        let after = " expired (worker stopped or was killed)"
-        let exhausted = "; attempts exhausted"
+        var before = "lease of "
+        var after = " expired (worker stopped or was killed)"
+        var exhausted = "; attempts exhausted"
+
+        /// A worker seen to die: its leases are given back at once, not when they expire.
+        static func abandoned(_ why: String) -> Reason {
+            Reason(before: "worker ", after: " \(why); its lease was given back at once")
+        }
     }
 }

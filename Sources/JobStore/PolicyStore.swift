@@ -21,7 +21,7 @@ final class PolicyStore: JobQueue, ResultStore {
     /// this process's monotonic clock (the rate limit is local; the deadlines are the database's).
     private func rescueIfDue(now: Double?) throws {
         if rescuer.isDue(at: now ?? ProcessInfo.processInfo.systemUptime) {
-            _ = try driver.rescueExpiredLeases(now: now, reason: .standard)
+            _ = try driver.rescueLeases(heldBy: nil, now: now, reason: .standard)
         }
     }
 
@@ -60,7 +60,11 @@ final class PolicyStore: JobQueue, ResultStore {
     }
 
     func rescueExpiredLeases() throws -> Int {
-        try driver.rescueExpiredLeases(now: clock.now, reason: .standard)
+        try driver.rescueLeases(heldBy: nil, now: clock.now, reason: .standard).count
+    }
+
+    func releaseLeases(ofWorker ownerPrefix: String, why: String) throws -> [JobID] {
+        try driver.rescueLeases(heldBy: ownerPrefix, now: clock.now, reason: .abandoned(why))
     }
 
     func retry(_ selection: RetrySelection) throws -> Int {

@@ -13,7 +13,9 @@ protocol StoreDriver: Sendable {
     /// Back to the queue, not before `requeueAfter` seconds, or failed for good when that is nil.
     func fail(_ lease: Lease, error: String, requeueAfter: Double?, now: Double?) throws
     func release(_ lease: Lease) throws
-    func rescueExpiredLeases(now: Double?, reason: LeaseRescuer.Reason) throws -> Int
+    /// Running jobs back to the queue (or failed, attempts spent): those whose lease expired, or,
+    /// with `ownerPrefix`, those whose lease a worker of that owner name holds. Returns their ids.
+    func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID]
     func retry(_ selection: RetrySelection) throws -> Int
 
     func progress(plate: String?, now: Double?) throws -> [PlateProgress]

@@ -15,6 +15,10 @@ struct Run: ParsableCommand {
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
     var redoStale = false
 
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers \(workers): give at least 1 worker process") }
+    }
+
     func run() throws {
         let location = try StoreLocation(parsing: store.db)
         let db = try openJobStore(location)
@@ -39,27 +43,24 @@ struct Run: ParsableCommand {
         if environment["OMP_NUM_THREADS"] == nil { environment["OMP_NUM_THREADS"] = "\(max(1, cores / max(1, workers)))" }
         // Through the environment, not the command line, where `ps` would show a password in a URL.
         if case let .sqlite(path) = location { environment["PLATESEG_DB"] = path } else { environment["PLATESEG_DB"] = store.db }
-        let processes: [Process] = try (0..<max(1, workers)).map { _ in
-            let p = Process()
-            p.executableURL = me
-            p.environment = environment
-            p.arguments = ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained"]
-            try p.run()
-            return p
-        }
+        let supervisor = try WorkerSupervisor(
+            executable: me, arguments: ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained"],
+            environment: environment, workers: workers)
         // Ctrl-C, SIGTERM or a closed terminal stop the workers gracefully: each finishes the
         // job in hand and exits; `plateseg run` again resumes. A second signal does the same.
         let signals = [SIGINT, SIGTERM, SIGHUP].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-            source.setEventHandler { processes.forEach { $0.terminate() } }
+            source.setEventHandler { supervisor.stop() }
             source.resume()
             return source
         }
 
         let started = Date()
         let bar = ProgressBar(plate: name)
-        while processes.contains(where: \.isRunning) {
+        while true {
+            for line in try supervisor.check(db) { bar.note(line) }
+            guard supervisor.anyRunning else { break }
             if let p = try db.progress(plate: name).first { bar.show(p) }
             RunLoop.main.run(until: Date().addingTimeInterval(0.5))
         }
@@ -80,9 +81,23 @@ struct Run: ParsableCommand {
             for u in unreadable { print("  image: \(u.error)") }
             for f in failed { print("  job \(f.id) \(f.kind) \(f.imagePath.map { ($0 as NSString).lastPathComponent } ?? ""): \(f.error)") }
         }
-        // Scripts can tell: 0 = every image segmented, 1 = something failed or was left undone.
-        let crashed = processes.contains { $0.terminationStatus != 0 }
-        if crashed || !failed.isEmpty || !unreadable.isEmpty || !(final?.done ?? false) { throw ExitCode(1) }
+        // Scripts can tell: 0 = every image segmented, 1 = something failed or was left undone;
+        // the last line says which, and what is left.
+        let complete = (final?.done ?? false) && failed.isEmpty && unreadable.isEmpty
+        let died = supervisor.deaths > 0 ? "; \(supervisor.deaths) worker process(es) died and their jobs were queued again" : ""
+        if complete {
+            print("\nplate \(name): complete, \(merged) images segmented\(died)")
+            return
+        }
+        var left: [String] = []
+        if let final, final.queued + final.running > 0 {
+            left.append("\(final.queued + final.running) jobs not run" + (supervisor.stopping ? " (stopped)" : " (no worker left)"))
+        }
+        let failedCount = try db.failedJobs(plate: name, limit: 100_000).count
+        if failedCount > 0 { left.append("\(failedCount) jobs failed") }
+        if !unreadable.isEmpty { left.append("\(unreadable.count) images unreadable") }
+        print("\nplate \(name): incomplete: \(left.joined(separator: ", "))\(died); `plateseg status --plate \(name)` says why, `plateseg run` again resumes")
+        throw ExitCode(1)
     }
 }
 
@@ -133,6 +148,11 @@ final class ProgressBar {
         lastPrinted = now
         let line = render(p, now: now)
         FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line : line + "\n").utf8))
+    }
+
+    /// A line that stays, above the progress line.
+    func note(_ line: String) {
+        FileHandle.standardError.write(Data(((interactive ? "\r\u{1B}[K" : "") + line + "\n").utf8))
     }
 
     func finish(_ p: PlateProgress) {

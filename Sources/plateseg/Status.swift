@@ -18,10 +18,17 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let db = try store.open(mustExist: true)
+        // On a terminal the screen is redrawn; into a pipe or a file each refresh is appended,
+        // flushed at once (stdout is block-buffered there, and --watch never ends on its own).
+        let terminal = isatty(STDOUT_FILENO) != 0
         repeat {
-            if watch { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            if watch && terminal { print("\u{1B}[H\u{1B}[2J", terminator: "") }
+            if watch && !terminal { print("--- \(Date())") }
             try show(db)
-            if watch { Thread.sleep(forTimeInterval: 2) }
+            if watch {
+                fflush(nil)
+                Thread.sleep(forTimeInterval: 2)
+            }
         } while watch
     }
 

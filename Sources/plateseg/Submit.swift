@@ -50,10 +50,16 @@ struct PlateOptions: ParsableArguments {
     var pixelSize: Double?
 
     func validate() throws {
-        guard tile > 0, overlap >= 0, overlap < tile else {
+        // Below the networks' largest stride (32) times a few cells, a tile holds no cell whole.
+        guard tile >= 128 else { throw ValidationError("--tile \(tile): give at least 128 pixels (768 keeps a 704x520 field whole)") }
+        guard overlap >= 0, overlap < tile else {
             throw ValidationError("--overlap must be at least 0 and smaller than --tile")
         }
         guard !modelNames.isEmpty else { throw ValidationError("--models names no network") }
+        let known = ["yolox", "maskrcnn", "upernet"]
+        if let unknown = modelNames.first(where: { !known.contains($0) }) {
+            throw ValidationError("--models: no network named \(unknown); the networks are \(known.joined(separator: ", "))")
+        }
         if let pixelSize, !(pixelSize > 0 && pixelSize.isFinite) {
             throw ValidationError("--pixel-size \(pixelSize): give the fields' µm per pixel, above 0")
         }

@@ -34,6 +34,12 @@ struct WorkerCommand: ParsableCommand {
         valueName: "from=to"))
     var pathMap: [String] = []
 
+    func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency \(concurrency): give at least 1") }
+        // Shorter than a few heartbeats' round trips, a lease would expire under a working job.
+        guard lease >= 3, lease.isFinite else { throw ValidationError("--lease \(lease): give at least 3 seconds (a worker heartbeats every third of it)") }
+    }
+
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "plateseg.worker")

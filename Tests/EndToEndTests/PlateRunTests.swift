@@ -111,6 +111,77 @@ import Testing
         #expect(laterHTML.components(separatedBy: "class=\"overlay\"").count - 1 == 3, "the other three images keep their overlays")
     }
 
+    /// A worker process killed mid-run (as the kernel kills for memory): `run` names it and why,
+    /// gives its job back at once, starts another in its place, and the plate completes.
+    @Test func aWorkerKilledMidRunIsReplacedAndThePlateCompletes() throws {
+        try installModels()
+        for i in 3...8 {
+            try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/\(["1974fbb27dcf", "17754cb5b287", "053d61766edb"][i % 3]).png"),
+                                             to: plate.appendingPathComponent("P1_B0\(i)_s1.png"))
+        }
+        let log = work.appendingPathComponent("run.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let output = try FileHandle(forWritingTo: log)
+        let runner = Process()
+        runner.executableURL = products.appendingPathComponent("plateseg")
+        runner.arguments = ["run", plate.path, "--workers", "2", "--db", db, "--models-dir", models.path]
+        runner.standardOutput = output
+        runner.standardError = output
+        try runner.run()
+        var victim: pid_t?
+        while runner.isRunning && victim == nil {
+            victim = children(of: runner.processIdentifier).first
+            if victim == nil { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        let killed = try #require(victim, "run started no worker")
+        kill(killed, SIGKILL)
+        runner.waitUntilExit()
+        let out = try String(contentsOf: log, encoding: .utf8)
+        #expect(out.contains("worker process \(killed) was killed by signal 9 (SIGKILL, perhaps for memory)"), "\(out)")
+        #expect(out.contains("started process") && out.contains("in its place"))
+        #expect(out.contains("plate plate: complete, 9 images segmented; 1 worker process(es) died"), "\(out)")
+        #expect(runner.terminationStatus == 0)
+    }
+
+    /// Options that cannot work are refused before anything is written, saying what to give.
+    @Test(arguments: [
+        (["run", "--workers", "0"], "--workers 0: give at least 1 worker process"),
+        (["submit", "--tile", "10"], "--tile 10: give at least 128 pixels"),
+        (["submit", "--models", "yolox,foo"], "--models: no network named foo; the networks are yolox, maskrcnn, upernet"),
+        (["worker", "--lease", "0"], "--lease 0.0: give at least 3 seconds"),
+        (["worker", "--concurrency", "0"], "--concurrency 0: give at least 1"),
+    ])
+    func optionsThatCannotWorkAreRefused(args: [String], message: String) throws {
+        let full = args[0] == "worker" ? args : [args[0], plate.path] + args.dropFirst()
+        let out = try plateseg(full + ["--db", db], expectStatus: 64)
+        #expect(out.contains(message), "\(out)")
+        #expect(!FileManager.default.fileExists(atPath: db), "nothing written")
+    }
+
+    /// `status --watch` into a pipe or a file shows each refresh as it comes, not at exit.
+    @Test func statusWatchWritesIntoAFileAsItGoes() throws {
+        try plateseg(["submit", plate.path, "--db", db])
+        let log = work.appendingPathComponent("watch.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let watcher = Process()
+        watcher.executableURL = products.appendingPathComponent("plateseg")
+        watcher.arguments = ["status", "--watch", "--db", db]
+        watcher.standardOutput = try FileHandle(forWritingTo: log)
+        try watcher.run()
+        defer {
+            kill(watcher.processIdentifier, SIGKILL)
+            watcher.waitUntilExit()
+        }
+        // Waits for the first refresh (or for the watcher to end, which it must not); a
+        // watcher that never writes fails the test after a minute instead of hanging it.
+        let giveUp = Date().addingTimeInterval(60)
+        while watcher.isRunning, Date() < giveUp, (try Data(contentsOf: log)).isEmpty { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(watcher.isRunning)
+        #expect(!(try Data(contentsOf: log)).isEmpty, "nothing written while watching")
+        let text = try String(contentsOf: log, encoding: .utf8)
+        #expect(text.contains("plate") && !text.contains("\u{1B}[2J"), "\(text)")
+    }
+
     @Test func anImageChangedAfterSubmissionIsRefused() throws {
         try installModels()
         try plateseg(["submit", plate.path, "--db", db])
@@ -263,6 +334,18 @@ let fixtures = repositoryRoot.appendingPathComponent("Tests/ModelsTests/Fixtures
 let intensityReference = repositoryRoot.appendingPathComponent("models/intensity.json")
 let products = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
 let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/chromium"
+
+/// The processes whose parent is `parent`, from /proc.
+func children(of parent: pid_t) -> [pid_t] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { pid_t($0) }.filter { pid in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        // After the command name in parentheses: state, then the parent's pid.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && pid_t(fields[1]) == parent
+    }
+}
 
 struct CommandFailed: Error, CustomStringConvertible {
     var description: String

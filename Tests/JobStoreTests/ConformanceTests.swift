@@ -113,6 +113,30 @@ import Testing
         #expect(throws: JobStoreError.leaseLost(job.jobID)) { try store.heartbeat(job, leaseSeconds: 0.2) }
     }
 
+    /// A worker seen to die gives its leases back at once: its jobs are queued again (or failed,
+    /// attempts spent) with why, long before the lease would expire; other workers keep theirs.
+    @Test(arguments: Driver.allCases)
+    func aDeadWorkersLeasesAreGivenBackAtOnce(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 2, maxAttempts: 2))
+        let dead = try #require(try store.claim(owner: "host:41:0", leaseSeconds: 3600))
+        let alive = try #require(try store.claim(owner: "host:4:0", leaseSeconds: 3600))
+        #expect(try store.releaseLeases(ofWorker: "host:4:", why: "nothing") == [alive.id], "a prefix ends at the colon")
+        let back = try #require(try store.claim(owner: "host:4:0", leaseSeconds: 3600))
+        #expect(back.id == alive.id)
+        #expect(try store.releaseLeases(ofWorker: "host:41:", why: "killed by signal 9 (SIGKILL)") == [dead.id])
+        #expect(throws: JobStoreError.leaseLost(dead.id)) { try store.complete(dead.lease, artifact: [1], cells: nil) }
+        let retrying = try store.retryingJobs(plate: "P1", limit: 10)
+        #expect(retrying.map(\.id) == [dead.id])
+        #expect(retrying.first?.error == "worker host:41:0 killed by signal 9 (SIGKILL); its lease was given back at once")
+        #expect(try store.releaseLeases(ofWorker: "host:41:", why: "again") == [])
+        // The attempt was counted: a job that kills its worker every time ends failed.
+        let again = try #require(try store.claim(owner: "host:42:0", leaseSeconds: 3600))
+        #expect(again.id == dead.id && again.attempt == 2)
+        _ = try store.releaseLeases(ofWorker: "host:42:", why: "killed by signal 9 (SIGKILL)")
+        #expect(try store.failedJobs(plate: "P1", limit: 10).first?.error.hasSuffix("at once; attempts exhausted") == true)
+    }
+
     @Test(arguments: Driver.allCases)
     func alwaysFailingJobEndsFailedAndRetryRunsItAgain(driver: Driver) throws {
         let store = try driver.makeStore()

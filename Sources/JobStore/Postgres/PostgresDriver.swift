@@ -261,9 +261,9 @@ final class PostgresDriver: StoreDriver {
         guard rows.count == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
     }
 
-    func rescueExpiredLeases(now: Double?, reason: LeaseRescuer.Reason) throws -> Int {
+    func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID] {
         let s = Statement()
-        let now = s.bind(now)
+        let now = s.bind(now), owner = s.bind(ownerPrefix)
         return try connections.run(s.query("""
             UPDATE jobs SET
                 state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
@@ -271,9 +271,11 @@ final class PostgresDriver: StoreDriver {
                     || CASE WHEN attempts >= max_attempts THEN \(s.bind(reason.exhausted)) ELSE '' END,
                 finished_at = CASE WHEN attempts >= max_attempts THEN plateseg_now(\(now)) ELSE NULL END,
                 lease_owner = NULL, lease_deadline = NULL
-            WHERE state = 'running' AND lease_deadline < plateseg_now(\(now))
+            WHERE state = 'running'
+              AND (CASE WHEN \(owner)::text IS NULL THEN lease_deadline < plateseg_now(\(now))
+                        ELSE substr(lease_owner, 1, length(\(owner)::text)) = \(owner)::text END)
             RETURNING id
-            """)).count
+            """)).map { try $0.decode(JobID.self) }
     }
 
     func retry(_ selection: RetrySelection) throws -> Int {

@@ -264,10 +264,11 @@ final class SQLiteDriver: StoreDriver {
         }
     }
 
-    func rescueExpiredLeases(now: Double?, reason: LeaseRescuer.Reason) throws -> Int {
+    func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID] {
         let now = time(now)
         return try pool.write { db in
-            try db.execute(
+            try JobID.fetchAll(
+                db,
                 sql: """
                     UPDATE jobs SET
                         state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
@@ -275,10 +276,13 @@ final class SQLiteDriver: StoreDriver {
                             || CASE WHEN attempts >= max_attempts THEN :exhausted ELSE '' END,
                         finished_at = CASE WHEN attempts >= max_attempts THEN :now ELSE NULL END,
                         lease_owner = NULL, lease_deadline = NULL
-                    WHERE state = 'running' AND lease_deadline < :now
+                    WHERE state = 'running'
+                      AND (CASE WHEN :owner IS NULL THEN lease_deadline < :now
+                                ELSE substr(lease_owner, 1, length(:owner)) = :owner END)
+                    RETURNING id
                     """,
-                arguments: ["now": now, "before": reason.before, "after": reason.after, "exhausted": reason.exhausted])
-            return db.changesCount
+                arguments: ["now": now, "before": reason.before, "after": reason.after, "exhausted": reason.exhausted,
+                            "owner": ownerPrefix])
         }
     }
 

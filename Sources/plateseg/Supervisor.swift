@@ -1,0 +1,86 @@
+import Foundation
+import JobStore
+
+/// The worker processes of `plateseg run`. A worker that dies (killed for memory, a crash) is
+/// named with why and what it held, its leases go back to the queue at once instead of after
+/// the lease, and it is replaced — at most `maxRestarts` times within `window`, so that a fault
+/// that kills every worker at start does not spin forever.
+final class WorkerSupervisor {
+    private let executable: URL
+    private let arguments: [String]
+    private let environment: [String: String]
+    private let host = ProcessInfo.processInfo.hostName
+    private(set) var processes: [Process] = []
+    private var restarts: [Date] = []
+    private let maxRestarts: Int
+    private let window: TimeInterval
+    /// Set when the user asked the workers to stop: their exits are not deaths.
+    private(set) var stopping = false
+    /// Deaths, for the summary.
+    private(set) var deaths = 0
+    private var handled = Set<Int32>()
+
+    init(executable: URL, arguments: [String], environment: [String: String], workers: Int,
+         maxRestarts: Int? = nil, window: TimeInterval = 600) throws {
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.maxRestarts = maxRestarts ?? max(3, 2 * workers)
+        self.window = window
+        processes = try (0..<workers).map { _ in try start() }
+    }
+
+    var anyRunning: Bool { processes.contains(where: \.isRunning) }
+
+    func stop() {
+        stopping = true
+        processes.forEach { $0.terminate() }
+    }
+
+    private func start() throws -> Process {
+        let p = Process()
+        p.executableURL = executable
+        p.environment = environment
+        p.arguments = arguments
+        try p.run()
+        return p
+    }
+
+    /// Looks at every worker once: the dead are reported, their leases given back, and (within
+    /// the restart budget) replaced. Returns one line per event.
+    func check(_ db: any JobStore, now: Date = Date()) throws -> [String] {
+        var lines: [String] = []
+        for (i, p) in processes.enumerated() where !p.isRunning && !handled.contains(p.processIdentifier) {
+            guard !stopping, let why = Self.describe(p) else { continue }
+            handled.insert(p.processIdentifier)
+            deaths += 1
+            let held = try db.releaseLeases(ofWorker: "\(host):\(p.processIdentifier):", why: "process \(p.processIdentifier) \(why)")
+            let jobs = held.isEmpty ? "holding no job" : "holding job \(held.map(String.init).joined(separator: ", ")), queued again at once"
+            restarts = restarts.filter { now.timeIntervalSince($0) < window }
+            if restarts.count < maxRestarts {
+                restarts.append(now)
+                let replacement = try start()
+                processes[i] = replacement
+                lines.append("worker process \(p.processIdentifier) \(why), \(jobs); started process \(replacement.processIdentifier) in its place")
+            } else {
+                lines.append("worker process \(p.processIdentifier) \(why), \(jobs); not replaced: \(maxRestarts) workers died within \(Int(window / 60)) minutes")
+            }
+        }
+        return lines
+    }
+
+    /// Why a worker ended, or nil when it finished as asked (exit 0: the plate is drained).
+    static func describe(_ p: Process) -> String? {
+        switch p.terminationReason {
+        case .uncaughtSignal:
+            let sig = p.terminationStatus
+            let name = [SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGILL: "SIGILL",
+                        SIGTERM: "SIGTERM", SIGINT: "SIGINT", SIGFPE: "SIGFPE", SIGTRAP: "SIGTRAP"][sig]
+            return "was killed by signal \(sig)" + (name.map { " (\($0)\($0 == "SIGKILL" ? ", perhaps for memory" : ""))" } ?? "")
+        case .exit:
+            return p.terminationStatus == 0 ? nil : "exited with status \(p.terminationStatus)"
+        @unknown default:
+            return "ended"
+        }
+    }
+}
