@@ -111,6 +111,11 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw EnsembleError.badConfig(path: path, reason: "cannot read it (\(error.localizedDescription))")
         }
+        // Every setting has a default, so `{}` would load as the defaults without a word: a file
+        // that sets nothing is an emptied fitted config, not a choice.
+        if let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any], object.isEmpty {
+            throw EnsembleError.badConfig(path: path, reason: "sets nothing (an empty object); restore the fitted config (models/ensemble.json ships one), fit one with `plateseg calibrate`, or remove the file to merge with the built-in defaults")
+        }
         let config: EnsembleConfig
         do { config = try JSONDecoder().decode(EnsembleConfig.self, from: data) } catch {
             throw EnsembleError.badConfig(path: path, reason: "\(error)")

@@ -26,6 +26,9 @@ struct Run: ParsableCommand {
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(db.location)\n".utf8))
+        if !FileManager.default.fileExists(atPath: "\(plate.modelsDir)/ensemble.json") {
+            FileHandle.standardOutput.write(Data("note: no ensemble.json in \(plate.modelsDir): cells are merged with the built-in defaults, not a fitted config; copy models/ensemble.json there or fit one with `plateseg calibrate`\n".utf8))
+        }
         let stale = try StaleResults.find(in: db, plate: name, modelsDir: plate.modelsDir)
         if !stale.isEmpty {
             let note = redoStale

@@ -451,4 +451,16 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         }
         do { _ = try EnsembleConfig.load(path: path) } catch { #expect("\(error)".contains(path)) }
     }
+
+    /// An emptied config would otherwise load as the built-in defaults without a word.
+    @Test func anEmptyConfigIsRefusedNotTakenForTheDefaults() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ensemble-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for text in ["{}", " { } \n", ""] {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: EnsembleError.self) { try EnsembleConfig.load(path: path) }
+        }
+        try "{}".write(toFile: path, atomically: true, encoding: .utf8)
+        do { _ = try EnsembleConfig.load(path: path) } catch { #expect("\(error)".contains("sets nothing")) }
+    }
 }
