@@ -96,8 +96,7 @@ struct Run: ParsableCommand {
         if let final, final.queued + final.running > 0 {
             left.append("\(final.queued + final.running) jobs not run" + (supervisor.stopping ? " (stopped)" : " (no worker left)"))
         }
-        let failedCount = try db.failedJobs(plate: name, limit: 100_000).count
-        if failedCount > 0 { left.append("\(failedCount) jobs failed") }
+        if let final, final.failed > 0 { left.append("\(final.failed) jobs failed") }
         if !unreadable.isEmpty { left.append("\(unreadable.count) images unreadable") }
         print("\nplate \(name): incomplete: \(left.joined(separator: ", "))\(died); `plateseg status --plate \(name)` says why, `plateseg run` again resumes")
         throw ExitCode(1)
