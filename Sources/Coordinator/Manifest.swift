@@ -31,6 +31,7 @@ public struct Manifest: Sendable {
         identities = [:]
         rowErrors = [:]
         pages = [:]
+        var firstRow: [String: Int] = [:]
         for (i, line) in lines.enumerated() where !line.isEmpty {
             let row = i + 2
             let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
@@ -40,6 +41,19 @@ public struct Manifest: Sendable {
                 continue
             }
             let file = cells[fileColumn]
+            // Only files found in the plate folder are read: a row cannot reach outside it.
+            if file.hasPrefix("/") || file.split(separator: "/").contains("..") {
+                rowErrors[file] = "\(path) row \(row): \(file) is outside the plate folder; name files relative to the plate folder, or copy the image into it"
+                continue
+            }
+            // Two rows for one file: which is right cannot be guessed, so neither is used.
+            if let first = firstRow[file] {
+                identities[file] = nil
+                pages[file] = nil
+                rowErrors[file] = "\(path) row \(row): \(file) is listed again (first on row \(first)); keep one row per file and submit again"
+                continue
+            }
+            firstRow[file] = row
             let wellText = cells[wellColumn]
             guard let m = wellText.firstMatch(of: wellPattern), let col = Int(m.output[1 + 1].substring!),
                   let well = ImageIdentity.normalizedWell(row: m.output[1].substring!, column: col)

@@ -55,6 +55,10 @@ public struct PlateScanner: Sendable {
                                        timepoint: p.timepoint, channel: p.channel, width: 0, height: 0, contentHash: "",
                                        error: "\(file): listed in the manifest but not in the plate folder; add the file or remove the row"))
             }
+            for file in manifest.rowErrors.keys.sorted() where !found.contains(file) {
+                images.append(NewImage(path: root.appendingPathComponent(file).path, well: nil, field: nil, width: 0, height: 0,
+                                       contentHash: "", error: manifest.rowErrors[file]!))
+            }
         }
         return images
     }
@@ -70,6 +74,8 @@ public struct PlateScanner: Sendable {
                                          channel: row.channel ?? identity?.channel, plane: identity?.plane)
             } else if let e = manifest.rowErrors[relativePath] {
                 rowError = e
+            } else if identity == nil {
+                rowError = "\(relativePath): not in the manifest, and its name gives no well; add a row for it or move it out of the plate folder"
             }
         }
         if identity != nil, identity?.timepoint == nil { identity?.timepoint = timepoint }
@@ -101,7 +107,7 @@ public struct PlateScanner: Sendable {
         // Images of other channels are listed, not read: they are not segmented.
         if segmented {
             do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                let data = try ImageFile.contents(of: path)
                 hash = ContentHash.of(data)
                 // Decoded whole, not only the header: a truncated field is found now, not at 3 a.m.
                 let image = try ImageFile.decode(data, name: path, page: page ?? 0)

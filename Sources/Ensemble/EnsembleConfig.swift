@@ -138,7 +138,15 @@ public struct EnsembleConfig: Sendable, Equatable, Codable {
         if let unknown = minInstanceScoreByType.keys.sorted().first(where: { !classes.contains($0) }) {
             return "minInstanceScoreByType names \(unknown), which is not one of \(classes)"
         }
-        if !(0...1).contains(minKeptFraction) { return "minKeptFraction \(minKeptFraction) is not between 0 and 1" }
+        let fractions: [(String, Double)] = [
+            ("stitchIoU", stitchIoU), ("minDetectionScore", minDetectionScore), ("boxFusionIoU", boxFusionIoU),
+            ("minInstanceScore", minInstanceScore), ("pixelThreshold", pixelThreshold), ("semanticThreshold", semanticThreshold),
+            ("minKeptFraction", minKeptFraction),
+        ] + minInstanceScoreByType.sorted { $0.key < $1.key }.map { ("minInstanceScoreByType.\($0.key)", $0.value) }
+        if let (name, value) = fractions.first(where: { !(0...1).contains($0.1) }) { return "\(name) \(value) is not between 0 and 1" }
+        let sizes: [(String, Double)] = [("seamMargin", seamMargin), ("boxMargin", Double(boxMargin)),
+                                         ("minFragmentArea", Double(minFragmentArea)), ("minInstanceArea", Double(minInstanceArea))]
+        if let (name, value) = sizes.first(where: { $0.1 < 0 }) { return "\(name) \(value) is negative" }
         if let unknown = growth.radiusByType.keys.sorted().first(where: { !classes.contains($0) }) {
             return "growth.radiusByType names \(unknown), which is not one of \(classes)"
         }

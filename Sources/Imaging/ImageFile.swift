@@ -62,12 +62,20 @@ public enum ImageFile {
     }
 
     public static func read(_ path: String, page: Int = 0) throws -> SampleImage {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ImagingError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path)
-                                          ? error.localizedDescription : "no such file")
+        try decode(contents(of: path), name: path, page: page)
+    }
+
+    /// The file's bytes; when they cannot be read, the system's own reason (a symbolic link
+    /// loop, a permission, a missing file), which Foundation's error hides.
+    public static func contents(of path: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            let fd = open(path, O_RDONLY)
+            guard fd < 0 else {
+                close(fd)
+                throw ImagingError.unreadable(path: path, reason: error.localizedDescription)
+            }
+            throw ImagingError.unreadable(path: path, reason: String(cString: strerror(errno)))
         }
-        return try decode(data, name: path, page: page)
     }
 
     private static func format(_ data: Data, name: String) throws -> ImageFormat {
@@ -78,7 +86,7 @@ public enum ImageFile {
     static func checkSize(width: Int, height: Int, name: String) throws {
         guard width > 0, height > 0 else { throw ImagingError.corrupt(path: name, reason: "the header says \(width)x\(height) pixels") }
         guard width * height <= maxPixels else {
-            throw ImagingError.unsupportedFormat(path: name, reason: "\(width)x\(height) pixels, more than the \(maxPixels / 1_000_000) million a field may have")
+            throw ImagingError.tooLarge(path: name, width: width, height: height, limit: maxPixels)
         }
     }
 }

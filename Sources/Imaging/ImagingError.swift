@@ -7,6 +7,7 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible, L
     case corrupt(path: String, reason: String)
     case writeFailed(path: String, reason: String)
     case badArtifact(name: String, reason: String)
+    case tooLarge(path: String, width: Int, height: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -18,6 +19,8 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible, L
             return "\(path): not a readable image (\(reason)); the file is damaged or truncated — copy it again from the microscope"
         case let .writeFailed(path, reason):
             return "\(path): cannot write (\(reason)); check free disk space and permissions"
+        case let .tooLarge(path, width, height, limit):
+            return "\(path): \(width)x\(height) pixels, more than the \(limit / 1_000_000) million a field may have; export the well as several fields (tiles) or at a lower resolution"
         case let .badArtifact(name, reason):
             return "artifact \(name): \(reason); rerun the job that produced it (`plateseg retry --job ID`)"
         }

@@ -235,6 +235,14 @@ public enum JobStoreError: Error, Equatable, CustomStringConvertible {
     case database(path: String, reason: String)
     /// The database could not be reached or dropped the connection; the operation may be tried again.
     case unavailable(location: String, reason: String)
+    /// The database file is damaged: no retry helps, the file must be restored.
+    case damaged(location: String)
+
+    /// No retry helps: whoever meets it stops and says why.
+    public var isPermanent: Bool {
+        if case .damaged = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {
@@ -244,6 +252,8 @@ public enum JobStoreError: Error, Equatable, CustomStringConvertible {
             return "plate \(plate) was submitted with \(was), not \(now); submit with the same settings, or under another name (--plate)"
         case let .database(path, reason): return "\(path): \(reason)"
         case let .unavailable(location, reason): return "\(location): database unavailable (\(reason))"
+        case let .damaged(location):
+            return "\(location): the job database is damaged (SQLite: malformed disk image); stop its workers and restore it from a backup, or save what it holds with: sqlite3 \(location) .recover | sqlite3 recovered.sqlite"
         }
     }
 }

@@ -34,6 +34,7 @@ public final class WorkerLoop: Sendable {
     private let options: Options
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    private let fatal = Mutex<JobStoreError?>(nil)
 
     public init(store: any JobStore, handlers: [String: any JobHandler], options: Options, logger: Logger) {
         self.store = store
@@ -48,6 +49,14 @@ public final class WorkerLoop: Sendable {
     }
 
     public var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    /// Why the loop gave up, if it did: a database that no retry can help (a damaged file).
+    public var failure: JobStoreError? { fatal.withLock { $0 } }
+
+    private func giveUp(_ error: JobStoreError) {
+        fatal.withLock { $0 = error }
+        stop()
+    }
 
     /// Returns the number of jobs this loop completed.
     @discardableResult
@@ -65,6 +74,9 @@ public final class WorkerLoop: Sendable {
                     job = try store.claim(owner: options.owner, leaseSeconds: options.leaseSeconds, plate: options.plate)
                     if backoff.failures > 0 { logger.notice("claims work again after \(backoff.failures) failed attempt(s)") }
                     backoff.reset()
+                } catch let error as JobStoreError where error.isPermanent {
+                    giveUp(error)
+                    continue
                 } catch {
                     let wait = backoff.next()
                     logger.error("claim failed (trying again in \(String(format: "%.1f", wait)) s): \(error)")
@@ -75,6 +87,7 @@ public final class WorkerLoop: Sendable {
             guard let job else {
                 if options.once { return completed }
                 if options.exitWhenDrained, drained() { return completed }
+                if isStopping { continue }
                 Thread.sleep(forTimeInterval: options.idlePollSeconds)
                 continue
             }
@@ -110,7 +123,15 @@ public final class WorkerLoop: Sendable {
     }
 
     private func drained() -> Bool {
-        guard let plates = try? store.progress(plate: options.plate) else { return false }
+        let plates: [PlateProgress]
+        do {
+            plates = try store.progress(plate: options.plate)
+        } catch let error as JobStoreError where error.isPermanent {
+            giveUp(error)
+            return false
+        } catch {
+            return false
+        }
         // Blocked jobs behind a failed dependency never become ready: they do not keep us waiting.
         return plates.allSatisfy { $0.running == 0 && $0.queued - $0.blocked == 0 }
     }
@@ -155,6 +176,9 @@ public final class WorkerLoop: Sendable {
         } catch let lost as JobStoreError where lost == .leaseLost(job.id) {
             // Someone else owns the job now; our result is discarded by design.
             logger.warning("job \(job.id): \(lost)")
+            return (false, nil)
+        } catch let error as JobStoreError where error.isPermanent {
+            giveUp(error)
             return (false, nil)
         } catch {
             // The result could not be stored (disk full, say): record why, and let a later

@@ -1,11 +1,14 @@
 import Dispatch
 import Foundation
+import JobStore
 import Logging
 
 /// Runs a process's worker loops, each on its own thread, until they return. SIGTERM and
 /// SIGINT ask every loop to stop after the job in hand, so a stopped worker loses no work.
 public enum WorkerProcess {
-    public static func run(_ loops: [WorkerLoop], logger: Logger) {
+    /// Returns why the process gave up early (a damaged database), or nil.
+    @discardableResult
+    public static func run(_ loops: [WorkerLoop], logger: Logger) -> JobStoreError? {
         let sources = [SIGTERM, SIGINT].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
@@ -21,10 +24,13 @@ public enum WorkerProcess {
             group.enter()
             Thread {
                 loop.run()
+                // One loop meeting a damaged database stops its siblings: they share the file.
+                if loop.failure != nil { loops.forEach { $0.stop() } }
                 group.leave()
             }.start()
         }
         group.wait()
         sources.forEach { $0.cancel() }
+        return loops.lazy.compactMap(\.failure).first
     }
 }

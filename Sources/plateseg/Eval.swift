@@ -29,7 +29,10 @@ struct Eval: ParsableCommand {
         let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let images = try db.images(plate: plate).filter { truthByID[Self.id(of: $0.path)] != nil }
         guard !images.isEmpty else {
-            throw ValidationError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truth); ids are file names without extension")
+            if !truthFile.errors.isEmpty {
+                throw EvalError("\(truth): nothing left to score: \(truthFile.errors.count) row(s) above are unusable and no other annotated image is in \(db.location); fix those rows")
+            }
+            throw EvalError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truth); ids are file names without extension")
         }
         var rows: [Scored] = [model]
         if model == .all {
@@ -47,6 +50,11 @@ struct Eval: ParsableCommand {
             for image in images {
                 let id = Self.id(of: image.path)
                 let t = truthByID[id]!
+                // A transposed or rescaled truth would score as if it fitted.
+                guard t.width == image.width && t.height == image.height else {
+                    print("\(image.path): \(image.width)x\(image.height) pixels, but its annotations in \(truth) are \(t.width)x\(t.height); left out (give the annotations of this image)")
+                    continue
+                }
                 do {
                     guard let predicted = try predictions(scored, image, db: db, merger: merger, storedCells: storedCells[image.path] ?? []) else {
                         print("\(image.path): not merged yet (merge job \(image.mergeState?.rawValue ?? "missing")); left out")
@@ -239,4 +247,10 @@ struct CountTolerance: ExpressibleByArgument {
     }
 
     var defaultValueDescription: String { share.map { "\($0)" } ?? "off" }
+}
+
+/// A whole evaluation that cannot proceed; one line, no usage text.
+struct EvalError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

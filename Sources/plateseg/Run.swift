@@ -93,8 +93,9 @@ struct Run: ParsableCommand {
             return
         }
         var left: [String] = []
-        if let final, final.queued + final.running > 0 {
-            left.append("\(final.queued + final.running) jobs not run" + (supervisor.stopping ? " (stopped)" : " (no worker left)"))
+        if let final, final.blocked > 0 { left.append("\(final.blocked) jobs wait on failed ones") }
+        if let final, final.queued + final.running - final.blocked > 0 {
+            left.append("\(final.queued + final.running - final.blocked) jobs not run" + (supervisor.stopping ? " (stopped)" : " (no worker left)"))
         }
         if let final, final.failed > 0 { left.append("\(final.failed) jobs failed") }
         if !unreadable.isEmpty { left.append("\(unreadable.count) images unreadable") }

@@ -55,6 +55,7 @@ struct PlateOptions: ParsableArguments {
         guard overlap >= 0, overlap < tile else {
             throw ValidationError("--overlap must be at least 0 and smaller than --tile")
         }
+        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts \(maxAttempts): give at least 1 (each job runs at most that many times)") }
         guard !modelNames.isEmpty else { throw ValidationError("--models names no network") }
         let known = ["yolox", "maskrcnn", "upernet"]
         if let unknown = modelNames.first(where: { !known.contains($0) }) {

@@ -58,6 +58,6 @@ struct WorkerCommand: ParsableCommand {
             options.plate = plate
             return WorkerLoop(store: db, handlers: handlers, options: options, logger: logger)
         }
-        WorkerProcess.run(loops, logger: logger)
+        if let failure = WorkerProcess.run(loops, logger: logger) { throw failure }
     }
 }

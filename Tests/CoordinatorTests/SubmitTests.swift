@@ -96,6 +96,47 @@ func freshStore() throws -> any JobStore {
         #expect(errors.contains("missing.png: listed in the manifest but not in the plate folder"))
     }
 
+    /// Rows that cannot be trusted are refused by row, never guessed: a file listed twice, a
+    /// row naming a file outside the plate folder, and an image no row places.
+    @Test func ambiguousAndEscapingManifestRowsAreRefusedByRow() throws {
+        let plate = try makePlate(["a.png": "0f08d640930b.png", "b.png": "08f52aa2add3.png", "c.png": "1974fbb27dcf.png",
+                                   "P_B05_s1.png": "17754cb5b287.png"])
+        let outside = plate.deletingLastPathComponent().appendingPathComponent("secret.png")
+        try FileManager.default.copyItem(at: demoPlate.appendingPathComponent("053d61766edb.png"), to: outside)
+        let manifest = plate.appendingPathComponent("manifest.csv")
+        try "file,well,field\na.png,B02,1\nb.png,B03,1\nb.png,B04,1\n../secret.png,C02,1\n\(outside.path),C03,1\n"
+            .write(to: manifest, atomically: true, encoding: .utf8)
+        let store = try freshStore()
+        let s = try submitter.submit(folder: plate.path, manifest: try Manifest(path: manifest.path), to: store)
+        // a.png and P_B05_s1.png (its name places it) are segmented; the rest are reported.
+        #expect(s.newJobs == 8)
+        let errors = try store.unreadableImages(plate: nil).map(\.error).joined(separator: "\n")
+        #expect(errors.contains("row 4: b.png is listed again (first on row 3)"))
+        #expect(errors.contains("row 5: ../secret.png is outside the plate folder"))
+        #expect(errors.contains("row 6: \(outside.path) is outside the plate folder"))
+        #expect(errors.contains("c.png: not in the manifest, and its name gives no well"))
+        #expect(try store.images(plate: nil).filter { $0.error == nil }.map { ($0.path as NSString).lastPathComponent }.sorted() == ["P_B05_s1.png", "a.png"])
+    }
+
+    /// Spaces and letters beyond ASCII in names are names like any other.
+    @Test func namesWithSpacesAndNonASCIILettersArePlaced() throws {
+        let plate = try makePlate(["P1_B02_s1 copy.png": "0f08d640930b.png", "P1_C02_s1_é.png": "08f52aa2add3.png",
+                                   "Plätte 1_D02_s1.png": "1974fbb27dcf.png"])
+        let images = try PlateScanner().scan(folder: plate.path)
+        #expect(images.map(\.well).sorted { ($0 ?? "") < ($1 ?? "") } == ["B02", "C02", "D02"] && images.allSatisfy { $0.error == nil })
+    }
+
+    /// A symbolic link loop among the images is one unreadable image saying so; the rest proceed.
+    @Test func aSymbolicLinkLoopIsOneUnreadableImage() throws {
+        let plate = try makePlate(["P1_B02_s1.png": "0f08d640930b.png"])
+        try FileManager.default.createSymbolicLink(atPath: plate.appendingPathComponent("P1_C02_s1.png").path, withDestinationPath: "P1_D02_s1.png")
+        try FileManager.default.createSymbolicLink(atPath: plate.appendingPathComponent("P1_D02_s1.png").path, withDestinationPath: "P1_C02_s1.png")
+        try FileManager.default.createSymbolicLink(atPath: plate.appendingPathComponent("sub").path, withDestinationPath: "..")
+        let images = try PlateScanner().scan(folder: plate.path)
+        #expect(images.filter { $0.error == nil }.map(\.well) == ["B02"])
+        #expect(images.filter { $0.error != nil }.allSatisfy { $0.error!.contains("Too many levels of symbolic links") })
+    }
+
     @Test func manifestWithoutTheRequiredColumnsIsRefused() throws {
         let plate = try makePlate([:])
         let manifest = plate.appendingPathComponent("m.csv")

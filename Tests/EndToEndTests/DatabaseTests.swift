@@ -77,12 +77,92 @@ import Testing
         #expect(errorLine(try plateseg(["status", "--db", folder.path], expectStatus: 1)).contains("is a folder"))
         let notSQLite = folder.appendingPathComponent("notes.txt")
         try "not a database".write(to: notSQLite, atomically: true, encoding: .utf8)
-        #expect(errorLine(try plateseg(["status", "--db", notSQLite.path], expectStatus: 1)).contains("check the path and that it is a plateseg database"))
+        #expect(errorLine(try plateseg(["status", "--db", notSQLite.path], expectStatus: 1)).contains("is not a SQLite database; pass --db a plateseg database file"))
     }
 
     @Test func theDatabaseComesFromPLATESEG_DB() throws {
         let url = try Driver.postgres.freshLocation()
         _ = try plateseg(["status"], environment: ["PLATESEG_DB": url], expectStatus: 0)
         #expect(try TestPostgres.psql(url, "SELECT max(version) FROM plateseg_schema") == "2")
+    }
+
+    /// A small plate submitted into a fresh SQLite file; returns the file.
+    func submittedDatabase(images: [String: String] = ["P_B02_s1.png": "0f08d640930b", "P_C02_s1.png": "08f52aa2add3"]) throws -> URL {
+        let folder = temporaryFolder("plateseg-plate")
+        for (name, source) in images {
+            try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/\(source).png"), to: folder.appendingPathComponent(name))
+        }
+        let db = temporaryFolder("plateseg-db").appendingPathComponent("plate.sqlite")
+        _ = try plateseg(["submit", folder.path, "--db", db.path, "--models", "yolox"], expectStatus: 0)
+        return db
+    }
+
+    /// A damaged file is not a passing error: a worker stops at once saying so (instead of
+    /// retrying its claim forever), and every command names the file and what to do.
+    @Test func aDamagedDatabaseStopsTheWorkerAndIsNamed() throws {
+        let db = try submittedDatabase()
+        // Overwrite every page after the first (the header stays valid: SQLite opens the file).
+        let handle = try FileHandle(forUpdating: db)
+        let size = try handle.seekToEnd()
+        try handle.seek(toOffset: 4096)
+        try handle.write(contentsOf: Data(repeating: 0x5A, count: Int(size) - 4096))
+        try handle.close()
+        let damaged = "\(db.path): the job database is damaged"
+        let worker = try plateseg(["worker", "--db", db.path, "--exit-when-drained", "--models-dir", fixtures.path], expectStatus: 1)
+        #expect(errorLine(worker).contains(damaged) && errorLine(worker).contains(".recover"), "\(worker)")
+        for args in [["status"], ["query"], ["retry"]] {
+            let out = try plateseg(args + ["--db", db.path], expectStatus: 1)
+            #expect(errorLine(out).contains(damaged), "\(args): \(out)")
+            #expect(!out.contains("SELECT") && !out.contains("while executing"), "no SQL shown")
+        }
+    }
+
+    /// Root ignores file modes, so the read-only cases run as the unprivileged `nobody`.
+    @Test func aReadOnlyDatabaseSaysWhatMustBeWritable() throws {
+        let db = try submittedDatabase()
+        let folder = db.deletingLastPathComponent()
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: db.path)
+        let out = try asNobody(["status", "--db", db.path])
+        #expect(out.status == 1 && errorLine(out.text).contains("\(db.path): cannot write the job database (read-only)"), "\(out.text)")
+        #expect(errorLine(out.text).contains("make the file and its folder writable"))
+        let plate = temporaryFolder("plateseg-plate")
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/0f08d640930b.png"), to: plate.appendingPathComponent("P_B02_s1.png"))
+        let missing = try plateseg(["submit", plate.path, "--db", folder.appendingPathComponent("no/such/folder/x.sqlite").path], expectStatus: 1)
+        #expect(errorLine(missing).contains("its folder does not exist; create the folder"), "\(missing)")
+    }
+
+    func asNobody(_ args: [String]) throws -> (status: Int32, text: String) {
+        let p = Process()
+        if getuid() == 0 {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", products.appendingPathComponent("plateseg").path] + args
+        } else {
+            p.executableURL = products.appendingPathComponent("plateseg")
+            p.arguments = args
+        }
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        return (p.terminationStatus, text)
+    }
+
+    /// Truth that cannot be used is named row by row; when nothing is left the one error line
+    /// says so (not a usage text), and a truth of another size is not scored as if it fitted.
+    @Test func unusableTruthIsNamedAndNeverScored() throws {
+        let db = try submittedDatabase()
+        let truth = temporaryFolder().appendingPathComponent("train.csv")
+        try "id,annotation,width,height,cell_type\nP_B02_s1,abc 3,704,520,astro\n".write(to: truth, atomically: true, encoding: .utf8)
+        let bad = try plateseg(["eval", "--db", db.path, "--truth", truth.path, "--models-dir", repositoryRoot.appendingPathComponent("models").path], expectStatus: 1)
+        #expect(bad.contains("line 2 (image P_B02_s1): bad run-length encoding"))
+        #expect(errorLine(bad).contains("nothing left to score") && !bad.contains("USAGE"), "\(bad)")
+        try "id,annotation,width,height,cell_type\nP_B02_s1,1 3,520,704,astro\nP_C02_s1,1 3,704,520,astro\n"
+            .write(to: truth, atomically: true, encoding: .utf8)
+        let swapped = try plateseg(["eval", "--db", db.path, "--truth", truth.path, "--models-dir", repositoryRoot.appendingPathComponent("models").path], expectStatus: 0)
+        #expect(swapped.contains("P_B02_s1.png: 704x520 pixels, but its annotations in \(truth.path) are 520x704; left out"), "\(swapped)")
+        #expect(swapped.contains("P_C02_s1.png: not merged yet"))
     }
 }

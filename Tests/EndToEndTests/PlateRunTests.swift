@@ -151,6 +151,8 @@ import Testing
         (["submit", "--models", "yolox,foo"], "--models: no network named foo; the networks are yolox, maskrcnn, upernet"),
         (["worker", "--lease", "0"], "--lease 0.0: give at least 3 seconds"),
         (["worker", "--concurrency", "0"], "--concurrency 0: give at least 1"),
+        (["submit", "--max-attempts", "0"], "--max-attempts 0: give at least 1"),
+        (["submit", "--tile", "256", "--overlap", "300"], "--overlap must be at least 0 and smaller than --tile"),
     ])
     func optionsThatCannotWorkAreRefused(args: [String], message: String) throws {
         let full = args[0] == "worker" ? args : [args[0], plate.path] + args.dropFirst()

@@ -463,4 +463,22 @@ func softMask(_ value: Float, size: Int = 28) -> ProbabilityMap {
         try "{}".write(toFile: path, atomically: true, encoding: .utf8)
         do { _ = try EnsembleConfig.load(path: path) } catch { #expect("\(error)".contains("sets nothing")) }
     }
+
+    /// Thresholds outside their range would run and silently keep every cell, or none.
+    @Test(arguments: [(#"{"boxFusionIoU": 7}"#, "boxFusionIoU 7.0 is not between 0 and 1"),
+                      (#"{"minInstanceScore": -3}"#, "minInstanceScore -3.0 is not between 0 and 1"),
+                      (#"{"minInstanceScoreByType": {"astro": 2}}"#, "minInstanceScoreByType.astro 2.0 is not between 0 and 1"),
+                      (#"{"minInstanceArea": -1}"#, "minInstanceArea -1.0 is negative")])
+    func settingsOutOfRangeAreRefusedByName(json: String, reason: String) throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("ensemble-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: EnsembleError.badConfig(path: path, reason: reason)) { try EnsembleConfig.load(path: path) }
+    }
+
+    @Test func theShippedConfigIsWithinRange() throws {
+        let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("models/ensemble.json").path
+        #expect(try EnsembleConfig.load(path: shipped).problem == nil)
+    }
 }

@@ -65,4 +65,31 @@ import Testing
             try PNGCodec.readGray("/no/such/file.png")
         }
     }
+
+    @Test(arguments: [("palette.png", "a palette (indexed colour) PNG"), ("bilevel.png", "a 1-bit (black and white) PNG")])
+    func palettesAndBilevelPNGsAreRefusedSayingWhatTheyAre(file: String, what: String) {
+        let path = repositoryRoot.appendingPathComponent("Tests/ImagingTests/Fixtures/\(file)").path
+        #expect(throws: ImagingError.unsupportedFormat(path: path, reason: what)) { try ImageFile.read(path) }
+    }
+
+    /// Its header says 30000x30000 (900 MB of samples); the file is 109 bytes. Refused from the
+    /// header with what to do, before any sample buffer exists.
+    @Test func anEnormousPNGHeaderIsRefusedBeforeAllocating() throws {
+        let path = repositoryRoot.appendingPathComponent("Tests/ImagingTests/Fixtures/enormous-header.png").path
+        let error = try #require(throws: ImagingError.self) { try ImageFile.read(path) }
+        #expect(error == .tooLarge(path: path, width: 30000, height: 30000, limit: 268_435_456))
+        #expect(error.description.contains("export the well as several fields"))
+    }
+
+    /// Foundation says only "error 256"; the reason a user can act on is the system's.
+    @Test func aSymbolicLinkLoopAndADanglingLinkSayWhy() throws {
+        let dir = scratchFolder()
+        let a = dir.appendingPathComponent("A01.png").path, b = dir.appendingPathComponent("A02.png").path
+        try FileManager.default.createSymbolicLink(atPath: a, withDestinationPath: b)
+        try FileManager.default.createSymbolicLink(atPath: b, withDestinationPath: a)
+        #expect(throws: ImagingError.unreadable(path: a, reason: "Too many levels of symbolic links")) { try ImageFile.read(a) }
+        let dangling = dir.appendingPathComponent("A03.png").path
+        try FileManager.default.createSymbolicLink(atPath: dangling, withDestinationPath: dir.appendingPathComponent("gone.png").path)
+        #expect(throws: ImagingError.unreadable(path: dangling, reason: "No such file or directory")) { try ImageFile.read(dangling) }
+    }
 }

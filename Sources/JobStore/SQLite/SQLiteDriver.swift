@@ -42,6 +42,14 @@ final class SQLiteDriver: StoreDriver {
                 return
             } catch SchemaError.newer {
                 throw JobStoreError.database(path: path, reason: "was written by a newer plateseg (its schema is ahead of this one's); use that version or a newer one")
+            } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_READONLY, .SQLITE_CANTOPEN].contains(error.resultCode) {
+                switch error.resultCode {
+                case .SQLITE_CANTOPEN where !FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent):
+                    throw JobStoreError.database(path: path, reason: "its folder does not exist; create the folder or pass --db another path")
+                case .SQLITE_READONLY, .SQLITE_CANTOPEN: throw JobStoreError.database(path: path, reason: Self.readOnlyHint)
+                case .SQLITE_NOTADB: throw JobStoreError.database(path: path, reason: "is not a SQLite database; pass --db a plateseg database file (or a new path, which is created) or a postgres:// URL")
+                default: throw JobStoreError.damaged(location: path)
+                }
             } catch {
                 // Workers started together on a new file race to create the schema; the loser
                 // finds it made by the winner on its next try.
@@ -56,13 +64,34 @@ final class SQLiteDriver: StoreDriver {
 
     private enum SchemaError: Error { case newer }
 
+    // A damaged file fails every operation that touches the damaged pages, now and later:
+    // callers stop on it (a worker exits) instead of retrying it as a passing error.
+    private func reading<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.read(body) } catch let error as DatabaseError { throw translated(error) }
+    }
+
+    private func writing<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try pool.write(body) } catch let error as DatabaseError { throw translated(error) }
+    }
+
+    private func translated(_ error: DatabaseError) -> any Error {
+        switch error.resultCode {
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB: return JobStoreError.damaged(location: path)
+        case .SQLITE_READONLY: return JobStoreError.database(path: path, reason: Self.readOnlyHint)
+        default: return error
+        }
+    }
+
+    static let readOnlyHint = "cannot write the job database (read-only); make the file and its folder writable by this user (SQLite writes -wal and -shm files beside it)"
+
+
     private func time(_ now: Double?) -> Double { now ?? Date().timeIntervalSince1970 }
 
     // MARK: submit
 
     func submit(_ s: PlateSubmission, now: Double?) throws -> SubmitSummary {
         let now = time(now)
-        return try pool.write { db in
+        return try writing { db in
             try db.execute(sql: "INSERT INTO plates (name, root, settings, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
                            arguments: [s.plate, s.root, s.settings, now])
             let plate = try Row.fetchOne(db, sql: "SELECT id, settings FROM plates WHERE name = ?", arguments: [s.plate])!
@@ -144,7 +173,7 @@ final class SQLiteDriver: StoreDriver {
 
     func claim(owner: String, leaseSeconds: Double, plate: String?, now: Double?) throws -> ClaimedJob? {
         let now = time(now)
-        return try pool.write { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate, now: now) }
+        return try writing { db in try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate, now: now) }
     }
 
     private func claim(_ db: Database, owner: String, leaseSeconds: Double, plate: String?, now: Double) throws -> ClaimedJob? {
@@ -177,7 +206,7 @@ final class SQLiteDriver: StoreDriver {
 
     func heartbeat(_ lease: Lease, leaseSeconds: Double, now: Double?) throws -> Lease {
         let deadline = time(now) + leaseSeconds
-        return try pool.write { db in
+        return try writing { db in
             try db.cachedStatement(sql: "UPDATE jobs SET lease_deadline = ? WHERE id = ? AND fencing_token = ? AND state = 'running'")
                 .execute(arguments: [deadline, lease.jobID, lease.token])
             guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
@@ -187,14 +216,14 @@ final class SQLiteDriver: StoreDriver {
 
     func complete(_ lease: Lease, result: JobResult, now: Double?) throws {
         let now = time(now)
-        try pool.write { db in try complete(db, lease, result, now: now) }
+        try writing { db in try complete(db, lease, result, now: now) }
     }
 
     /// One transaction, one commit per job for a busy worker.
     func completeAndClaim(_ lease: Lease, result: JobResult, owner: String, leaseSeconds: Double,
                           plate: String?, now: Double?) throws -> ClaimedJob? {
         let now = time(now)
-        return try pool.write { db in
+        return try writing { db in
             try complete(db, lease, result, now: now)
             return try claim(db, owner: owner, leaseSeconds: leaseSeconds, plate: plate, now: now)
         }
@@ -236,7 +265,7 @@ final class SQLiteDriver: StoreDriver {
 
     func fail(_ lease: Lease, error: String, requeueAfter: Double?, now: Double?) throws {
         let now = time(now)
-        try pool.write { db in
+        try writing { db in
             try db.execute(
                 sql: """
                     UPDATE jobs SET
@@ -253,7 +282,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func release(_ lease: Lease) throws {
-        try pool.write { db in
+        try writing { db in
             try db.execute(
                 sql: """
                     UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_deadline = NULL
@@ -266,7 +295,7 @@ final class SQLiteDriver: StoreDriver {
 
     func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID] {
         let now = time(now)
-        return try pool.write { db in
+        return try writing { db in
             try JobID.fetchAll(
                 db,
                 sql: """
@@ -287,7 +316,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func retry(_ selection: RetrySelection) throws -> Int {
-        try pool.write { db in
+        try writing { db in
             var conditions = ["state != 'running'"]
             var arguments: StatementArguments = [:]
             if selection.failedOnly { conditions.append("state = 'failed'") }
@@ -330,7 +359,7 @@ final class SQLiteDriver: StoreDriver {
 
     func progress(plate: String?, now: Double?) throws -> [PlateProgress] {
         let since = time(now) - 60
-        return try pool.read { db in
+        return try reading { db in
             let rows = try Row.fetchAll(
                 db,
                 sql: """
@@ -359,7 +388,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func jobs(plate: String?) throws -> [JobSnapshot] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -375,7 +404,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func images(plate: String?) throws -> [StoredImage] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -396,13 +425,13 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func artifact(of jobID: JobID) throws -> [UInt8]? {
-        try pool.read { db in
+        try reading { db in
             try Data.fetchOne(db, sql: "SELECT bytes FROM artifacts WHERE job_id = ?", arguments: [jobID]).map { [UInt8]($0) }
         }
     }
 
     func jobsWithErrors(state: JobState, plate: String?, limit: Int) throws -> [FailedJob] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -420,7 +449,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -433,7 +462,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -450,7 +479,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -463,7 +492,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -477,7 +506,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func resultProvenance(plate: String) throws -> [JobProvenance] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -492,7 +521,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func provenanceRecords(plate: String) throws -> [String] {
-        try pool.read { db in
+        try reading { db in
             try String.fetchAll(
                 db,
                 sql: """
@@ -505,7 +534,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func artifactCount(plate: String?) throws -> Int {
-        try pool.read { db in
+        try reading { db in
             try Int.fetchOne(
                 db,
                 sql: """
@@ -517,14 +546,14 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)? {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchOne(db, sql: "SELECT path, width, height FROM images WHERE id = ?", arguments: [id])
                 .map { (path: $0[0], width: $0[1], height: $0[2]) }
         }
     }
 
     func cells(_ q: CellQuery) throws -> [LocatedCell] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -547,7 +576,7 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func wellCounts(_ q: CellQuery) throws -> [WellCount] {
-        try pool.read { db in
+        try reading { db in
             try Row.fetchAll(
                 db,
                 sql: """
