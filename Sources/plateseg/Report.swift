@@ -12,6 +12,11 @@ struct Report: ParsableCommand {
     @Option(help: "Output folder (index.html and overlays/).") var out: String
     @Option(help: "Folder with the models and ensemble.json that were used.") var modelsDir: String = "models"
 
+    /// Plate and image names may hold any character, a slash included; a file name may not.
+    static func fileSafe(_ name: String) -> String {
+        String(name.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) ? Character($0) : "_" })
+    }
+
     func run() throws {
         let db = try store.open(mustExist: true)
         let outURL = URL(fileURLWithPath: out)
@@ -23,7 +28,7 @@ struct Report: ParsableCommand {
             let images = try db.images(plate: p.plate)
             var overlays: [String: OverlayFile] = [:]
             for image in images where image.segmented && image.mergeState == .succeeded {
-                let name = "overlays/\(p.plate)-\(Eval.id(of: image.path)).png"
+                let name = "overlays/\(Self.fileSafe(p.plate))-\(image.id)-\(Self.fileSafe(Eval.id(of: image.path))).png"
                 overlays[image.path] = try OverlayFile.draw(image, cells: db.cells(CellQuery(plate: p.plate, image: image.path)),
                                                             to: outURL.appendingPathComponent(name), named: name)
             }
@@ -67,6 +72,7 @@ enum ReportPage {
     static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+            .replacingOccurrences(of: "'", with: "&#39;")
     }
 
     static func head(title: String) -> String {

@@ -196,6 +196,41 @@ import Testing
         #expect(resubmit.contains("was submitted with tiles 768 px"))
     }
 
+    /// Names are data, never markup: a file and a plate named like HTML render as text in the
+    /// browser (no script runs), and what plateseg writes follows the user's umask.
+    @Test func theReportShowsHostileNamesAsTextAndFilesFollowTheUmask() throws {
+        try installModels()
+        let hostile = "P1_B03_s1<img src=x onerror=\"document.title='owned'\">.png"
+        try Data(contentsOf: plate.appendingPathComponent("P1_B02_s1.png")).prefix(3000).write(to: plate.appendingPathComponent(hostile))
+        let plateName = "<script>document.title='owned'</script>"
+        let umasked = { (args: [String]) throws -> String in
+            try run(URL(fileURLWithPath: "/bin/sh"), ["-c", "umask 027; exec \"$0\" \"$@\"", products.appendingPathComponent("plateseg").path] + args)
+        }
+        let db = work.appendingPathComponent("umask.sqlite").path
+        _ = try? umasked(["run", plate.path, "--plate", plateName, "--workers", "1", "--models", "yolox", "--db", db,
+                          "--models-dir", models.path])
+        let report = work.appendingPathComponent("report")
+        let csv = work.appendingPathComponent("cells.csv")
+        _ = try umasked(["report", "--db", db, "--out", report.path, "--models-dir", models.path])
+        _ = try umasked(["export", "--db", db, "--out", csv.path])
+        let html = try String(contentsOf: report.appendingPathComponent("index.html"), encoding: .utf8)
+        #expect(html.contains(hostile.replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            .replacingOccurrences(of: "\"", with: "&quot;").replacingOccurrences(of: "'", with: "&#39;")))
+        let dom = try run(URL(fileURLWithPath: chromium), [
+            "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files", "--virtual-time-budget=5000",
+            "--dump-dom", report.appendingPathComponent("index.html").absoluteString,
+        ])
+        #expect(dom.contains("P1_B03_s1&lt;img src=x onerror="), "the name is text in the page")
+        #expect(!dom.contains("owned</title>") && !dom.contains("<img src=\"x\""), "no markup from a name took effect")
+        #expect(dom.contains("Plate &lt;script&gt;"))
+        var written = [db, csv.path, report.appendingPathComponent("index.html").path]
+        written += try FileManager.default.contentsOfDirectory(atPath: report.path).map { report.appendingPathComponent($0).path }
+        for path in written {
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+            #expect(mode & 0o027 == 0, "\(path) has mode \(String(mode, radix: 8)) under umask 027")
+        }
+    }
+
     @Test func aMissingModelFailsItsJobsUntilRetried() throws {
         try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "maskrcnn"], expectStatus: 1)
         let status = try plateseg(["status", "--db", db])
