@@ -26,8 +26,11 @@ public protocol JobQueue: Sendable {
     /// `ownerPrefix` hold go back to the queue at once, the attempt counted, with `why` as their
     /// error. Returns their ids.
     func releaseLeases(ofWorker ownerPrefix: String, why: String) throws -> [JobID]
-    /// Puts failed jobs (or chosen jobs) back in the queue with a fresh attempt budget.
+    /// Puts failed jobs (or chosen jobs) back in the queue with a fresh attempt budget. A merge
+    /// whose tile outputs were pruned takes those tiles with it.
     func retry(_ selection: RetrySelection) throws -> Int
+    /// Removes the tile outputs (probability maps) of a plate's merged images; their cells stay.
+    func pruneArtifacts(plate: String) throws -> PrunedArtifacts
 }
 
 /// What the queue produced and how it stands: progress, failures, artifacts, provenance, cells.

@@ -109,6 +109,19 @@ public struct PlateSubmission: Sendable {
     }
 }
 
+/// What `pruneArtifacts` removed.
+public struct PrunedArtifacts: Sendable, Equatable {
+    public var artifacts: Int
+    public var bytes: Int
+    public var images: Int
+
+    public init(artifacts: Int, bytes: Int, images: Int) {
+        self.artifacts = artifacts
+        self.bytes = bytes
+        self.images = images
+    }
+}
+
 public struct SubmitSummary: Sendable, Equatable {
     public var newImages: Int
     public var unreadableImages: Int

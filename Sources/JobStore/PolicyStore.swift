@@ -71,6 +71,10 @@ final class PolicyStore: JobQueue, ResultStore {
         try driver.retry(selection)
     }
 
+    func pruneArtifacts(plate: String) throws -> PrunedArtifacts {
+        try driver.pruneArtifacts(plate: plate)
+    }
+
     // MARK: results
 
     func progress(plate: String?) throws -> [PlateProgress] { try driver.progress(plate: plate, now: clock.now) }

@@ -17,6 +17,7 @@ protocol StoreDriver: Sendable {
     /// with `ownerPrefix`, those whose lease a worker of that owner name holds. Returns their ids.
     func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID]
     func retry(_ selection: RetrySelection) throws -> Int
+    func pruneArtifacts(plate: String) throws -> PrunedArtifacts
 
     func progress(plate: String?, now: Double?) throws -> [PlateProgress]
     func jobs(plate: String?) throws -> [JobSnapshot]

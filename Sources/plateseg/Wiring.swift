@@ -68,6 +68,9 @@ struct MergeHandler: JobHandler {
         let artifacts = try store.dependencyArtifacts(of: jobID).map { stored in
             try TileArtifact.decode(stored.bytes, name: "job \(stored.jobID) (\(args.image))")
         }
+        guard !artifacts.isEmpty else {
+            throw PermanentJobError("\(args.image): its tile outputs were pruned (plateseg prune); `plateseg retry --job \(jobID)` runs its tiles and this merge again")
+        }
         let ran = Set(artifacts.compactMap { EnsembleModel(artifactModel: $0.model) })
         do {
             return try merger.merge(image: args.image, width: args.width, height: args.height, artifacts: artifacts,

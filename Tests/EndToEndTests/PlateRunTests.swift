@@ -231,6 +231,23 @@ import Testing
         }
     }
 
+    /// After pruning, the cells are all still there, and a merge run again first remakes the
+    /// tile outputs it needs: the same cells come back.
+    @Test func prunedPlatesKeepTheirCellsAndCanBeMergedAgain() throws {
+        try installModels()
+        let run = ["run", plate.path, "--workers", "1", "--models", "yolox", "--db", db, "--models-dir", models.path]
+        try plateseg(run)
+        let cells = try plateseg(["query", "--db", db, "--cells", "--format", "csv"])
+        let out = try plateseg(["prune", "--db", db, "--plate", "plate"])
+        #expect(out.contains("plate plate: removed 3 tile outputs of 3 merged images"), "\(out)")
+        #expect(try plateseg(["query", "--db", db, "--cells", "--format", "csv"]) == cells)
+        #expect(try plateseg(["prune", "--db", db, "--plate", "nope"], expectStatus: 64).contains("--plate nope: no such plate"))
+        let merge = try #require(try plateseg(["trace", "--db", db, "P1_C02_s1.png"]).firstMatch(of: /job (\d+) merge/)?.1)
+        #expect(try plateseg(["retry", "--db", db, "--job", String(merge)]).contains("2 job(s) queued again"))
+        try plateseg(run)
+        #expect(try plateseg(["query", "--db", db, "--cells", "--format", "csv"]) == cells)
+    }
+
     @Test func aMissingModelFailsItsJobsUntilRetried() throws {
         try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path, "--models", "maskrcnn"], expectStatus: 1)
         let status = try plateseg(["status", "--db", db])

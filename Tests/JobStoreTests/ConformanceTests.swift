@@ -367,4 +367,35 @@ final class ClaimLog: @unchecked Sendable {
         defer { lock.unlock() }
         return list
     }
+
+    /// Pruning frees a merged image's tile outputs and keeps its cells; an image not merged yet
+    /// keeps its outputs; a pruned merge asked to run again takes its tiles with it.
+    @Test(arguments: Driver.allCases)
+    func pruningKeepsCellsAndARetriedMergeRunsItsTilesAgain(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 2, tiles: 2))
+        // Image 0: both tiles and its merge; image 1: its tiles only.
+        var merge0: JobID?
+        while let job = try store.claim(owner: "w", leaseSeconds: 30) {
+            let args = job.kind == "merge" ? nil : [UInt8](repeating: 7, count: 100)
+            if job.kind == "merge" {
+                guard merge0 == nil else { try store.release(job.lease); break }
+                merge0 = job.id
+                try store.complete(job.lease, artifact: nil, cells: [cell("astro"), cell("cort")])
+            } else {
+                try store.complete(job.lease, artifact: args, cells: nil)
+            }
+        }
+        let merged = try #require(merge0)
+        #expect(try store.artifactCount(plate: "P1") == 4)
+        #expect(try store.pruneArtifacts(plate: "P1") == PrunedArtifacts(artifacts: 2, bytes: 200, images: 1))
+        #expect(try store.artifactCount(plate: "P1") == 2, "the unmerged image keeps its tile outputs")
+        #expect(try store.cells(CellQuery(plate: "P1")).count == 2)
+        #expect(try store.pruneArtifacts(plate: "P1") == PrunedArtifacts(artifacts: 0, bytes: 0, images: 0))
+        #expect(try store.pruneArtifacts(plate: "nope") == PrunedArtifacts(artifacts: 0, bytes: 0, images: 0))
+
+        #expect(try store.retry(RetrySelection(jobIDs: [merged], failedOnly: false)) == 3)
+        let again = try #require(try store.claim(owner: "w", leaseSeconds: 30))
+        #expect(again.kind == "infer", "the pruned tiles run before the merge")
+    }
 }

@@ -286,13 +286,24 @@ final class PostgresDriver: StoreDriver {
             if selection.failedOnly { conditions.append("state = 'failed'") }
             if let ids = selection.jobIDs { conditions.append("id = ANY(\(s.bind(ids)))") }
             if let plate = selection.plate { conditions.append("plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))") }
-            let ids = try tx.run(s.query("""
+            let selected = try tx.run(s.query("SELECT id FROM jobs WHERE \(conditions.joined(separator: " AND ")) FOR UPDATE"))
+                .map { try $0.decode(Int64.self) }
+            guard !selected.isEmpty else { return 0 }
+            // A merge cannot run again from tile outputs that were pruned: those tiles run again first.
+            let p = Statement()
+            let pruned = try tx.run(p.query("""
+                SELECT DISTINCT d.depends_on FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on
+                WHERE d.job_id = ANY(\(p.bind(selected))) AND j.state = 'succeeded'
+                  AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.job_id = d.depends_on)
+                  AND d.depends_on <> ALL(\(p.bind(selected)))
+                """)).map { try $0.decode(Int64.self) }
+            let ids = selected + pruned
+            let u = Statement()
+            try tx.run(u.query("""
                 UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, finished_at = NULL, lease_owner = NULL,
                     lease_deadline = NULL
-                WHERE \(conditions.joined(separator: " AND "))
-                RETURNING id
-                """)).map { try $0.decode(Int64.self) }
-            guard !ids.isEmpty else { return 0 }
+                WHERE id = ANY(\(u.bind(ids)))
+                """))
             // A job run again invalidates what was made from it: its dependants wait for it again,
             // and a dependant that had already succeeded (a merge) runs again afterwards.
             let d = Statement()
@@ -306,6 +317,24 @@ final class PostgresDriver: StoreDriver {
                 WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on = ANY(\(d.bind(ids))))
                 """))
             return ids.count
+        }
+    }
+
+    func pruneArtifacts(plate: String) throws -> PrunedArtifacts {
+        try connections.transaction(timed: false) { tx in
+            let s = Statement()
+            let row = try tx.run(s.query("""
+                WITH gone AS (
+                    DELETE FROM artifacts a USING jobs j
+                    WHERE a.job_id = j.id AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))
+                      AND j.kind = 'infer' AND j.state = 'succeeded'
+                      AND EXISTS (SELECT 1 FROM jobs m WHERE m.image_id = j.image_id AND m.kind = 'merge' AND m.state = 'succeeded')
+                    RETURNING octet_length(a.bytes) AS size, j.image_id
+                )
+                SELECT COUNT(*)::bigint, COALESCE(SUM(size), 0)::bigint, COUNT(DISTINCT image_id)::bigint FROM gone
+                """)).first
+            let (artifacts, bytes, images) = try row?.decode((Int, Int, Int).self) ?? (0, 0, 0)
+            return PrunedArtifacts(artifacts: artifacts, bytes: bytes, images: images)
         }
     }
 

@@ -329,11 +329,20 @@ final class SQLiteDriver: StoreDriver {
                 conditions.append("plate_id = (SELECT id FROM plates WHERE name = :plate)")
                 arguments += ["plate": plate]
             }
-            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE " + conditions.joined(separator: " AND "), arguments: arguments)
+            var ids = try Int64.fetchAll(db, sql: "SELECT id FROM jobs WHERE " + conditions.joined(separator: " AND "), arguments: arguments)
             guard !ids.isEmpty else { return 0 }
             try db.execute(sql: "CREATE TEMP TABLE IF NOT EXISTS retried (id INTEGER PRIMARY KEY)")
             try db.execute(sql: "DELETE FROM retried")
             for id in ids { try db.execute(sql: "INSERT INTO retried (id) VALUES (?)", arguments: [id]) }
+            // A merge cannot run again from tile outputs that were pruned: those tiles run again first.
+            let pruned = try Int64.fetchAll(db, sql: """
+                SELECT DISTINCT d.depends_on FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on
+                WHERE d.job_id IN (SELECT id FROM retried) AND j.state = 'succeeded'
+                  AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.job_id = d.depends_on)
+                  AND d.depends_on NOT IN (SELECT id FROM retried)
+                """)
+            for id in pruned { try db.execute(sql: "INSERT INTO retried (id) VALUES (?)", arguments: [id]) }
+            ids += pruned
             try db.execute(sql: """
                 UPDATE jobs SET state = 'queued', attempts = 0, not_before = 0, finished_at = NULL, lease_owner = NULL,
                     lease_deadline = NULL
@@ -352,6 +361,25 @@ final class SQLiteDriver: StoreDriver {
                 """)
             try db.execute(sql: "DELETE FROM retried")
             return ids.count
+        }
+    }
+
+    func pruneArtifacts(plate: String) throws -> PrunedArtifacts {
+        try writing { db in
+            guard let plateID = try Int64.fetchOne(db, sql: "SELECT id FROM plates WHERE name = ?", arguments: [plate]) else {
+                return PrunedArtifacts(artifacts: 0, bytes: 0, images: 0)
+            }
+            let prunable = """
+                SELECT j.id FROM jobs j JOIN artifacts a ON a.job_id = j.id
+                WHERE j.plate_id = :plate AND j.kind = 'infer' AND j.state = 'succeeded'
+                  AND EXISTS (SELECT 1 FROM jobs m WHERE m.image_id = j.image_id AND m.kind = 'merge' AND m.state = 'succeeded')
+                """
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*), COALESCE(SUM(length(a.bytes)), 0), COUNT(DISTINCT j.image_id)
+                FROM artifacts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id IN (\(prunable))
+                """, arguments: ["plate": plateID])!
+            try db.execute(sql: "DELETE FROM artifacts WHERE job_id IN (\(prunable))", arguments: ["plate": plateID])
+            return PrunedArtifacts(artifacts: row[0], bytes: row[1], images: row[2])
         }
     }
 
