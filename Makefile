@@ -1,7 +1,7 @@
 SWIFT ?= swift
 TEST_FLAGS ?=
 
-.PHONY: all build release test cluster-test demo bench bootstrap clean training-deps training-test parity-shipped
+.PHONY: all build release test cluster-test demo bench chaos fuzz fuzz-build bootstrap clean training-deps training-test parity-shipped
 
 all: build
 
@@ -34,6 +34,20 @@ demo: release
 # SQLite and PostgreSQL side by side (a throwaway server).
 bench: release
 	ops/postgres/test-server.sh sh -c 'PLATESEG_BENCH_POSTGRES=$$PLATESEG_TEST_POSTGRES .build/release/plateseg-bench queue'
+
+# A plate of 36 real fields with the shipped networks under 100 random worker SIGKILLs, coordinator
+# kills and two PostgreSQL crashes, compared with an undisturbed run (docs/reliability.md).
+chaos: release
+	ops/postgres/test-server.sh .build/release/plateseg-bench chaos
+
+# libFuzzer and AddressSanitizer on every parser of outside bytes, FUZZ_SECONDS each, from the
+# committed seed corpus (Fuzz/corpus); a crash is written to Fuzz/found (ops/fuzz/run.sh).
+FUZZ_SECONDS ?= 60
+fuzz-build: bootstrap
+	$(SWIFT) build --build-path .build/fuzz --sanitize fuzzer --sanitize address --product plateseg-fuzz \
+	  -Xlinker --undefined=LLVMFuzzerRunDriver -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
+fuzz: fuzz-build
+	ops/fuzz/run.sh $(FUZZ_SECONDS)
 
 training-deps:
 	python3 -m pip install -q -r training/requirements.txt

@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "plateseg", targets: ["plateseg"]),
         .executable(name: "plateseg-bench", targets: ["plateseg-bench"]),
+        .executable(name: "plateseg-fuzz", targets: ["plateseg-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +54,13 @@ let package = Package(
                 "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "CTIFF", "PlatesegTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: strict),
+
+        // libFuzzer targets for every parser of outside bytes (`make fuzz`); built normally, it
+        // replays a corpus through them (the regression run of `make test`).
+        .executableTarget(
+            name: "plateseg-fuzz",
+            dependencies: ["Imaging", "Models", "JobStore", "Coordinator", "Ensemble", "CTIFF", "PlatesegTestSupport"],
             swiftSettings: strict),
 
         // A worker process for the queue's own tests: the real loop, with job kinds the tests control.

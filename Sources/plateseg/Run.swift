@@ -12,11 +12,15 @@ struct Run: ParsableCommand {
     @Option(help: "Worker processes to start.")
     var workers: Int = 2
 
+    @Option(help: "Seconds a worker's claim on a job lasts without a heartbeat (every third of it): how long a job of a worker that vanished without `run` seeing it (its coordinator killed too) waits before another takes it.")
+    var lease: Double = 60
+
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
     var redoStale = false
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers \(workers): give at least 1 worker process") }
+        guard lease >= 3, lease.isFinite else { throw ValidationError("--lease \(lease): give at least 3 seconds (a worker heartbeats every third of it)") }
     }
 
     func run() throws {
@@ -47,7 +51,7 @@ struct Run: ParsableCommand {
         // Through the environment, not the command line, where `ps` would show a password in a URL.
         if case let .sqlite(path) = location { environment["PLATESEG_DB"] = path } else { environment["PLATESEG_DB"] = store.db }
         let supervisor = try WorkerSupervisor(
-            executable: me, arguments: ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained"],
+            executable: me, arguments: ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained", "--lease", "\(lease)"],
             environment: environment, workers: workers)
         // Ctrl-C, SIGTERM or a closed terminal stop the workers gracefully: each finishes the
         // job in hand and exits; `plateseg run` again resumes. A second signal does the same.

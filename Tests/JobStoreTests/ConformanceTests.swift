@@ -398,4 +398,21 @@ final class ClaimLog: @unchecked Sendable {
         let again = try #require(try store.claim(owner: "w", leaseSeconds: 30))
         #expect(again.kind == "infer", "the pruned tiles run before the merge")
     }
+
+    /// What a user types for a well, a type or a plate is a value, never SQL.
+    @Test(arguments: Driver.allCases)
+    func queryValuesAreNeverSQL(driver: Driver) throws {
+        let store = try driver.makeStore()
+        _ = try store.submit(samplePlate(images: 1, tiles: 1))
+        while let job = try store.claim(owner: "w", leaseSeconds: 30) {
+            try store.complete(job.lease, artifact: nil, cells: job.kind == "merge" ? [cell("astro")] : nil)
+        }
+        let hostile = ["B01' OR '1'='1", "astro'; DROP TABLE cells; --", "P1\" OR 1=1 --"]
+        for value in hostile {
+            #expect(try store.cells(CellQuery(well: value)).isEmpty)
+            #expect(try store.cells(CellQuery(cellType: value)).isEmpty)
+            #expect(try store.wellCounts(CellQuery(plate: value)).isEmpty)
+        }
+        #expect(try store.cells(CellQuery(well: "B01", cellType: "astro")).count == 1, "the cells table is still there")
+    }
 }

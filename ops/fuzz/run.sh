@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# libFuzzer (with AddressSanitizer) on every parser of outside bytes:
+#   ops/fuzz/run.sh [SECONDS] [TARGET...]      (make fuzz; FUZZ_SECONDS=60 by default)
+# Each target starts from its committed seeds (Fuzz/corpus/TARGET) and the inputs earlier runs
+# kept (.build/fuzz-corpus/TARGET); an input that crashes is written to Fuzz/found/ for a fix
+# and a regression test (Fuzz/regressions/TARGET, replayed by `make test`).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+seconds=${1:-60}
+shift || true
+fuzzer=.build/fuzz/debug/plateseg-fuzz
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  targets=(png tiff safetensors artifact kaggle-rle coco-rle manifest truth-csv truth-coco ensemble-json names)
+fi
+mkdir -p Fuzz/found
+printf '| target | seconds | executions | executions/s | corpus | crashes |\n| --- | ---: | ---: | ---: | ---: | ---: |\n'
+status=0
+for t in "${targets[@]}"; do
+  mkdir -p ".build/fuzz-corpus/$t"
+  log=".build/fuzz-corpus/$t.log"
+  set +e
+  # A field may be up to 268 million pixels: allow the decoder that much memory.
+  "$fuzzer" "$t" -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
+    -artifact_prefix="Fuzz/found/$t-" ".build/fuzz-corpus/$t" "Fuzz/corpus/$t" >"$log" 2>&1
+  rc=$?
+  set -e
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  corpus=$(ls ".build/fuzz-corpus/$t" | wc -l)
+  crashes=$(ls Fuzz/found | grep -c "^$t-" || true)
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$t" "$seconds" "$runs" "$((runs / seconds))" "$corpus" "$crashes"
+  if [ "$rc" -ne 0 ]; then
+    status=1
+    echo "  $t: the fuzzer stopped ($rc); its report: $log" >&2
+    grep -m 5 -E 'ERROR|Fatal error|SUMMARY' "$log" >&2 || true
+  fi
+done
+exit $status
