@@ -41,11 +41,13 @@ chaos: release
 	ops/postgres/test-server.sh .build/release/plateseg-bench chaos
 
 # libFuzzer and AddressSanitizer on every parser of outside bytes, FUZZ_SECONDS each, from the
-# committed seed corpus (Fuzz/corpus); a crash is written to Fuzz/found (ops/fuzz/run.sh).
+# committed seed corpus (Fuzz/corpus); a crash is written to Fuzz/found (ops/fuzz/run.sh). SwiftPM's
+# --sanitize fuzzer links libFuzzer but does not instrument for coverage: -sanitize=fuzzer does;
+# libFuzzer's own main runs, so the replay main of plateseg-fuzz is renamed away.
 FUZZ_SECONDS ?= 60
 fuzz-build: bootstrap
-	$(SWIFT) build --build-path .build/fuzz --sanitize fuzzer --sanitize address --product plateseg-fuzz \
-	  -Xlinker --undefined=LLVMFuzzerRunDriver -Xlinker --export-dynamic-symbol=LLVMFuzzerRunDriver
+	$(SWIFT) build --build-path .build/fuzz --sanitize fuzzer --sanitize address --product plateseg-fuzz -Xswiftc -sanitize=fuzzer,address \
+	  -Xswiftc -Xfrontend -Xswiftc -entry-point-function-name -Xswiftc -Xfrontend -Xswiftc plateseg_fuzz_replay
 fuzz: fuzz-build
 	ops/fuzz/run.sh $(FUZZ_SECONDS)
 

@@ -22,13 +22,17 @@ public enum Zstd {
         return out
     }
 
+    public static let maxContentSize: UInt64 = 1 << 29
+
     public static func decompress(_ bytes: [UInt8], name: String) throws -> [UInt8] {
         let size = bytes.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
         // ZSTD_CONTENTSIZE_UNKNOWN / _ERROR are the two top values of UInt64.
         guard size < UInt64.max - 1 else {
             throw ImagingError.badArtifact(name: name, reason: "not a zstd frame with a known size")
         }
-        guard size < 1 << 32 else {
+        // A damaged header may declare gigabytes; the largest tile output (an 8192x8192 tile's
+        // class maps) is far below this, and the size is checked before anything is allocated.
+        guard size <= maxContentSize else {
             throw ImagingError.badArtifact(name: name, reason: "declares \(size) bytes, more than any tile needs")
         }
         var out = [UInt8](repeating: 0, count: Int(size))

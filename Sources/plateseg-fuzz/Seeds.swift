@@ -99,6 +99,8 @@ enum Seeds {
                                                     detections: detections, masks: [soft, soft])),
                           ("yolox", TileArtifact(model: "yolox", tile: tileRect, classes: ["shsy5y", "astro", "cort"], detections: detections))] {
             try Data(a.encoded()).write(to: artifact.appendingPathComponent("\(name).psa"))
+            try Data(Zstd.decompress(a.encoded(), name: name))
+                .write(to: try folder("artifact-payload").appendingPathComponent("\(name).payload"))
         }
 
         let manifest = try folder("manifest")

@@ -13,6 +13,8 @@ enum FuzzTargets {
         "tiff": image,
         "safetensors": safetensors,
         "artifact": { _ = try? TileArtifact.decode([UInt8]($0), name: "fuzz") },
+        // Behind the zstd frame, which refuses nearly every mutation of a stored artifact.
+        "artifact-payload": { _ = try? TileArtifact.decode(Zstd.compress([UInt8]($0), level: 1), name: "fuzz") },
         "kaggle-rle": { data in
             guard let (width, height, text) = sized(data) else { return }
             _ = try? KaggleRLE.decode(text, width: width, height: height)

@@ -4,7 +4,7 @@ import Testing
 /// Every input of the fuzzers' seed corpus, and every input a fuzzer once crashed on (fixed
 /// since), runs through its parser without a crash: the regression half of `make fuzz`.
 @Suite struct FuzzCorpusTests {
-    static let targets = ["png", "tiff", "safetensors", "artifact", "kaggle-rle", "coco-rle", "manifest", "truth-csv",
+    static let targets = ["png", "tiff", "safetensors", "artifact", "artifact-payload", "kaggle-rle", "coco-rle", "manifest", "truth-csv",
                           "truth-coco", "ensemble-json", "names"]
 
     @Test(arguments: targets)

@@ -55,6 +55,15 @@ import Testing
         #expect(throws: ImagingError.self) { try TileArtifact.decode(Zstd.compress(Array("PSA1xxxx".utf8)), name: "x") }
     }
 
+    /// Found by fuzzing: a 16-byte frame declaring almost 4 GB was allocated before zstd looked
+    /// at it. Refused from the declared size now.
+    @Test func aFrameDeclaringGigabytesIsRefusedBeforeAllocating() throws {
+        let path = repositoryRoot.appendingPathComponent("Fuzz/regressions/artifact/declares-four-gigabytes.zst").path
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let error = try #require(throws: ImagingError.self) { try TileArtifact.decode(bytes, name: "job 9") }
+        #expect(error.description.contains("more than any tile needs"), "\(error)")
+    }
+
     @Test func quantizationIsWithinHalfAStep() {
         for p in stride(from: Float(0), through: 1, by: 0.001) {
             #expect(abs(Float(ProbabilityMap.quantize(p)) / 255 - p) <= 0.5 / 255 + 1e-6)

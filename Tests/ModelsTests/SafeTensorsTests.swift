@@ -115,6 +115,17 @@ struct SafeTensorsBuilder {
         }
     }
 
+    /// Found by fuzzing: dimensions whose product overflows an Int trapped instead of being refused.
+    @Test func aShapeTooLargeForAnyFileIsRefused() throws {
+        let header = Array(#"{"w":{"dtype":"F32","shape":[4611686018427387904,4],"data_offsets":[0,4]}}"#.utf8)
+        var length = UInt64(header.count).littleEndian
+        let bytes = withUnsafeBytes(of: &length) { Array($0) } + header + [0, 0, 0, 0]
+        let path = try SafeTensorsBuilder().write(bytes, "overflow.safetensors")
+        #expect(throws: ModelError.badTensor(file: path, tensor: "w", reason: "has a shape [4611686018427387904, 4] too large for any file")) {
+            try SafeTensorsFile(path: path)
+        }
+    }
+
     @Test func headerLengthPastTheEndIsRefused() throws {
         var bytes = sample().bytes()
         bytes[0] = 0xFF

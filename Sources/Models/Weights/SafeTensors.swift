@@ -96,9 +96,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard begin >= 0, begin <= end, end <= dataSize else {
                 throw ModelError.badTensor(file: path, tensor: name, reason: "has data offsets \(begin)..<\(end) outside the \(dataSize) data bytes (truncated file?)")
             }
-            let count = shape.reduce(1, *)
-            guard end - begin == count * dtype.size else {
-                throw ModelError.badTensor(file: path, tensor: name, reason: "holds \(end - begin) bytes but \(dt) \(shape) needs \(count * dtype.size)")
+            // A damaged header may claim dimensions whose product does not fit in an Int.
+            let count = shape.reduce(Optional(1)) { product, d in
+                product.flatMap { let (p, overflow) = $0.multipliedReportingOverflow(by: d); return overflow ? nil : p }
+            }
+            let bytes = count.flatMap { let (b, overflow) = $0.multipliedReportingOverflow(by: dtype.size); return overflow ? nil : b }
+            guard let bytes else {
+                throw ModelError.badTensor(file: path, tensor: name, reason: "has a shape \(shape) too large for any file")
+            }
+            guard end - begin == bytes else {
+                throw ModelError.badTensor(file: path, tensor: name, reason: "holds \(end - begin) bytes but \(dt) \(shape) needs \(bytes)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, offset: begin, byteCount: end - begin)
         }
