@@ -3,8 +3,9 @@ import PlatesegTestSupport
 import Testing
 
 /// The short chaos run of `make test` (the long one is `make chaos`): six real fields, worker
-/// processes SIGKILLed at random, the coordinator killed mid-submit and mid-run, and on
-/// PostgreSQL the server crashed once. Nothing may be lost or doubled.
+/// processes SIGKILLed at random, the coordinator killed mid-submit and mid-run. Nothing may be
+/// lost or doubled. The server is not crashed here, where other suites' plates share it; that
+/// has its own test (`WorkerProcessTests.postgresRestartedMidPlateLosesAndDuplicatesNothing`).
 @Suite(.serialized) struct ChaosTests {
     @Test(arguments: Driver.allCases)
     func aPlateUnderChaosGivesTheUndisturbedCells(driver: Driver) throws {
@@ -23,13 +24,13 @@ import Testing
         for name in ["intensity.json", "ensemble.json"] {
             try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("models/\(name)"), to: models.appendingPathComponent(name))
         }
-        let plan = ChaosPlan(seed: 7, workerKills: 6, databaseRestarts: driver == .postgres ? 1 : 0, killInterval: 0.3...1.0, timeoutSeconds: 300)
+        let plan = ChaosPlan(seed: 7, workerKills: 6, databaseRestarts: 0, killInterval: 0.3...1.0, timeoutSeconds: 300)
         let chaos = ChaosRun(plateseg: products.appendingPathComponent("plateseg"), plate: plate, models: models, plan: plan)
         let outcome = try chaos.run(db: try driver.freshLocation(), reference: try driver.freshLocation(), scratch: work)
         print("chaos on \(driver):\n\(outcome)")
         #expect(outcome.problems.isEmpty, "\(outcome)")
         #expect(outcome.workerKills == plan.workerKills, "the plate outlasted the kills planned: \(outcome)")
-        #expect(outcome.coordinatorKills == 2 && outcome.databaseRestarts == plan.databaseRestarts)
+        #expect(outcome.coordinatorKills == 2)
         #expect(outcome.jobs == 24 && outcome.cells > 0)
     }
 }
