@@ -30,7 +30,7 @@ struct Prune: ParsableCommand {
             let size = ByteCountFormatter.string(fromByteCount: Int64(pruned.bytes), countStyle: .file)
             print("plate \(name): removed \(pruned.artifacts) tile outputs of \(pruned.images) merged images (\(size)); their cells stay")
         }
-        if !db.location.hasPrefix("postgres") {
+        if case .sqlite = try StoreLocation(parsing: store.db) {
             print("note: the SQLite file keeps its size and reuses the space for later plates; `sqlite3 FILE VACUUM` (no worker running) shrinks it")
         }
     }

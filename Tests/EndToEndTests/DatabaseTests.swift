@@ -6,8 +6,15 @@ import Testing
 /// it, a non-zero exit, and nothing half-made in the database.
 @Suite struct DatabaseTests {
     func plateseg(_ args: [String], environment: [String: String] = [:], expectStatus: Int32) throws -> String {
+        let (status, text) = try launch(products.appendingPathComponent("plateseg"), args, environment: environment)
+        #expect(status == expectStatus, "\(args): \(text)")
+        return text
+    }
+
+    /// Runs a program to its end: its exit status, and its standard output and error together.
+    func launch(_ executable: URL, _ args: [String], environment: [String: String] = [:]) throws -> (status: Int32, text: String) {
         let p = Process()
-        p.executableURL = products.appendingPathComponent("plateseg")
+        p.executableURL = executable
         p.arguments = args
         p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let pipe = Pipe()
@@ -16,8 +23,7 @@ import Testing
         try p.run()
         let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        #expect(p.terminationStatus == expectStatus, "\(args): \(text)")
-        return text
+        return (p.terminationStatus, text)
     }
 
     /// The error line, without ArgumentParser's "Error: " and the usage it may add.
@@ -133,21 +139,9 @@ import Testing
     }
 
     func asNobody(_ args: [String]) throws -> (status: Int32, text: String) {
-        let p = Process()
-        if getuid() == 0 {
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", products.appendingPathComponent("plateseg").path] + args
-        } else {
-            p.executableURL = products.appendingPathComponent("plateseg")
-            p.arguments = args
-        }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        return (p.terminationStatus, text)
+        let plateseg = products.appendingPathComponent("plateseg")
+        guard getuid() == 0 else { return try launch(plateseg, args) }
+        return try launch(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", plateseg.path] + args)
     }
 
     /// Truth that cannot be used is named row by row; when nothing is left the one error line
