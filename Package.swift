@@ -40,10 +40,13 @@ let package = Package(
             dependencies: ["JobStore", "Models", "Imaging", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .target(name: "Ensemble", dependencies: ["Imaging"], swiftSettings: strict),
+        // What the command line and the benchmarks share: merge jobs, stale results, evaluation,
+        // calibration, the HTML report.
+        .target(name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging"], swiftSettings: strict),
         .executableTarget(
             name: "plateseg",
             dependencies: [
-                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble",
+                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -79,6 +82,7 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlatesegTestSupport", "Imaging", "CTIFF"], swiftSettings: strict),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ensemble", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]
 )

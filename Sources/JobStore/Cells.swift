@@ -65,4 +65,15 @@ public struct WellCount: Sendable, Equatable {
     public var images: Int
     public var meanArea: Double
     public var meanScore: Double
+
+    public init(plate: String, well: String, timepoint: TimePoint?, cellType: String, cells: Int, images: Int, meanArea: Double, meanScore: Double) {
+        self.plate = plate
+        self.well = well
+        self.timepoint = timepoint
+        self.cellType = cellType
+        self.cells = cells
+        self.images = images
+        self.meanArea = meanArea
+        self.meanScore = meanScore
+    }
 }

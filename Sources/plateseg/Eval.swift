@@ -3,9 +3,9 @@ import Ensemble
 import Foundation
 import Imaging
 import JobStore
+import Pipeline
 
-/// What `eval` scores: the stored ensemble cells, or one model's own instances re-merged from
-/// its stored tile outputs (the paper's "each model alone" rows).
+/// What `eval` scores: one of `ScoredOutput`, or all of them side by side.
 enum Scored: String, ExpressibleByArgument, CaseIterable {
     case ensemble, yolox, maskrcnn, upernet, all
 }
@@ -26,54 +26,26 @@ struct Eval: ParsableCommand {
         let db = try store.open(mustExist: true)
         let truthFile = try GroundTruth.read(path: truth)
         for e in truthFile.errors { print("truth: \(e)") }
-        let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        let images = try db.images(plate: plate).filter { truthByID[Self.id(of: $0.path)] != nil }
-        guard !images.isEmpty else {
-            if !truthFile.errors.isEmpty {
-                throw EvalError("\(truth): nothing left to score: \(truthFile.errors.count) row(s) above are unusable and no other annotated image is in \(db.location); fix those rows")
-            }
-            throw EvalError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truth); ids are file names without extension")
+        let evaluation = try Evaluation(db, truth: truthFile, truthPath: truth, plate: plate, modelsDir: modelsDir)
+        let rows: [ScoredOutput]
+        switch model {
+        case .all: rows = try evaluation.everyOutput()
+        case .ensemble: rows = [.ensemble]
+        case .yolox: rows = [.yolox]
+        case .maskrcnn: rows = [.maskrcnn]
+        case .upernet: rows = [.upernet]
         }
-        var rows: [Scored] = [model]
-        if model == .all {
-            // Only the networks this plate ran, read from the first image's tile jobs.
-            let ran = Set(try db.provenance(imageID: images[0].id).compactMap { try? InferJob(jobArgs: $0.args).model })
-            rows = [Scored.yolox, .maskrcnn, .upernet].filter { ran.contains($0.rawValue) } + [.ensemble]
-        }
-        let storedCells = Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath)
-        let merger = Merger(config: try Wiring.ensembleConfig(modelsDir: URL(fileURLWithPath: modelsDir).standardizedFileURL.path))
         var table = [["scored", "images", "score", "shsy5y", "astro", "cort", "cells/annotated", "count bias"]]
         for scored in rows {
-            var scores: [String: SartoriusMetric.ImageScore] = [:]
-            var types: [String: String] = [:]
-            var wells: [String: String] = [:]
-            for image in images {
-                let id = Self.id(of: image.path)
-                let t = truthByID[id]!
-                // A transposed or rescaled truth would score as if it fitted.
-                guard t.width == image.width && t.height == image.height else {
-                    print("\(image.path): \(image.width)x\(image.height) pixels, but its annotations in \(truth) are \(t.width)x\(t.height); left out (give the annotations of this image)")
-                    continue
-                }
-                do {
-                    guard let predicted = try predictions(scored, image, db: db, merger: merger, storedCells: storedCells[image.path] ?? []) else {
-                        print("\(image.path): not merged yet (merge job \(image.mergeState?.rawValue ?? "missing")); left out")
-                        continue
-                    }
-                    scores[id] = SartoriusMetric.score(predicted: predicted, truth: t.masks)
-                    types[id] = t.cellType
-                    wells[id] = image.well
-                } catch {
-                    print("\(image.path): \(error); left out")
-                }
-            }
-            let report = MetricReport(images: scores, groupings: ["cell type": types, "well": wells])
+            let result = try evaluation.score(scored)
+            result.leftOut.forEach { print($0) }
+            let report = result.report
             let byType = ["shsy5y", "astro", "cort"].map { report.groups["cell type"]?[$0].map { String(format: "%.3f", $0.score) } ?? "-" }
-            table.append([scored.rawValue, "\(scores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType
+            table.append([scored.rawValue, "\(result.imageScores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType
                          + ["\(report.predictedCells)/\(report.annotatedCells)", String(format: "%+.1f %%", report.countBias * 100)])
             if perImage {
-                for (id, s) in scores.sorted(by: { $0.key < $1.key }) {
-                    print("  \(scored.rawValue) \(id) [\(types[id] ?? "?")] \(String(format: "%.3f", s.score)), \(s.predictedCells) cells of \(s.annotatedCells) annotated")
+                for (id, s) in result.imageScores.sorted(by: { $0.key < $1.key }) {
+                    print("  \(scored.rawValue) \(id) [\(result.cellTypes[id] ?? "?")] \(String(format: "%.3f", s.score)), \(s.predictedCells) cells of \(s.annotatedCells) annotated")
                 }
             }
             if rows.count == 1, let wellGroups = report.groups["well"], !wellGroups.isEmpty {
@@ -87,34 +59,11 @@ struct Eval: ParsableCommand {
         if rows.contains(.ensemble) {
             // Right after `calibrate` the stored cells are still the old fit's merges, while the
             // single-network rows are re-merged with the new ensemble.json: say which is which.
-            let plates = Set(images.map(\.plate)).sorted()
+            let plates = Set(evaluation.images.map(\.plate)).sorted()
             for (p, stale) in try StaleResults.find(in: db, plates: plates, modelsDir: modelsDir).sorted(by: { $0.key < $1.key }) {
                 print("note: \(stale.describe(plate: p)) than those in \(modelsDir): the ensemble row scores those stored cells; `plateseg run --redo-stale` makes them again")
             }
         }
-    }
-
-    static func id(of path: String) -> String {
-        ((path as NSString).lastPathComponent as NSString).deletingPathExtension
-    }
-
-    private func predictions(_ scored: Scored, _ image: StoredImage, db: any JobStore, merger: Merger,
-                             storedCells: [LocatedCell]) throws -> [Mask]? {
-        guard let mergeJob = image.mergeJobID else { return nil }
-        if scored == .ensemble {
-            guard image.mergeState == .succeeded else { return nil }
-            return try storedCells.map {
-                try COCORLE(compressed: $0.cell.rle, width: image.width, height: image.height).mask()
-            }
-        }
-        let kind = EnsembleModel(artifactModel: scored.rawValue)!
-        let handler = MergeHandler(store: db, merger: merger)
-        // The merge job's own arguments: a field resized to the networks' scale is merged at that
-        // scale and its cells mapped back.
-        let args = try db.provenance(imageID: image.id).first { $0.job == mergeJob }.map { try MergeJob(jobArgs: $0.args) }
-            ?? MergeJob(image: image.path, width: image.width, height: image.height)
-        let merged = try handler.merge(mergeJob, args, models: [kind])
-        return MergeHandler.fieldMasks(merged, args).filter { !$0.isEmpty }
     }
 }
 
@@ -138,19 +87,8 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         let db = try store.open(mustExist: true)
-        let truthFile = try GroundTruth.read(path: truth)
-        let truthByID = Dictionary(truthFile.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
-        var images: [CalibrationImage] = []
-        for image in try db.images(plate: plate) {
-            guard let t = truthByID[Eval.id(of: image.path)], let merge = image.mergeJobID else { continue }
-            let artifacts = try db.dependencyArtifacts(of: merge)
-            guard !artifacts.isEmpty else { continue }
-            images.append(CalibrationImage(
-                image: image.path, width: image.width, height: image.height,
-                artifacts: try artifacts.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID)") }, truth: t.masks,
-                cellType: t.cellType))
-        }
-        guard !images.isEmpty else { throw ValidationError("no annotated image with stored tile outputs; run the plate first") }
+        let images = try Calibration.images(from: db, truth: try GroundTruth.read(path: truth), plate: plate)
+        guard !images.isEmpty else { throw EvaluationError("no image of \(plate ?? "any plate") in \(db.location) has both annotations in \(truth) and stored tile outputs; run the plate first (after `plateseg prune` run it again with `plateseg retry`)") }
         let ran = Set(images.flatMap { $0.artifacts.compactMap { EnsembleModel(artifactModel: $0.model) } })
         print("fitting on \(images.count) images with \(ran.map(\.rawValue).sorted().joined(separator: ", ")) outputs"
               + (countTolerance.share.map { String(format: "; cell counts per type within %.0f %% of the annotated", $0 * 100) } ?? ""))
@@ -211,26 +149,14 @@ struct Calibrate: ParsableCommand {
 
     /// The folds' fitted configs.
     private func crossValidate(_ fitter: WeightFitter, _ images: [CalibrationImage], models: Set<EnsembleModel>) throws -> [EnsembleConfig] {
-        guard images.count >= folds else { throw ValidationError("--folds \(folds): only \(images.count) annotated images") }
-        // Round robin within each type, in image order: every fold holds each type's share.
-        var fold = [Int](repeating: 0, count: images.count)
-        var seen: [String: Int] = [:]
-        let typeOf = images.map { $0.cellType ?? "" }
-        for i in images.indices.sorted(by: { (typeOf[$0], images[$0].image) < (typeOf[$1], images[$1].image) }) {
-            fold[i] = seen[typeOf[i], default: 0] % folds
-            seen[typeOf[i], default: 0] += 1
+        let cv = try Calibration.crossValidate(fitter, images, folds: folds, split: split, models: models)
+        for (k, f) in cv.folds.enumerated() {
+            let inSample = f.fitted.fit.map { String(format: "%.4f", $0.score) } ?? "-"
+            print("fold \(k): \(f.imageScores.count) images held out, score " + String(format: "%.4f", f.score)
+                  + " (fitted on the other \(images.count - f.imageScores.count): \(inSample) there)")
         }
-        let results = try fitter.crossValidate(images, folds: fold, split: split, models: models)
-        var byImage: [String: SartoriusMetric.ImageScore] = [:]
-        for (k, r) in results.enumerated() {
-            byImage.merge(r.imageScores) { a, _ in a }
-            let inSample = r.fitted.fit.map { String(format: "%.4f", $0.score) } ?? "-"
-            print("fold \(k): \(r.imageScores.count) images held out, score " + String(format: "%.4f", r.score)
-                  + " (fitted on the other \(images.count - r.imageScores.count): \(inSample) there)")
-        }
-        let report = MetricReport(images: byImage, groupings: WeightFitter.cellTypeGrouping(images.map { ($0.image, $0.cellType) }))
-        print(Self.byType(report, heading: "cross-validated (\(folds) folds): each image scored by the fit of the other folds"))
-        return results.map(\.fitted)
+        print(Self.byType(cv.heldOut, heading: "cross-validated (\(folds) folds): each image scored by the fit of the other folds"))
+        return cv.folds.map(\.fitted)
     }
 }
 
@@ -247,10 +173,4 @@ struct CountTolerance: ExpressibleByArgument {
     }
 
     var defaultValueDescription: String { share.map { "\($0)" } ?? "off" }
-}
-
-/// A whole evaluation that cannot proceed; one line, no usage text.
-struct EvalError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import Pipeline
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case table, csv, json
@@ -76,38 +77,6 @@ struct Query: ParsableCommand {
         if let i = Int(s) { return i }
         if let d = Double(s) { return d }
         return s
-    }
-}
-
-/// Cells per (plate, well, type) at each of the plate's time points, oldest first: the numbers
-/// behind `query --over-time` and the report's growth curves. A well with no cell of a type at a
-/// time point counts 0 there.
-struct GrowthTable {
-    struct Row {
-        var plate: String
-        var well: String
-        var cellType: String
-        var cells: [Int]
-    }
-
-    let times: [TimePoint?]
-    let rows: [Row]
-
-    init(_ counts: [WellCount]) {
-        let times = Set(counts.map(\.timepoint)).sorted { a, b in
-            switch (a, b) {
-            case (nil, _): return b != nil
-            case (_, nil): return false
-            case let (a?, b?): return a < b
-            }
-        }
-        let column = Dictionary(uniqueKeysWithValues: times.enumerated().map { ($0.element, $0.offset) })
-        var byKey: [[String]: [Int]] = [:]
-        for c in counts {
-            byKey[[c.plate, c.well, c.cellType], default: Array(repeating: 0, count: times.count)][column[c.timepoint]!] += c.cells
-        }
-        self.times = times
-        rows = byKey.keys.sorted { $0.lexicographicallyPrecedes($1) }.map { Row(plate: $0[0], well: $0[1], cellType: $0[2], cells: byKey[$0]!) }
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import Pipeline
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import Pipeline
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Jobs per plate by state, rate, and what failed and why.")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobStore
 import Logging
+import Pipeline
 import Worker
 
 struct WorkerCommand: ParsableCommand {
@@ -47,7 +48,7 @@ struct WorkerCommand: ParsableCommand {
         let paths: PathMap
         do { paths = try PathMap(parsing: pathMap) } catch { throw ValidationError("\(error)") }
         let db = try store.open()
-        let handlers = try Wiring.handlers(modelsDir: modelsDir, store: db, paths: paths)
+        let handlers = try ModelsFolder(modelsDir).jobHandlers(store: db, paths: paths)
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let loops = (0..<max(1, concurrency)).map { i in

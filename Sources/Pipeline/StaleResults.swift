@@ -7,24 +7,26 @@ import Worker
 /// folder now (a model was retrained, `plateseg calibrate` refitted the ensemble). Running a
 /// plate again resumes it, so without this its old cells would pass for the new models' ones.
 /// They are kept and named, and run again on request.
-struct StaleResults {
-    var tiles: [JobID] = []
-    var merges: [JobID] = []
+public struct StaleResults: Sendable {
+    public private(set) var tiles: [JobID] = []
+    public private(set) var merges: [JobID] = []
     /// The files now in the folder that differ from those that made some results.
-    var changedFiles: [String] = []
+    public private(set) var changedFiles: [String] = []
 
-    var isEmpty: Bool { tiles.isEmpty && merges.isEmpty }
+    public init() {}
+
+    public var isEmpty: Bool { tiles.isEmpty && merges.isEmpty }
 
     /// Compares by content hash, so a copy of the same file in another folder is not a change.
     /// A model file missing now is not a change either: re-running could only fail. Without the
     /// folder (a report written on another machine) there is nothing to compare with. The folder
     /// is hashed once for all `plates`.
-    static func find(in db: any JobStore, plates: [String], modelsDir: String) throws -> [String: StaleResults] {
-        let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
+    public static func find(in db: any JobStore, plates: [String], modelsDir: String) throws -> [String: StaleResults] {
+        let folder = ModelsFolder(modelsDir)
         var isFolder: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isFolder), isFolder.boolValue else { return [:] }
-        let current = Dictionary(try ModelFiles.describe(modelsDir: dir).map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
-        let config = ContentHash.of(try Wiring.ensembleConfig(modelsDir: dir).jsonData())
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else { return [:] }
+        let current = Dictionary(try folder.files().map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
+        let config = ContentHash.of(try folder.ensembleConfig().jsonData())
         var found: [String: StaleResults] = [:]
         for plate in plates {
             let stale = try find(in: db, plate: plate, modelFiles: current, ensembleConfig: config)
@@ -33,7 +35,7 @@ struct StaleResults {
         return found
     }
 
-    static func find(in db: any JobStore, plate: String, modelsDir: String) throws -> StaleResults {
+    public static func find(in db: any JobStore, plate: String, modelsDir: String) throws -> StaleResults {
         try find(in: db, plates: [plate], modelsDir: modelsDir)[plate] ?? StaleResults()
     }
 
@@ -61,13 +63,13 @@ struct StaleResults {
     }
 
     /// "3 tiles and 3 merges of plate demo were made by other versions of maskrcnn.safetensors, ensemble.json"
-    func describe(plate: String) -> String {
+    public func describe(plate: String) -> String {
         let parts = [(tiles.count, "tile"), (merges.count, "merge")].filter { $0.0 > 0 }.map { "\($0.0) \($0.1)\($0.0 == 1 ? "" : "s")" }
         return "\(parts.joined(separator: " and ")) of plate \(plate) were made by other versions of \(changedFiles.joined(separator: ", "))"
     }
 
     /// Queues the stale jobs again; a re-run tile takes its image's merge with it.
-    func redo(in db: any JobStore) throws -> Int {
+    public func redo(in db: any JobStore) throws -> Int {
         try db.retry(RetrySelection(jobIDs: tiles + merges, failedOnly: false))
     }
 }

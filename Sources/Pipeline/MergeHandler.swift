@@ -2,45 +2,23 @@ import Ensemble
 import Foundation
 import Imaging
 import JobStore
-import Models
 import Worker
-
-/// Which handler runs which job kind in a `plateseg worker` process.
-enum Wiring {
-    static func handlers(modelsDir: String, store: any JobStore, paths: PathMap = PathMap()) throws -> [String: any JobHandler] {
-        let dir = URL(fileURLWithPath: modelsDir).standardizedFileURL.path
-        let cache = ModelCache { name in
-            let path = "\(dir)/\(name).safetensors"
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw PermanentJobError("\(path): no such model file; put the model there (`models/` ships the defaults) or pass --models-dir")
-            }
-            let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: path)))
-            return (try ModelLoader.load(path: path), ModelSource(file: path, contentHash: hash))
-        }
-        let config = try ensembleConfig(modelsDir: dir)
-        let provenance = MergeProvenance(ensembleConfig: ContentHash.of(config.jsonData()),
-                                         configFile: FileManager.default.fileExists(atPath: "\(dir)/ensemble.json") ? "\(dir)/ensemble.json" : "defaults")
-        return [InferJob.kind: InferHandler(models: cache, paths: paths),
-                MergeJob.kind: MergeHandler(store: store, merger: Merger(config: config), provenance: provenance)]
-    }
-
-    /// `ensemble.json` beside the models when there is one (fitted by `plateseg calibrate`), else the defaults.
-    static func ensembleConfig(modelsDir: String) throws -> EnsembleConfig {
-        let path = "\(modelsDir)/ensemble.json"
-        guard FileManager.default.fileExists(atPath: path) else { return EnsembleConfig() }
-        return try EnsembleConfig.load(path: path)
-    }
-}
 
 /// Fuses an image's tile outputs into cells and replaces the image's stored cells with them.
 /// Overlays are drawn by `plateseg report` from the stored cells: a PNG per image here would
 /// cost most of the merge's time and ~300 KB of database per image.
-struct MergeHandler: JobHandler {
+public struct MergeHandler: JobHandler {
     let store: any JobStore
     let merger: Merger
-    var provenance = MergeProvenance(ensembleConfig: "", configFile: "")
+    let provenance: MergeProvenance
 
-    func run(_ job: ClaimedJob) throws -> JobResult {
+    public init(store: any JobStore, merger: Merger, provenance: MergeProvenance = MergeProvenance(ensembleConfig: "", configFile: "")) {
+        self.store = store
+        self.merger = merger
+        self.provenance = provenance
+    }
+
+    public func run(_ job: ClaimedJob) throws -> JobResult {
         let args: MergeJob
         do { args = try MergeJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not a merge job (\(error))")
@@ -62,8 +40,13 @@ struct MergeHandler: JobHandler {
         return merged.instances.map { $0.mask.rescaled(imageWidth: w, imageHeight: h) }
     }
 
-    /// Merges with `models`, or else with every network the image's tile jobs ran (a plate may be
-    /// submitted with fewer than three). Ensemble errors are bad input: retrying cannot fix them.
+    /// The cells of the image of merge job `jobID` in the field's pixels, merged with `models`
+    /// (or else with every network its tile jobs ran: a plate may be submitted with fewer than
+    /// three). Ensemble errors are bad input: retrying cannot fix them.
+    func fieldMasks(of jobID: JobID, _ args: MergeJob, models: Set<EnsembleModel>? = nil) throws -> [Mask] {
+        Self.fieldMasks(try merge(jobID, args, models: models), args).filter { !$0.isEmpty }
+    }
+
     func merge(_ jobID: JobID, _ args: MergeJob, models: Set<EnsembleModel>? = nil) throws -> MergedImage {
         let artifacts = try store.dependencyArtifacts(of: jobID).map { stored in
             try TileArtifact.decode(stored.bytes, name: "job \(stored.jobID) (\(args.image))")
@@ -82,7 +65,12 @@ struct MergeHandler: JobHandler {
 }
 
 /// The ensemble config a merge used (the model files are recorded by each infer job it read).
-struct MergeProvenance: Codable {
+public struct MergeProvenance: Codable, Sendable {
     var ensembleConfig: String
     var configFile: String
+
+    public init(ensembleConfig: String, configFile: String) {
+        self.ensembleConfig = ensembleConfig
+        self.configFile = configFile
+    }
 }

@@ -1,0 +1,108 @@
+import Ensemble
+import Foundation
+import Imaging
+import JobStore
+
+/// What an evaluation scores: the stored ensemble cells, or one network's own instances
+/// re-merged from its stored tile outputs (the paper's "each model alone" rows).
+public enum ScoredOutput: String, Sendable, CaseIterable {
+    case ensemble, yolox, maskrcnn, upernet
+}
+
+/// The stored results of a plate scored against annotations with the Sartorius metric.
+public struct Evaluation {
+    let db: any JobStore
+    let truth: [String: TruthImage]
+    let truthPath: String
+    let merger: Merger
+    let plate: String?
+    /// The plate's images that have annotations, in the store's order.
+    public let images: [StoredImage]
+
+    /// Fails in one line when no image of `plate` has annotations in `truth`.
+    public init(_ db: any JobStore, truth: GroundTruth, truthPath: String, plate: String?, modelsDir: String) throws {
+        self.db = db
+        self.truth = Dictionary(truth.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        self.truthPath = truthPath
+        self.plate = plate
+        merger = Merger(config: try ModelsFolder(modelsDir).ensembleConfig())
+        let byID = self.truth
+        images = try db.images(plate: plate).filter { byID[imageID(of: $0.path)] != nil }
+        guard !images.isEmpty else {
+            if !truth.errors.isEmpty {
+                throw EvaluationError("\(truthPath): nothing left to score: \(truth.errors.count) row(s) above are unusable and no other annotated image is in \(db.location); fix those rows")
+            }
+            throw EvaluationError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truthPath); ids are file names without extension")
+        }
+    }
+
+    /// The networks the plate ran (read from the first image's tile jobs), then the ensemble.
+    public func everyOutput() throws -> [ScoredOutput] {
+        let ran = Set(try db.provenance(imageID: images[0].id).compactMap { try? InferJob(jobArgs: $0.args).model })
+        return [ScoredOutput.yolox, .maskrcnn, .upernet].filter { ran.contains($0.rawValue) } + [.ensemble]
+    }
+
+    /// One output scored on every annotated image that has it; the images left out, and why.
+    public func score(_ scored: ScoredOutput) throws -> EvaluationResult {
+        let storedCells = scored == .ensemble ? Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath) : [:]
+        var result = EvaluationResult(scored: scored)
+        var types: [String: String] = [:]
+        var wells: [String: String] = [:]
+        for image in images {
+            let id = imageID(of: image.path)
+            let t = truth[id]!
+            // A transposed or rescaled truth would score as if it fitted.
+            guard t.width == image.width && t.height == image.height else {
+                result.leftOut.append("\(image.path): \(image.width)x\(image.height) pixels, but its annotations in \(truthPath) are \(t.width)x\(t.height); left out (give the annotations of this image)")
+                continue
+            }
+            do {
+                guard let predicted = try predictions(scored, image, storedCells: storedCells[image.path] ?? []) else {
+                    result.leftOut.append("\(image.path): not merged yet (merge job \(image.mergeState?.rawValue ?? "missing")); left out")
+                    continue
+                }
+                result.imageScores[id] = SartoriusMetric.score(predicted: predicted, truth: t.masks)
+                types[id] = t.cellType
+                wells[id] = image.well
+            } catch {
+                result.leftOut.append("\(image.path): \(error); left out")
+            }
+        }
+        result.cellTypes = types
+        result.report = MetricReport(images: result.imageScores, groupings: ["cell type": types, "well": wells])
+        return result
+    }
+
+    private func predictions(_ scored: ScoredOutput, _ image: StoredImage, storedCells: [LocatedCell]) throws -> [Mask]? {
+        guard let mergeJob = image.mergeJobID else { return nil }
+        if scored == .ensemble {
+            guard image.mergeState == .succeeded else { return nil }
+            return try storedCells.map {
+                try COCORLE(compressed: $0.cell.rle, width: image.width, height: image.height).mask()
+            }
+        }
+        // The merge job's own arguments: a field resized to the networks' scale is merged at that
+        // scale and its cells mapped back.
+        let args = try db.provenance(imageID: image.id).first { $0.job == mergeJob }.map { try MergeJob(jobArgs: $0.args) }
+            ?? MergeJob(image: image.path, width: image.width, height: image.height)
+        return try MergeHandler(store: db, merger: merger).fieldMasks(of: mergeJob, args, models: [EnsembleModel(artifactModel: scored.rawValue)!])
+    }
+}
+
+/// One output's scores.
+public struct EvaluationResult: Sendable {
+    public var scored: ScoredOutput
+    /// By image id (file name without extension).
+    public var imageScores: [String: SartoriusMetric.ImageScore] = [:]
+    public var cellTypes: [String: String] = [:]
+    /// Grouped by cell type and by well.
+    public var report = MetricReport(images: [:])
+    /// One line per annotated image that could not be scored, naming it and why.
+    public var leftOut: [String] = []
+}
+
+/// A whole evaluation or calibration that cannot proceed; one line, no usage text.
+public struct EvaluationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
