@@ -7,7 +7,6 @@ Losses are torchvision's: L = L_rpn_objectness + L_rpn_box + L_cls + L_box + L_m
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict
 from datetime import datetime, timezone
@@ -21,8 +20,9 @@ from .metric import ScoreBoard, image_score, paint
 from archs import maskrcnn as archs_maskrcnn
 from archs.maskrcnn import MaskRCNNConfig
 
-from .runner import (LoopConfig, Log, Schedule, add_pseudo_label_args, evaluate_checkpoint, run,
-                     seed_everything, step_rng, with_pseudo_labels)
+from .cli import trainer_parser
+from .runner import (LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng,
+                     with_pseudo_labels)
 
 
 def default_config(mean: float = 0.5018, std: float = 0.0529) -> MaskRCNNConfig:
@@ -133,39 +133,17 @@ def parse_stop_at(text: str | None) -> float | None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--name", default="maskrcnn")
-    t.add_argument("--crop", type=int, default=320)
+    p, t, _ = trainer_parser(
+        __doc__, name="maskrcnn", crop=320, batch=2, steps=6000, lr=3e-4, eval_per_type=6,
+        input_scale_help="scale crops (and at inference tiles) by this before the network: small cells "
+                         "then cover more feature pixels, at input_scale^2 the compute",
+        score_thresh=[0.3, 0.4, 0.5, 0.6, 0.7])
     t.add_argument("--crop-astro", type=int, default=None,
                    help="crop size for astrocyte images (default: --crop)")
     t.add_argument("--class-boost", nargs="+", default=[], metavar="TYPE=FACTOR",
                    help="scale a type's share of sampled images (default shsy5y=2 astro=1 cort=1)")
     t.add_argument("--class-agnostic-masks", action="store_true",
                    help="one mask channel for all types (with --init: the mean of the file's channels)")
-    t.add_argument("--input-scale", type=float, default=1.0,
-                   help="scale crops (and at inference tiles) by this before the network: small cells "
-                        "then cover more feature pixels, at input_scale^2 the compute")
-    t.add_argument("--batch", type=int, default=2)
-    t.add_argument("--steps", type=int, default=6000)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--seed", type=int, default=1234,
-                   help="crops are drawn from (seed, step): give a continuation a new seed so it sees new ones")
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--eval-minutes", type=float, default=40.0)
-    t.add_argument("--eval-per-type", type=int, default=6)
-    t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
-    add_pseudo_label_args(t)
-    t.add_argument("--init", default=None,
-                   help="start a new run from these exported weights (models/<net>.safetensors)")
-    e = sub.add_parser("eval")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--split", default="val")
-    e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--limit", type=int, default=None, help="first N images only (smoke checks)")
-    e.add_argument("--score-thresh", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
-    e.add_argument("--json", default=None, help="write the result here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 

@@ -253,17 +253,6 @@ def evaluate_checkpoint(args, records, build: Callable, evaluate: Callable) -> N
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def add_pseudo_label_args(parser) -> None:
-    """The pseudo-label options every trainer takes (training/README.md, "Pseudo-labels")."""
-    parser.add_argument("--pseudo-labels", default=None, metavar="CELLS_CSV",
-                        help="plateseg's cell export (`plateseg export --format csv`) of the "
-                             "split=unlabeled images: their cells train as annotations")
-    parser.add_argument("--pseudo-min-score", type=float, default=0.5,
-                        help="pseudo-label cells scored below this are left out")
-    parser.add_argument("--pseudo-weight", type=float, default=0.5,
-                        help="how often a pseudo-labelled image is drawn against an annotated one")
-
-
 def with_pseudo_labels(train: list, args, log: Callable, root: Path | None = None) -> list:
     """`train` plus the pseudo-labelled images `args` names (none without --pseudo-labels)."""
     from . import data

@@ -10,7 +10,6 @@ predicted foreground, plus foreground IoU.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 
 import numpy as np
@@ -24,8 +23,9 @@ from archs.upernet import UPerNetConfig
 from . import data
 from .augment import augmented_crop
 from .metric import ScoreBoard, image_score
-from .runner import (LoopConfig, Log, Schedule, add_pseudo_label_args, evaluate_checkpoint, run,
-                     seed_everything, step_rng, with_pseudo_labels)
+from .cli import trainer_parser
+from .runner import (LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng,
+                     with_pseudo_labels)
 
 AUX_WEIGHT = 0.4  # mmsegmentation's UPerNet configs
 
@@ -135,32 +135,10 @@ def evaluate(model, records, bank) -> dict:
 def main(argv=None):
     from .maskrcnn import fixed_subset, parse_stop_at
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--name", default="upernet")
-    t.add_argument("--crop", type=int, default=256)
-    t.add_argument("--batch", type=int, default=4)
-    t.add_argument("--steps", type=int, default=6000)
-    t.add_argument("--lr", type=float, default=1e-3)
+    p, t, _ = trainer_parser(
+        __doc__, name="upernet", crop=256, batch=4, steps=6000, lr=1e-3, eval_per_type=5,
+        input_scale_help="scale every input by this (bilinear); the logits come back at the crop's size")
     t.add_argument("--boundary", action="store_true")
-    t.add_argument("--input-scale", type=float, default=1.0,
-                   help="scale every input by this (bilinear); the logits come back at the crop's size")
-    t.add_argument("--seed", type=int, default=1234,
-                   help="crops are drawn from (seed, step): give a continuation a new seed so it sees new ones")
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--eval-minutes", type=float, default=40.0)
-    t.add_argument("--eval-per-type", type=int, default=5)
-    t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
-    add_pseudo_label_args(t)
-    t.add_argument("--init", default=None,
-                   help="start a new run from these exported weights (models/<net>.safetensors)")
-    e = sub.add_parser("eval")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--split", default="val")
-    e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--limit", type=int, default=None, help="first N images only (smoke checks)")
-    e.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     records = data.load_records()

@@ -8,7 +8,6 @@ thresholds 0.50:0.05:0.95, mean over images); masks come from Mask R-CNN in the 
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 
 import numpy as np
@@ -22,8 +21,9 @@ from archs.yolox import YOLOXConfig
 from . import data
 from .augment import crop_sample, geometric, jitter, mosaic
 from .metric import ScoreBoard, score_from_iou
-from .runner import (LoopConfig, Log, Schedule, add_pseudo_label_args, evaluate_checkpoint, run,
-                     seed_everything, step_rng, with_pseudo_labels)
+from .cli import trainer_parser
+from .runner import (LoopConfig, Log, Schedule, evaluate_checkpoint, run, seed_everything, step_rng,
+                     with_pseudo_labels)
 
 SCALES = (256, 288, 320, 352, 384)  # input sizes, multiples of 32 ("progressive" multi-scale)
 
@@ -221,30 +221,9 @@ def evaluate(model, records, bank, score_thresholds=(0.3,)) -> dict:
 def main(argv=None):
     from .maskrcnn import fixed_subset, parse_stop_at
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train")
-    t.add_argument("--name", default="yolox")
+    p, t, _ = trainer_parser(__doc__, name="yolox", batch=4, steps=8000, lr=1e-3, eval_per_type=5,
+                             score_thresh=[0.2, 0.3, 0.4, 0.5])
     t.add_argument("--size", default="tiny", choices=["nano", "tiny", "s"])
-    t.add_argument("--batch", type=int, default=4)
-    t.add_argument("--steps", type=int, default=8000)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=1234,
-                   help="crops are drawn from (seed, step): give a continuation a new seed so it sees new ones")
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--eval-minutes", type=float, default=40.0)
-    t.add_argument("--eval-per-type", type=int, default=5)
-    t.add_argument("--stop-at", default=None, help="UTC HH:MM: checkpoint and exit then")
-    add_pseudo_label_args(t)
-    t.add_argument("--init", default=None,
-                   help="start a new run from these exported weights (models/<net>.safetensors)")
-    e = sub.add_parser("eval")
-    e.add_argument("--checkpoint", required=True)
-    e.add_argument("--split", default="val")
-    e.add_argument("--threads", type=int, default=1)
-    e.add_argument("--limit", type=int, default=None, help="first N images only (smoke checks)")
-    e.add_argument("--score-thresh", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
-    e.add_argument("--json", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     records = data.load_records()
