@@ -237,37 +237,24 @@ public struct Merger: Sendable {
         return (window, num)
     }
 
-    /// Resamples a square soft mask covering `box` onto the window's pixel centres (bilinear,
-    /// edge-clamped) and hands each value to `add`; outside the box Mask R-CNN votes 0, since
-    /// it places the whole cell inside its box.
+    /// Resamples a square soft mask covering `box` onto the window's pixel centres and hands
+    /// each value to `add`; outside the box Mask R-CNN votes 0, since it places the whole cell
+    /// inside its box.
     private func paste(_ soft: ProbabilityMap, into box: Box, window: PixelRect, _ add: (Int, Float) -> Void) {
-        let n = soft.width
-        let sx = Float(n) / box.width, sy = Float(n) / box.height
-        let xs: [(Int, Int, Float)?] = (0..<window.width).map { x in
+        let grid = BoxGrid(cells: soft.width, over: box)
+        let columns: [BoxGrid.Stop?] = (0..<window.width).map { x in
             let cx = Float(window.x + x) + 0.5
-            guard cx >= box.x0, cx < box.x1 else { return nil }
-            let u = min(max((cx - box.x0) * sx - 0.5, 0), Float(n - 1))
-            let i = min(Int(u), n - 2)
-            return (i, i + 1, u - Float(i))
+            return cx >= box.x0 && cx < box.x1 ? grid.column(atX: cx) : nil
         }
-        soft.values.withUnsafeBufferPointer { v in
-            for y in 0..<window.height {
-                let cy = Float(window.y + y) + 0.5
-                guard cy >= box.y0, cy < box.y1 else {
-                    for x in 0..<window.width { add(y * window.width + x, 0) }
-                    continue
-                }
-                let t = min(max((cy - box.y0) * sy - 0.5, 0), Float(n - 1))
-                let j = min(Int(t), n - 2), fy = t - Float(j)
-                for x in 0..<window.width {
-                    guard let (i0, i1, fx) = xs[x] else {
-                        add(y * window.width + x, 0)
-                        continue
-                    }
-                    let a = Float(v[j * n + i0]) * (1 - fx) + Float(v[j * n + i1]) * fx
-                    let b = Float(v[(j + 1) * n + i0]) * (1 - fx) + Float(v[(j + 1) * n + i1]) * fx
-                    add(y * window.width + x, (a * (1 - fy) + b * fy) / 255)
-                }
+        for y in 0..<window.height {
+            let cy = Float(window.y + y) + 0.5
+            guard cy >= box.y0, cy < box.y1 else {
+                for x in 0..<window.width { add(y * window.width + x, 0) }
+                continue
+            }
+            let row = grid.row(atY: cy)
+            for x in 0..<window.width {
+                add(y * window.width + x, columns[x].map { soft.probability(in: grid, row: row, column: $0) } ?? 0)
             }
         }
     }

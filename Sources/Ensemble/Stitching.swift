@@ -208,26 +208,12 @@ enum Stitcher {
                 let y = box.y0 + (Float(j) + 0.5) * box.height / Float(n)
                 for i in 0..<n {
                     let x = box.x0 + (Float(i) + 0.5) * box.width / Float(n)
-                    for p in pieces { if let m = p.softMask { values[j * n + i] = max(values[j * n + i], sample(m, over: p.box, x: x, y: y)) } }
+                    for p in pieces { if let m = p.softMask { values[j * n + i] = max(values[j * n + i], m.softMaskProbability(over: p.box, x: x, y: y)) } }
                 }
             }
             soft = ProbabilityMap(channels: 1, width: n, height: n, probabilities: values)
         }
         return PlacedDetection(box: box, score: pieces.map(\.score).max()!, classProbabilities: probs, softMask: soft, tile: pieces[0].tile)
-    }
-
-    /// A square soft mask covering `box`, read bilinearly at image point (x, y); 0 outside the box.
-    static func sample(_ soft: ProbabilityMap, over box: Box, x: Float, y: Float) -> Float {
-        guard x >= box.x0, x < box.x1, y >= box.y0, y < box.y1 else { return 0 }
-        let n = soft.width
-        let u = min(max((x - box.x0) * Float(n) / box.width - 0.5, 0), Float(n - 1))
-        let v = min(max((y - box.y0) * Float(n) / box.height - 0.5, 0), Float(n - 1))
-        let i = min(Int(u), n - 2), j = min(Int(v), n - 2)
-        let fx = u - Float(i), fy = v - Float(j)
-        let m = soft.values
-        let a = Float(m[j * n + i]) * (1 - fx) + Float(m[j * n + i + 1]) * fx
-        let b = Float(m[(j + 1) * n + i]) * (1 - fx) + Float(m[(j + 1) * n + i + 1]) * fx
-        return (a * (1 - fy) + b * fy) / 255
     }
 
     /// The share of `a` that lies inside `b`.
@@ -268,7 +254,7 @@ enum Stitcher {
                         // Foreground is the cell classes together: a separator (boundary) pixel
                         // between touching cells is no cell's, which keeps the cells apart.
                         for (c, ci) in map.enumerated() where ci >= 0 {
-                            let p = w * Float(v[(c + 1) * plane + src]) / 255
+                            let p = w * ProbabilityMap.probability(level: Float(v[(c + 1) * plane + src]))
                             cls[ci * n + dst] += p
                             fg[dst] += p
                         }

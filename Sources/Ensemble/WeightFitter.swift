@@ -51,6 +51,12 @@ public struct WeightFitter: Sendable {
     public static let keptFractionGrid: [Double] = [0, 0.3, 0.5, 0.7]
     public static let growthRadiusGrid: [Double] = [0, 10, 20, 40, 80]
     public static let growthThresholdGrid: [Double] = [0.2, 0.3, 0.5, 0.7]
+    /// A widened count tolerance is rounded up to whole steps of 1 / this (5 points), so that a
+    /// refit on nearly the same images lands on the same tolerance.
+    static let widenedToleranceStepsPerUnit = 20.0
+    /// Scores, count errors and IoUs closer than this are equal: sums over images in another
+    /// order differ in the last bits, and a search must not move on such noise.
+    static let tie = 1e-12
 
     public init(start: EnsembleConfig = EnsembleConfig()) { self.start = start }
 
@@ -160,7 +166,7 @@ public struct WeightFitter: Sendable {
         let ends = ([start] + scoreFirst + (seed.map { [$0] } ?? [])).map { from in
             let first = search(images, from: from, split: split, models: models, counted: counted, widened: [:])
             guard let tolerance = countTolerance else { return first }
-            let widened = first.reached.countErrors.filter { $0.value > tolerance + 1e-12 }.mapValues { ($0 * 20 - 1e-9).rounded(.up) / 20 }
+            let widened = first.reached.countErrors.filter { $0.value > tolerance + Self.tie }.mapValues(Self.roundedUpToStep)
             return widened.isEmpty ? first : search(images, from: from, split: split, models: models, counted: true, widened: widened)
         }
         // Compared within the tightest tolerance any was fitted to: a walk that had to widen a
@@ -200,8 +206,14 @@ public struct WeightFitter: Sendable {
             return e.countErrors.map { max(0, $0.value - (widened[$0.key] ?? t)) }.reduce(0, +)
         }
         let (ea, eb) = (excess(a), excess(b))
-        if abs(ea - eb) > 1e-12 { return ea < eb }
-        return a.score > b.score + 1e-12 || (abs(a.score - b.score) <= 1e-12 && a.meanIoU > b.meanIoU + 1e-12)
+        if abs(ea - eb) > Self.tie { return ea < eb }
+        return a.score > b.score + Self.tie || (abs(a.score - b.score) <= Self.tie && a.meanIoU > b.meanIoU + Self.tie)
+    }
+
+    /// A count error as a tolerance: up to the next step; an error on a step, give or take the
+    /// last bits of its sum, stays on it.
+    static func roundedUpToStep(_ error: Double) -> Double {
+        (error * widenedToleranceStepsPerUnit - 1e-9).rounded(.up) / widenedToleranceStepsPerUnit
     }
 
     /// The coordinate search from `from`.

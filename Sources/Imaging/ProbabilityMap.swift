@@ -27,9 +27,30 @@ public struct ProbabilityMap: Sendable, Equatable {
         UInt8(max(0, min(255, (p * 255).rounded())))
     }
 
+    /// The probability a stored level stands for; a level interpolated between stored ones too.
+    @inlinable
+    public static func probability(level: Float) -> Float {
+        level / 255
+    }
+
     @inlinable
     public func probability(channel: Int, x: Int, y: Int) -> Float {
-        Float(values[(channel * height + y) * width + x]) / 255
+        Self.probability(level: Float(values[(channel * height + y) * width + x]))
+    }
+
+    /// A square one-channel map (a soft mask) spread over `grid`'s box, read bilinearly.
+    @inlinable
+    public func probability(in grid: BoxGrid, row: BoxGrid.Stop, column: BoxGrid.Stop) -> Float {
+        values.withUnsafeBufferPointer { v in Self.probability(level: grid.interpolate(row, column) { Float(v[$0]) }) }
+    }
+
+    /// A soft mask over `box` at image point (x, y); 0 outside the box, where Mask R-CNN places
+    /// no part of its cell.
+    @inlinable
+    public func softMaskProbability(over box: Box, x: Float, y: Float) -> Float {
+        let grid = BoxGrid(cells: width, over: box)
+        guard grid.contains(x: x, y: y) else { return 0 }
+        return probability(in: grid, row: grid.row(atY: y), column: grid.column(atX: x))
     }
 
     public func plane(_ channel: Int) -> ArraySlice<UInt8> {

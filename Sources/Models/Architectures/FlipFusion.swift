@@ -75,31 +75,18 @@ struct FlipFusion: Sendable {
         return BoxMaskedDetections(detections: kept.map { fused[$0].0 }, masks: kept.map { fused[$0].1 })
     }
 
-    /// An M x M mask over box `source` sampled bilinearly (edges held) at the cell centres of an
-    /// M x M grid over box `target`.
+    /// An M x M mask over box `source` read (edges held) at the cell centres of an M x M grid
+    /// over box `target`.
     static func resample(_ mask: [Float], from source: Box, onto target: Box) -> [Float] {
         let m = Int(Double(mask.count).squareRoot())
         guard m > 1 else { return mask }
-        func axis(_ lo: Float, _ hi: Float, _ sourceLo: Float, _ sourceHi: Float) -> [(Int, Float)] {
-            (0..<m).map { k in
-                let centre = (Float(k) + 0.5) / Float(m)
-                let position = lo + centre * (hi - lo)
-                let g = min(max((position - sourceLo) / max(sourceHi - sourceLo, 1e-6) * Float(m) - 0.5, 0), Float(m - 1))
-                let i = min(Int(g.rounded(.down)), m - 2)
-                return (i, g - Float(i))
-            }
+        let grid = BoxGrid(cells: m, over: source)
+        let centres = (0..<m).map { (Float($0) + 0.5) / Float(m) }
+        let columns = centres.map { grid.column(atX: target.x0 + $0 * (target.x1 - target.x0)) }
+        let rows = centres.map { grid.row(atY: target.y0 + $0 * (target.y1 - target.y0)) }
+        return mask.withUnsafeBufferPointer { v in
+            rows.flatMap { row in columns.map { column in grid.interpolate(row, column) { v[$0] } } }
         }
-        let xs = axis(target.x0, target.x1, source.x0, source.x1)
-        let ys = axis(target.y0, target.y1, source.y0, source.y1)
-        var out = [Float](repeating: 0, count: m * m)
-        for (r, (y, fy)) in ys.enumerated() {
-            for (c, (x, fx)) in xs.enumerated() {
-                let top = mask[y * m + x] * (1 - fx) + mask[y * m + x + 1] * fx
-                let bottom = mask[(y + 1) * m + x] * (1 - fx) + mask[(y + 1) * m + x + 1] * fx
-                out[r * m + c] = top * (1 - fy) + bottom * fy
-            }
-        }
-        return out
     }
 }
 
