@@ -3,9 +3,10 @@ import Foundation
 /// Opens a weights file exported by training/archs/export.py and builds the network its metadata
 /// names (`arch`), with the hyper-parameters the metadata carries.
 public enum ModelLoader {
-    public static func load(path: String) throws -> any Model {
+    /// `precision`: what the network's layers run in.
+    public static func load(path: String, precision: Precision = .fp32) throws -> any Model {
         let file = try SafeTensorsFile(path: path)
-        let weights = Weights(file: file)
+        let weights = Weights(file: file, precision: precision)
         let json = try metadataJSON(file)
         let settings = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any]
         guard let arch = settings?["arch"] as? String else {

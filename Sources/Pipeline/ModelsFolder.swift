@@ -34,8 +34,9 @@ public struct ModelsFolder: Sendable {
         }
     }
 
-    /// The handler of each job kind a `plateseg worker` process runs with these models.
-    public func jobHandlers(store: any JobStore, paths: PathMap = PathMap()) throws -> [String: any JobHandler] {
+    /// The handler of each job kind a `plateseg worker` process runs with these models, the
+    /// networks computing in `precision`.
+    public func jobHandlers(store: any JobStore, paths: PathMap = PathMap(), precision: Precision = .fp32) throws -> [String: any JobHandler] {
         let dir = path
         let cache = ModelCache { name in
             let file = "\(dir)/\(name).safetensors"
@@ -43,7 +44,7 @@ public struct ModelsFolder: Sendable {
                 throw PermanentJobError("\(file): no such model file; put the model there (`models/` ships the defaults) or pass --models-dir")
             }
             let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file)))
-            return (try ModelLoader.load(path: file), ModelSource(file: file, contentHash: hash))
+            return (try ModelLoader.load(path: file, precision: precision), ModelSource(file: file, contentHash: hash, precision: precision.rawValue))
         }
         let config = try ensembleConfig()
         let provenance = MergeProvenance(ensembleConfig: ContentHash.of(config.jsonData()),

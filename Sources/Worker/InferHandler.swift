@@ -41,7 +41,7 @@ public final class InferHandler: JobHandler {
         artifact.tile = args.tile
         return JobResult(artifact: artifact.encoded(),
                          provenance: InferProvenance(file: loaded.source.file, contentHash: loaded.source.contentHash,
-                                                     intensity: rule.description).jobArgs())
+                                                     intensity: rule.description, precision: loaded.source.precision).jobArgs())
     }
 }
 
@@ -51,16 +51,21 @@ public struct InferProvenance: Codable, Sendable, Equatable {
     public var file: String
     public var contentHash: String
     public var intensity: String
+    /// What the network computed in (absent: fp32).
+    public var precision: String?
 }
 
 /// Where a loaded network came from.
 public struct ModelSource: Codable, Sendable, Equatable {
     public var file: String
     public var contentHash: String
+    /// What it computes in (absent: fp32).
+    public var precision: String?
 
-    public init(file: String, contentHash: String) {
+    public init(file: String, contentHash: String, precision: String? = nil) {
         self.file = file
         self.contentHash = contentHash
+        self.precision = precision
     }
 }
 

@@ -29,6 +29,9 @@ struct ModelsBench: AsyncParsableCommand {
     @Option(parsing: .upToNextOption, help: "Networks to time (yolox, upernet, maskrcnn); all by default.")
     var networks: [String] = ["yolox", "upernet", "maskrcnn"]
 
+    @Option(parsing: .upToNextOption, help: "Precisions to time each network in (fp32, bf16); those this processor runs natively by default.")
+    var precisions: [String] = Precision.allCases.filter(\.isNative).map(\.rawValue)
+
     /// oneDNN (OpenMP) uses OMP_NUM_THREADS or every core; ONNX Runtime is given the same count.
     private var threads: Int {
         ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount
@@ -47,30 +50,37 @@ struct ModelsBench: AsyncParsableCommand {
         if !skipOnnx {
             onnx = try onnxRuntime()
         }
+        let kinds = try precisions.map { name in
+            guard let p = Precision(rawValue: name) else { throw ValidationError("--precisions takes \(Precision.allCases.map(\.rawValue).joined(separator: ", "))") }
+            return p
+        }
         let tile = try PNGCodec.readGray(image)
         print("plateseg-bench models: \(tile.width)x\(tile.height) tile \(image), \(threads) threads"
-              + "\(passiveWait ? " (passive wait)" : ""), median of \(runs) runs")
-        print("network   | Swift/oneDNN ms | GFLOP  | GFLOP/s | peak RSS MiB | ONNX Runtime ms | ratio")
-        print("----------|-----------------|--------|---------|--------------|-----------------|------")
+              + "\(passiveWait ? " (passive wait)" : ""), median of \(runs) runs; oneDNN uses \(Precision.instructionSet)")
+        print("network   | precision | Swift/oneDNN ms | GFLOP  | GFLOP/s | peak RSS MiB | ONNX Runtime ms | ratio")
+        print("----------|-----------|-----------------|--------|---------|--------------|-----------------|------")
         for arch in archs {
-            let path = "\(dir)/\(arch).safetensors"
-            Profiling.releaseCachedBuffers()
-            let model = try ModelLoader.load(path: path)
-            let (first, flops) = try Profiling.countingFlops { try model.run(tile) }
-            resetPeakMemory()
-            var times: [Double] = []
-            for _ in 0..<runs {
-                let start = DispatchTime.now().uptimeNanoseconds
-                _ = try model.run(tile)
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+            for precision in kinds {
+                let path = "\(dir)/\(arch).safetensors"
+                Profiling.releaseCachedBuffers()
+                let model = try ModelLoader.load(path: path, precision: precision)
+                let (first, flops) = try Profiling.countingFlops { try model.run(tile) }
+                resetPeakMemory()
+                var times: [Double] = []
+                for _ in 0..<runs {
+                    let start = DispatchTime.now().uptimeNanoseconds
+                    _ = try model.run(tile)
+                    times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                }
+                let ms = median(times)
+                let ort = onnx[arch]
+                let ratio = ort.map { String(format: "%.2f", ms / $0) } ?? "-"
+                let note = arch == "maskrcnn" ? " (\(first.detections.count) detections)" : ""
+                print(String(format: "%@ | %@ | %15.1f | %6.1f | %7.1f | %12.0f | %@ | %@%@", arch.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString,
+                             precision.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString, ms, flops / 1e9,
+                             flops / 1e9 / (ms / 1000), peakMemoryMiB(), (ort.map { String(format: "%15.1f", $0) } ?? String(repeating: " ", count: 14) + "-") as NSString,
+                             ratio as NSString, note as NSString))
             }
-            let ms = median(times)
-            let ort = onnx[arch]
-            let ratio = ort.map { String(format: "%.2f", ms / $0) } ?? "-"
-            let note = arch == "maskrcnn" ? " (\(first.detections.count) detections)" : ""
-            print(String(format: "%@ | %15.1f | %6.1f | %7.1f | %12.0f | %@ | %@%@", arch.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString, ms, flops / 1e9,
-                         flops / 1e9 / (ms / 1000), peakMemoryMiB(), (ort.map { String(format: "%15.1f", $0) } ?? String(repeating: " ", count: 14) + "-") as NSString,
-                         ratio as NSString, note as NSString))
         }
     }
 

@@ -13,13 +13,15 @@ struct PlateBench: ParsableCommand {
     @Option(help: "Folder with the model files.") var modelsDir = "models"
     @Option(help: "Comma-separated networks.") var models = "yolox,maskrcnn,upernet"
     @Option(help: "Comma-separated worker process counts.") var workers = "1,2"
+    @Option(help: "Comma-separated precisions the networks compute in (fp32, bf16, auto).") var precisions = "auto"
 
     func run() throws {
         let plateseg = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("plateseg")
-        print("| workers | images | tiles | wall s | images/hour | tiles/hour | inference | merge | queue, start-up, idle | peak worker MiB |")
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        for n in workers.split(separator: ",").compactMap({ Int($0) }) {
+        print("| precision | workers | images | tiles | wall s | images/hour | tiles/hour | inference | merge | queue, start-up, idle | peak worker MiB |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        let runs = precisions.split(separator: ",").flatMap { p in workers.split(separator: ",").compactMap { Int($0) }.map { (String(p), $0) } }
+        for (precision, n) in runs {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-platebench-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: dir) }
@@ -27,7 +29,7 @@ struct PlateBench: ParsableCommand {
             let p = Process()
             p.executableURL = plateseg
             p.arguments = ["run", plateFolder, "--plate", "bench", "--db", db, "--models-dir", modelsDir, "--models", models,
-                           "--workers", "\(n)"] + (manifest.map { ["--manifest", $0] } ?? [])
+                           "--workers", "\(n)", "--precision", precision] + (manifest.map { ["--manifest", $0] } ?? [])
             let pipe = Pipe()
             p.standardOutput = pipe
             p.standardError = FileHandle.nullDevice
@@ -45,7 +47,7 @@ struct PlateBench: ParsableCommand {
             let capacity = wall * Double(n)
             let infer = (times[InferJob.kind] ?? 0) / capacity, merge = (times[MergeJob.kind] ?? 0) / capacity
             let peak = output.firstMatch(of: try Regex("peak worker memory (\\d+) MiB")).flatMap { $0.output[1].substring }.map(String.init) ?? "?"
-            print(String(format: "| %d | %d | %d | %.1f | %.0f | %.0f | %.1f%% | %.1f%% | %.1f%% | %@ |", n, images, tiles, wall,
+            print(String(format: "| %@ | %d | %d | %d | %.1f | %.0f | %.0f | %.1f%% | %.1f%% | %.1f%% | %@ |", precision as NSString, n, images, tiles, wall,
                          Double(images) / wall * 3600, Double(tiles) / wall * 3600, infer * 100, merge * 100, (1 - infer - merge) * 100, peak))
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import Models
 import Pipeline
 
 struct Run: ParsableCommand {
@@ -19,6 +20,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
     var redoStale = false
 
+    @Option(help: "What the networks compute in: fp32, bf16, or auto (the fastest this processor runs natively).")
+    var precision: PrecisionChoice = .auto
+
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers \(workers): give at least 1 worker process") }
         guard lease >= 3, lease.isFinite else { throw ValidationError("--lease \(lease): give at least 3 seconds (a worker heartbeats every third of it)") }
@@ -31,6 +35,7 @@ struct Run: ParsableCommand {
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(db.location)\n".utf8))
+        FileHandle.standardOutput.write(Data("networks in \(precision.describe(precision.resolved))\n".utf8))
         if !FileManager.default.fileExists(atPath: "\(plate.modelsDir)/ensemble.json") {
             FileHandle.standardOutput.write(Data("note: no ensemble.json in \(plate.modelsDir): cells are merged with the built-in defaults, not a fitted config; copy models/ensemble.json there or fit one with `plateseg calibrate`\n".utf8))
         }
@@ -52,7 +57,8 @@ struct Run: ParsableCommand {
         // Through the environment, not the command line, where `ps` would show a password in a URL.
         if case let .sqlite(path) = location { environment["PLATESEG_DB"] = path } else { environment["PLATESEG_DB"] = store.db }
         let supervisor = try WorkerSupervisor(
-            executable: me, arguments: ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained", "--lease", "\(lease)"],
+            executable: me, arguments: ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained", "--lease", "\(lease)",
+                                   "--precision", precision.resolved.rawValue],
             environment: environment, workers: workers)
         // Ctrl-C, SIGTERM or a closed terminal stop the workers gracefully: each finishes the
         // job in hand and exits; `plateseg run` again resumes. A second signal does the same.

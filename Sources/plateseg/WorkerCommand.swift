@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobStore
 import Logging
+import Models
 import Pipeline
 import Worker
 
@@ -17,6 +18,9 @@ struct WorkerCommand: ParsableCommand {
 
     @Option(help: "Jobs run at once in this process.")
     var concurrency: Int = 1
+
+    @Option(help: "What the networks compute in: fp32, bf16, or auto (the fastest this processor runs natively).")
+    var precision: PrecisionChoice = .auto
 
     @Option(help: "Lease length in seconds; the worker heartbeats every third of it.")
     var lease: Double = 60
@@ -48,7 +52,10 @@ struct WorkerCommand: ParsableCommand {
         let paths: PathMap
         do { paths = try PathMap(parsing: pathMap) } catch { throw ValidationError("\(error)") }
         let db = try store.open()
-        let handlers = try ModelsFolder(modelsDir).jobHandlers(store: db, paths: paths)
+        let precision = self.precision.resolved
+        // A choice made here is told; one given (as `run` gives its workers) is only logged.
+        logger.log(level: self.precision == .auto ? .notice : .info, "networks run in \(self.precision.describe(precision))")
+        let handlers = try ModelsFolder(modelsDir).jobHandlers(store: db, paths: paths, precision: precision)
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let loops = (0..<max(1, concurrency)).map { i in
@@ -60,5 +67,26 @@ struct WorkerCommand: ParsableCommand {
             return WorkerLoop(store: db, handlers: handlers, options: options, logger: logger)
         }
         if let failure = WorkerProcess.run(loops, logger: logger) { throw failure }
+    }
+}
+
+/// `--precision`: a number format, or the fastest this processor runs natively.
+enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable {
+    case fp32, bf16, auto
+
+    var resolved: Precision {
+        switch self {
+        case .fp32: return .fp32
+        case .bf16: return .bf16
+        case .auto: return Precision.fastest
+        }
+    }
+
+    /// "bf16 (auto: the fastest that avx512_core_amx runs natively)"
+    func describe(_ precision: Precision) -> String {
+        switch self {
+        case .auto: return "\(precision.rawValue) (auto: the fastest that \(Precision.instructionSet) runs natively)"
+        default: return precision.rawValue + (precision.isNative ? "" : " (emulated: \(Precision.instructionSet) has no \(precision.rawValue) instructions, it runs slower than fp32)")
+        }
     }
 }

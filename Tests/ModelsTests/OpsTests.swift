@@ -12,13 +12,13 @@ import Testing
         let x = try Tensor(shape: [1, 1, 2, 3], nchw: [0, 1, 2, 3, 4, 5])
         let y = try Ops.resize(x, height: 3, width: 5, mode: .bilinear)
         // F.interpolate(x, size=(3, 5), mode="bilinear", align_corners=False)
-        #expect(close(y.nchw(), [0, 0.4, 1, 1.6, 2, 1.5, 1.9, 2.5, 3.1, 3.5, 3, 3.4, 4, 4.6, 5]))
+        #expect(close(try y.nchw(), [0, 0.4, 1, 1.6, 2, 1.5, 1.9, 2.5, 3.1, 3.5, 3, 3.4, 4, 4.6, 5]))
     }
 
     @Test func nearestResizeRepeatsPixels() throws {
         let x = try Tensor(shape: [1, 1, 2, 3], nchw: [0, 1, 2, 3, 4, 5])
         let y = try Ops.resize(x, height: 4, width: 6, mode: .nearest)
-        #expect(y.nchw() == [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 3, 3, 4, 4, 5, 5])
+        #expect(try y.nchw() == [0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 3, 3, 4, 4, 5, 5])
     }
 
     @Test func elementwiseAddMulAndConcat() throws {
@@ -35,7 +35,7 @@ import Testing
         let x = try Tensor(shape: [1, 1, 1, 5], nchw: [1, 2, 3, 4, 5])
         let y = try Ops.adaptiveAveragePool(x, size: 3)
         #expect(y.shape == [1, 1, 3, 3])
-        #expect(close(Array(y.nchw()[0..<3]), [1.5, 3, 4.5]))
+        #expect(close(Array(try y.nchw()[0..<3]), [1.5, 3, 4.5]))
     }
 
     /// torchvision.ops.roi_align(f, boxes, output_size=2, spatial_scale=1, sampling_ratio, aligned)
@@ -59,6 +59,7 @@ import Testing
         let out = try Tensor(shape: [3, 2, 2, 2])
         RoIAlign(outputSize: 2, samplingRatio: samplingRatio, aligned: aligned)
             .pool(boxes, levels: [0, 0, 0], features: [f], strides: [1], into: out.data)
-        #expect(close(out.nchw(), expected), "\(out.nchw())")
+        let got = try out.nchw()
+        #expect(close(got, expected), "\(got)")
     }
 }

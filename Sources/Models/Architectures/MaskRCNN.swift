@@ -157,7 +157,8 @@ public final class MaskRCNN: Model, @unchecked Sendable {
                 for s in 0..<49 { p6[o * C * 49 + s * C + ch] = w6[o * C * 49 + ch * 49 + s] }
             }
         }
-        fc6 = try Linear(weights: p6, bias: try rh.tensor("box_head.fc6.bias", shape: [R]), inFeatures: C * 49, outFeatures: R, postOps: [.relu])
+        fc6 = try Linear(weights: p6, bias: try rh.tensor("box_head.fc6.bias", shape: [R]), inFeatures: C * 49, outFeatures: R, postOps: [.relu],
+                         precision: weights.precision)
         fc7 = try rh.linear("box_head.fc7", in: R, out: R, postOps: [.relu])
         classScore = try rh.linear("box_predictor.cls_score", in: R, out: n)
         boxPrediction = try rh.linear("box_predictor.bbox_pred", in: R, out: 4 * n)
@@ -169,7 +170,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         let M = c.maskChannels
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
                                     bias: try rh.tensor("mask_predictor.conv5_mask.bias", shape: [M]),
-                                    inChannels: M, outChannels: M, kernel: 2, postOps: [.relu])
+                                    inChannels: M, outChannels: M, kernel: 2, postOps: [.relu], precision: weights.precision)
         maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: c.classAgnosticMasks == true ? 1 : n, kernel: 1)
         anchorsPerLevel = c.anchorSizes.map { size in
             c.aspectRatios.map { r in
@@ -207,13 +208,14 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         out.proposals = try proposals(features, input: input, imageW: imageW, imageH: imageH, trace: &out)
         guard !out.proposals.isEmpty else { return out }
 
-        // Box head on P2..P5
+        // Box head on P2..P5, which RoIAlign reads as float32.
+        let pyramid = try features[0..<4].map { try $0.floats() }
         let levels = out.proposals.map(roiLevel)
         let pooled = try Tensor(shape: [out.proposals.count, config.fpnChannels * 49])
         RoIAlign(outputSize: 7, samplingRatio: config.roiSamplingRatio, aligned: config.roiAlignAligned)
-            .pool(out.proposals, levels: levels, features: Array(features[0..<4]), strides: levelStrides, into: pooled.data)
+            .pool(out.proposals, levels: levels, features: pyramid, strides: levelStrides, into: pooled.data)
         let hidden = try fc7(fc6(pooled))
-        let logits = try classScore(hidden), regression = try boxPrediction(hidden)
+        let logits = try classScore(hidden).floats(), regression = try boxPrediction(hidden).floats()
         out.classLogits = Array(UnsafeBufferPointer(start: logits.data, count: logits.count))
         out.boxRegression = Array(UnsafeBufferPointer(start: regression.data, count: regression.count))
         out.detections = detections(out, imageW: imageW, imageH: imageH)
@@ -231,10 +233,10 @@ public final class MaskRCNN: Model, @unchecked Sendable {
             let maskIn = try Tensor(shape: [batch, C, 14, 14])
             let filled = boxes.count * C * 14 * 14
             (maskIn.data + filled).initialize(repeating: 0, count: maskIn.count - filled)
-            roiAlign.pool(boxes, levels: boxes.map(roiLevel), features: Array(features[0..<4]), strides: levelStrides, into: maskIn.data)
+            roiAlign.pool(boxes, levels: boxes.map(roiLevel), features: pyramid, strides: levelStrides, into: maskIn.data)
             var m = maskIn
             for conv in maskConvs { m = try conv(m) }
-            let masks = try maskLogits(maskUpsample(m))
+            let masks = try maskLogits(maskUpsample(m)).floats()
             let n = masks.c
             out.maskLogits += part.enumerated().map { d, det in
                 let channel = n == 1 ? 0 : det.label + 1
@@ -250,9 +252,10 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         let coder = BoxCoder(weights: (1, 1, 1, 1))
         var candidates: [Candidate] = []
         for (level, f) in features.enumerated() {
-            let (obj, deltas) = try rpn(f)
-            trace.rpnObjectness.append(obj.nchw())
-            trace.rpnDeltas.append(deltas.nchw())
+            let (rawObj, rawDeltas) = try rpn(f)
+            let obj = try rawObj.floats(), deltas = try rawDeltas.floats()
+            trace.rpnObjectness.append(try obj.nchw())
+            trace.rpnDeltas.append(try deltas.nchw())
             let A = obj.c, H = obj.h, W = obj.w
             let strideY = input.h / H, strideX = input.w / W
             // (y, x, anchor) order, as torchvision flattens

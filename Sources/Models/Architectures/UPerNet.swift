@@ -109,7 +109,7 @@ public final class UPerNet: Model, @unchecked Sendable {
 
     /// Per-pixel probabilities at tile resolution, planar (channels, height, width).
     func probabilities(_ tile: GrayImage) throws -> Tensor {
-        let full = try Ops.resize(logits(tile), height: tile.height, width: tile.width, mode: .bilinear)
+        let full = try Ops.resize(logits(tile).floats(), height: tile.height, width: tile.width, mode: .bilinear)
         Ops.softmaxChannels(full)
         return full
     }

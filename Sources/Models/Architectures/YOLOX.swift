@@ -283,7 +283,7 @@ public final class YOLOX: Model, @unchecked Sendable {
         return try zip(head, feats).enumerated().map { i, pair in
             let (reg, obj, cls) = try pair.0(pair.1)
             return YOLOXLevelOutput(stride: config.strides[i], height: reg.h, width: reg.w,
-                                    values: reg.nchw() + obj.nchw() + cls.nchw())
+                                    values: try reg.nchw() + obj.nchw() + cls.nchw())
         }
     }
 

@@ -48,10 +48,10 @@ final class Stream: @unchecked Sendable {
 
 typealias MemoryDesc = dnnl_memory_desc_t
 
-func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) throws -> MemoryDesc {
+func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t = dnnl_f32) throws -> MemoryDesc {
     var md = MemoryDesc()
     let d = dims.map(Int64.init)
-    try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dnnl_f32, tag), "memory descriptor \(dims)")
+    try check(dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, type, tag), "memory descriptor \(dims)")
     return md
 }
 
@@ -222,6 +222,30 @@ func reorder(_ src: Memory, to desc: MemoryDesc) throws -> Memory {
     let dst = try Memory(desc)
     try p.execute([(Int32(DNNL_ARG_SRC), src), (Int32(DNNL_ARG_DST), dst)])
     return dst
+}
+
+/// Conversions between activations' number formats, one cached primitive per shape and pair
+/// of formats: they run on every tile.
+enum Reorders {
+    private struct Key: Hashable, Sendable {
+        let dims: [Int64]
+        let from: UInt32
+        let to: UInt32
+    }
+
+    private static let cache = PrimitiveCache<Key, Primitive>()
+
+    static func run(from src: Memory, to dst: Memory) throws {
+        var s = src.desc, d = dst.desc
+        let dims = withUnsafeBytes(of: s.dims) { Array($0.bindMemory(to: Int64.self).prefix(Int(s.ndims))) }
+        let p = try cache.value(Key(dims: dims, from: s.data_type.rawValue, to: d.data_type.rawValue)) {
+            var pd: dnnl_primitive_desc_t?
+            let attr = try Attributes()
+            try check(dnnl_reorder_primitive_desc_create(&pd, &s, Engine.cpu.handle, &d, Engine.cpu.handle, attr.handle), "reorder descriptor")
+            return try Primitive(pd: pd!, what: "reorder")
+        }
+        try p.execute([(Int32(DNNL_ARG_SRC), src), (Int32(DNNL_ARG_DST), dst)])
+    }
 }
 
 /// 64-byte aligned storage handed out by `BufferPool`.

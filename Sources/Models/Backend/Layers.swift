@@ -62,8 +62,10 @@ private final class Plan: @unchecked Sendable {
     }
 }
 
-private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp]) throws -> Tensor {
-    let y = try Tensor(shape: plan.output)
+private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp], precision: Precision) throws -> Tensor {
+    let x = try x.converted(to: precision)
+    let residual = try residual?.converted(to: precision)
+    let y = try Tensor(shape: plan.output, precision: precision)
     var args: [(Int32, Memory)] = [
         (Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_WEIGHTS), plan.weights),
         (Int32(DNNL_ARG_BIAS), plan.bias), (Int32(DNNL_ARG_DST), y.memory),
@@ -77,7 +79,7 @@ private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp]
     }
     if let add = plan.unfusedAdd {
         try plan.primitive.execute(args)
-        let sum = try Tensor(shape: plan.output)
+        let sum = try Tensor(shape: plan.output, precision: precision)
         try add.execute([(Int32(DNNL_ARG_SRC_0), y.memory), (Int32(DNNL_ARG_SRC_1), residual.memory), (Int32(DNNL_ARG_DST), sum.memory)])
         return sum
     }
@@ -97,13 +99,16 @@ final class Conv2D: @unchecked Sendable {
     let groups: Int
     /// Fused after the convolution, in order; `.add` takes the `residual` argument.
     let postOps: [PostOp]
+    /// Of the input it takes, its weights and its output; the bias and the accumulation stay float32.
+    let precision: Precision
     private let weights: PackedWeights
     private let bias: Memory
     private let plans = PrimitiveCache<ShapeKey, Plan>()
 
     /// `weights` in PyTorch's OIHW order (O, I/groups, k, k).
     init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int,
-         stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = []) throws {
+         stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [],
+         precision: Precision = .fp32) throws {
         precondition(w.count == outChannels * inChannels / groups * kernel * kernel && b.count == outChannels)
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -113,6 +118,7 @@ final class Conv2D: @unchecked Sendable {
         self.dilation = dilation
         self.groups = groups
         self.postOps = postOps
+        self.precision = precision
         let desc = groups == 1
             ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_oihw)
             : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_goihw)
@@ -135,13 +141,13 @@ final class Conv2D: @unchecked Sendable {
         }
         FlopCounter.add(flops(input: x.shape))
         let plan = try plans.value(ShapeKey(input: x.shape, residual: residual != nil)) { try makePlan(x.shape) }
-        return try run(plan, x, residual: residual, postOps: postOps)
+        return try run(plan, x, residual: residual, postOps: postOps, precision: precision)
     }
 
     private func makePlan(_ input: [Int]) throws -> Plan {
         let out = [input[0], outChannels, outputSize(input[2]), outputSize(input[3])]
         guard out[2] > 0, out[3] > 0 else { throw ModelError.backend("input \(input) is too small for a \(kernel)x\(kernel) convolution") }
-        let dst = try memoryDesc(out, dnnl_nhwc)
+        let dst = try memoryDesc(out, dnnl_nhwc, precision.dataType)
         var prim = try primitive(input: input, output: out, postOps: postOps)
         var unfusedAdd: Primitive?
         // oneDNN 2.6 runs dilations above 2 as im2col + gemm on CPUs without AVX-512, and that
@@ -159,11 +165,12 @@ final class Conv2D: @unchecked Sendable {
     }
 
     private func primitive(input: [Int], output: [Int], postOps: [PostOp]) throws -> Primitive {
-        var src = try memoryDesc(input, dnnl_nhwc)
-        var dst = try memoryDesc(output, dnnl_nhwc)
+        let type = precision.dataType
+        var src = try memoryDesc(input, dnnl_nhwc, type)
+        var dst = try memoryDesc(output, dnnl_nhwc, type)
         var wd = groups == 1
-            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any)
-            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_format_tag_any)
+            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any, type)
+            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_format_tag_any, type)
         var bd = bias.desc
         let s = [Int64(stride), Int64(stride)], d = [Int64(dilation - 1), Int64(dilation - 1)]
         let p = [Int64(padding), Int64(padding)]
@@ -185,7 +192,8 @@ final class Deconv2D: @unchecked Sendable {
     private let pointwise: Conv2D
 
     /// `weights` in PyTorch's ConvTranspose2d order (I, O, k, k). `postOps` must be element-wise.
-    init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int, postOps: [PostOp] = []) throws {
+    init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int, postOps: [PostOp] = [],
+         precision: Precision = .fp32) throws {
         precondition(w.count == inChannels * outChannels * kernel * kernel && b.count == outChannels && !postOps.contains(.add))
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -198,21 +206,22 @@ final class Deconv2D: @unchecked Sendable {
             }
         }
         pointwise = try Conv2D(weights: pw, bias: (0..<kk).flatMap { _ in b }, inChannels: inChannels,
-                               outChannels: kk * outChannels, kernel: 1, postOps: postOps)
+                               outChannels: kk * outChannels, kernel: 1, postOps: postOps, precision: precision)
     }
 
     func callAsFunction(_ x: Tensor) throws -> Tensor {
         let t = try pointwise(x)
         let k = kernel, O = outChannels, H = x.h, W = x.w
-        let y = try Tensor(shape: [x.n, O, H * k, W * k])
-        let src = t.data, dst = y.data
+        let y = try Tensor(shape: [x.n, O, H * k, W * k], precision: t.precision)
+        // Whole pixels of O channels move; their number format does not matter.
+        let e = t.elementSize, src = t.bytes, dst = y.bytes
         for n in 0..<x.n {
             for yy in 0..<H {
                 for xx in 0..<W {
-                    let s = src + ((n * H + yy) * W + xx) * k * k * O
+                    let s = src + ((n * H + yy) * W + xx) * k * k * O * e
                     for ky in 0..<k {
                         for kx in 0..<k {
-                            (dst + ((n * H * k + yy * k + ky) * W * k + xx * k + kx) * O).update(from: s + (ky * k + kx) * O, count: O)
+                            (dst + ((n * H * k + yy * k + ky) * W * k + xx * k + kx) * O * e).copyMemory(from: s + (ky * k + kx) * O * e, byteCount: O * e)
                         }
                     }
                 }
@@ -227,16 +236,19 @@ final class Linear: @unchecked Sendable {
     let inFeatures: Int
     let outFeatures: Int
     let postOps: [PostOp]
+    let precision: Precision
     private let weights: PackedWeights
     private let bias: Memory
     private let plans = PrimitiveCache<ShapeKey, Plan>()
 
     /// `weights` in PyTorch's (out, in) order.
-    init(weights w: [Float], bias b: [Float], inFeatures: Int, outFeatures: Int, postOps: [PostOp] = []) throws {
+    init(weights w: [Float], bias b: [Float], inFeatures: Int, outFeatures: Int, postOps: [PostOp] = [],
+         precision: Precision = .fp32) throws {
         precondition(w.count == inFeatures * outFeatures && b.count == outFeatures)
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.postOps = postOps
+        self.precision = precision
         weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc([outFeatures, inFeatures], dnnl_oi)))
         bias = try FloatBuffer(b).memory(memoryDesc([outFeatures], dnnl_a))
     }
@@ -248,16 +260,16 @@ final class Linear: @unchecked Sendable {
         FlopCounter.add(2 * Double(x.n * inFeatures * outFeatures))
         let plan = try plans.value(ShapeKey(input: x.shape, residual: false)) {
             let out = [x.n, outFeatures]
-            var src = try memoryDesc(x.shape, dnnl_nc)
-            var dst = try memoryDesc(out, dnnl_nc)
-            var wd = try memoryDesc([outFeatures, inFeatures], dnnl_format_tag_any)
+            var src = try memoryDesc(x.shape, dnnl_nc, precision.dataType)
+            var dst = try memoryDesc(out, dnnl_nc, precision.dataType)
+            var wd = try memoryDesc([outFeatures, inFeatures], dnnl_format_tag_any, precision.dataType)
             var bd = bias.desc
             var desc = dnnl_inner_product_desc_t()
             try check(dnnl_inner_product_forward_desc_init(&desc, dnnl_forward_inference, &src, &wd, &bd, &dst), "inner product descriptor")
             let prim = try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: nil), what: "inner product")
             return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias, output: out)
         }
-        return try run(plan, x, residual: nil, postOps: postOps)
+        return try run(plan, x, residual: nil, postOps: postOps, precision: precision)
     }
 }
 

@@ -14,9 +14,10 @@ enum Ops {
 
     static func maxPool(_ x: Tensor, kernel: Int, stride: Int, padding: Int) throws -> Tensor {
         let out = [x.n, x.c, (x.h + 2 * padding - kernel) / stride + 1, (x.w + 2 * padding - kernel) / stride + 1]
-        let p = try cache.value(Key(op: "maxpool", shapes: [x.shape], params: [kernel, stride, padding])) {
-            var src = try memoryDesc(x.shape, dnnl_nhwc)
-            var dst = try memoryDesc(out, dnnl_nhwc)
+        let type = x.precision.dataType
+        let p = try cache.value(Key(op: "maxpool", shapes: [x.shape], params: [kernel, stride, padding, Int(type.rawValue)])) {
+            var src = try memoryDesc(x.shape, dnnl_nhwc, type)
+            var dst = try memoryDesc(out, dnnl_nhwc, type)
             let k = [Int64(kernel), Int64(kernel)], s = [Int64(stride), Int64(stride)]
             let pad = [Int64(padding), Int64(padding)], dil: [Int64] = [0, 0]
             var desc = dnnl_pooling_v2_desc_t()
@@ -24,7 +25,7 @@ enum Ops {
                       "max pooling descriptor")
             return try Primitive(opDesc: &desc, what: "max pooling")
         }
-        let y = try Tensor(shape: out)
+        let y = try Tensor(shape: out, precision: x.precision)
         let ws = p.desc(dnnl_query_workspace_md)
         var args: [(Int32, Memory)] = [(Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_DST), y.memory)]
         if ws.ndims > 0 { args.append((Int32(DNNL_ARG_WORKSPACE), try Memory(ws))) }
@@ -41,30 +42,33 @@ enum Ops {
     static func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor {
         if x.h == height && x.w == width { return x }
         let out = [x.n, x.c, height, width]
-        let p = try cache.value(Key(op: "resize", shapes: [x.shape, out], params: [mode.rawValue])) {
-            var src = try memoryDesc(x.shape, dnnl_nhwc)
-            var dst = try memoryDesc(out, dnnl_nhwc)
+        let type = x.precision.dataType
+        let p = try cache.value(Key(op: "resize", shapes: [x.shape, out], params: [mode.rawValue, Int(type.rawValue)])) {
+            var src = try memoryDesc(x.shape, dnnl_nhwc, type)
+            var dst = try memoryDesc(out, dnnl_nhwc, type)
             var desc = dnnl_resampling_desc_t()
             let alg = mode == .nearest ? dnnl_resampling_nearest : dnnl_resampling_linear
             try check(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, alg, nil, &src, &dst), "resampling descriptor")
             return try Primitive(opDesc: &desc, what: "resampling")
         }
-        let y = try Tensor(shape: out)
+        let y = try Tensor(shape: out, precision: x.precision)
         try p.execute([(Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_DST), y.memory)])
         return y
     }
 
-    /// Concatenation along channels.
+    /// Concatenation along channels, in the first tensor's precision.
     static func concat(_ xs: [Tensor]) throws -> Tensor {
         precondition(!xs.isEmpty)
         let first = xs[0]
+        let xs = try xs.map { try $0.converted(to: first.precision) }
+        let type = first.precision.dataType
         guard xs.allSatisfy({ $0.n == first.n && $0.h == first.h && $0.w == first.w }) else {
             throw ModelError.backend("concatenation of mismatched shapes \(xs.map(\.shape))")
         }
         let out = [first.n, xs.reduce(0) { $0 + $1.c }, first.h, first.w]
-        let p = try cache.value(Key(op: "concat", shapes: xs.map(\.shape), params: [])) {
-            let srcs = try xs.map { try memoryDesc($0.shape, dnnl_nhwc) }
-            var dst = try memoryDesc(out, dnnl_nhwc)
+        let p = try cache.value(Key(op: "concat", shapes: xs.map(\.shape), params: [Int(type.rawValue)])) {
+            let srcs = try xs.map { try memoryDesc($0.shape, dnnl_nhwc, type) }
+            var dst = try memoryDesc(out, dnnl_nhwc, type)
             var pd: dnnl_primitive_desc_t?
             let attr = try Attributes()
             try srcs.withUnsafeBufferPointer { s in
@@ -73,7 +77,7 @@ enum Ops {
             }
             return try Primitive(pd: pd!, what: "concat")
         }
-        let y = try Tensor(shape: out)
+        let y = try Tensor(shape: out, precision: first.precision)
         var args = xs.enumerated().map { (Int32(DNNL_ARG_MULTIPLE_SRC) + Int32($0.offset), $0.element.memory) }
         args.append((Int32(DNNL_ARG_DST), y.memory))
         try p.execute(args)
@@ -86,14 +90,16 @@ enum Ops {
 
     private static func binary(_ a: Tensor, _ b: Tensor, _ alg: dnnl_alg_kind_t, _ name: String) throws -> Tensor {
         guard a.shape == b.shape else { throw ModelError.backend("\(name) of shapes \(a.shape) and \(b.shape)") }
-        let p = try cache.value(Key(op: name, shapes: [a.shape], params: [])) {
-            var s0 = try memoryDesc(a.shape, Tensor.tag(rank: a.shape.count))
+        let b = try b.converted(to: a.precision)
+        let type = a.precision.dataType
+        let p = try cache.value(Key(op: name, shapes: [a.shape], params: [Int(type.rawValue)])) {
+            var s0 = try memoryDesc(a.shape, Tensor.tag(rank: a.shape.count), type)
             var s1 = s0, dst = s0
             var desc = dnnl_binary_desc_t()
             try check(dnnl_binary_desc_init(&desc, alg, &s0, &s1, &dst), "binary \(name) descriptor")
             return try Primitive(opDesc: &desc, what: "binary \(name)")
         }
-        let y = try Tensor(shape: a.shape)
+        let y = try Tensor(shape: a.shape, precision: a.precision)
         try p.execute([(Int32(DNNL_ARG_SRC_0), a.memory), (Int32(DNNL_ARG_SRC_1), b.memory), (Int32(DNNL_ARG_DST), y.memory)])
         return y
     }
@@ -102,6 +108,7 @@ enum Ops {
     /// and differ in size, which no oneDNN pooling expresses, so it is a loop (it reads the input once
     /// per scale, negligible next to the convolutions).
     static func adaptiveAveragePool(_ x: Tensor, size: Int) throws -> Tensor {
+        let x = try x.floats()
         let y = try Tensor(shape: [x.n, x.c, size, size])
         let C = x.c, src = x.data, dst = y.data
         for n in 0..<x.n {

@@ -1,18 +1,34 @@
 import CDNNL
 
-/// A float32 activation. Logically NCHW (or NC for fully connected layers); physically kept in
-/// oneDNN's channels-last layout (nhwc) from the first layer to the last, so convolutions never pay
-/// for a reorder between layers.
+/// An activation, float32 or bfloat16. Logically NCHW (or NC for fully connected layers);
+/// physically kept in oneDNN's channels-last layout (nhwc) from the first layer to the last, so
+/// convolutions never pay for a reorder between layers.
 final class Tensor: @unchecked Sendable {
     /// Logical dimensions: [N, C, H, W] or [N, C].
     let shape: [Int]
+    let precision: Precision
     let memory: Memory
 
-    init(shape: [Int]) throws {
+    init(shape: [Int], precision: Precision = .fp32) throws {
         precondition(shape.count == 4 || shape.count == 2, "tensors are NCHW or NC")
         self.shape = shape
-        memory = try Memory(memoryDesc(shape, Tensor.tag(rank: shape.count)))
+        self.precision = precision
+        memory = try Memory(memoryDesc(shape, Tensor.tag(rank: shape.count), precision.dataType))
     }
+
+    /// This tensor in `precision`: itself when it is in it already, else a converted copy.
+    func converted(to precision: Precision) throws -> Tensor {
+        guard precision != self.precision else { return self }
+        let y = try Tensor(shape: shape, precision: precision)
+        try Reorders.run(from: memory, to: y.memory)
+        return y
+    }
+
+    /// This tensor as float32, for code that reads its numbers.
+    func floats() throws -> Tensor { try converted(to: .fp32) }
+
+    /// The size of one element in bytes.
+    var elementSize: Int { precision == .fp32 ? 4 : 2 }
 
     static func tag(rank: Int) -> dnnl_format_tag_t { rank == 4 ? dnnl_nhwc : dnnl_nc }
 
@@ -21,7 +37,13 @@ final class Tensor: @unchecked Sendable {
     var h: Int { shape.count == 4 ? shape[2] : 1 }
     var w: Int { shape.count == 4 ? shape[3] : 1 }
     var count: Int { shape.reduce(1, *) }
-    var data: UnsafeMutablePointer<Float> { memory.floats }
+    /// The float32 elements; only for a float32 tensor (`floats()`).
+    var data: UnsafeMutablePointer<Float> {
+        precondition(precision == .fp32, "a \(precision) tensor read as float32: convert it with floats()")
+        return memory.floats
+    }
+
+    var bytes: UnsafeMutableRawPointer { UnsafeMutableRawPointer(memory.floats) }
 
     /// Builds a tensor from planar NCHW values.
     convenience init(shape: [Int], nchw values: [Float]) throws {
@@ -40,9 +62,9 @@ final class Tensor: @unchecked Sendable {
     }
 
     /// The values in planar NCHW order.
-    func nchw() -> [Float] {
+    func nchw() throws -> [Float] {
         let (C, HW) = (c, h * w)
-        let p = data
+        let p = try floats().data
         var out = [Float](repeating: 0, count: count)
         out.withUnsafeMutableBufferPointer { o in
             for n in 0..<n {

@@ -10,7 +10,8 @@ extension Weights {
         let w = try tensor("\(conv).weight", shape: [cout, cin / groups, kernel, kernel])
         let (fw, fb) = try foldBatchNorm(w, bias: nil, bn: scoped(bn), channels: cout, eps: eps)
         return try Conv2D(weights: fw, bias: fb, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
-                          padding: padding ?? dilation * (kernel - 1) / 2, dilation: dilation, groups: groups, postOps: postOps)
+                          padding: padding ?? dilation * (kernel - 1) / 2, dilation: dilation, groups: groups, postOps: postOps,
+                          precision: precision)
     }
 
     /// A plain convolution with bias (`name.weight`, `name.bias`).
@@ -19,12 +20,12 @@ extension Weights {
         let w = try tensor("\(name).weight", shape: [cout, cin, kernel, kernel])
         let b = try tensor("\(name).bias", shape: [cout])
         return try Conv2D(weights: w, bias: b, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
-                          padding: padding ?? (kernel - 1) / 2, postOps: postOps)
+                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision)
     }
 
     func linear(_ name: String, in cin: Int, out cout: Int, postOps: [PostOp] = []) throws -> Linear {
         try Linear(weights: try tensor("\(name).weight", shape: [cout, cin]), bias: try tensor("\(name).bias", shape: [cout]),
-                   inFeatures: cin, outFeatures: cout, postOps: postOps)
+                   inFeatures: cin, outFeatures: cout, postOps: postOps, precision: precision)
     }
 
     func foldBatchNorm(_ w: [Float], bias: [Float]?, bn: Weights, channels: Int, eps: Float) throws -> ([Float], [Float]) {

@@ -162,14 +162,17 @@ public final class SafeTensorsFile: @unchecked Sendable {
 public struct Weights: Sendable {
     public let file: SafeTensorsFile
     public let prefix: String
+    /// What the layers built from these weights run in.
+    public let precision: Precision
 
-    public init(file: SafeTensorsFile, prefix: String = "") {
+    public init(file: SafeTensorsFile, prefix: String = "", precision: Precision = .fp32) {
         self.file = file
         self.prefix = prefix
+        self.precision = precision
     }
 
     public func scoped(_ name: String) -> Weights {
-        Weights(file: file, prefix: path(name))
+        Weights(file: file, prefix: path(name), precision: precision)
     }
 
     public func scoped(_ index: Int) -> Weights { scoped(String(index)) }

@@ -1,0 +1,51 @@
+import CDNNL
+
+/// The number format the convolutions and matrix products of a network run in. Activations stay
+/// in it between layers; what reads them as numbers (RoIAlign, softmax, the heads' decoding)
+/// gets float32.
+public enum Precision: String, Sendable, CaseIterable, Codable {
+    case fp32
+    /// bfloat16: float32's range with 8 bits of mantissa; accumulation stays float32.
+    case bf16
+
+    /// Whether this processor has the instructions to run it at speed (oneDNN's ISA query).
+    /// oneDNN would emulate bf16 on older AVX-512 processors, slower than float32.
+    public var isNative: Bool {
+        switch self {
+        case .fp32: return true
+        case .bf16: return Self.isa.contains(dnnl_cpu_isa_avx512_core_bf16)
+        }
+    }
+
+    /// The fastest precision this processor runs natively.
+    public static var fastest: Precision { Precision.bf16.isNative ? .bf16 : .fp32 }
+
+    /// oneDNN's name for the instruction set it uses here, e.g. "avx512_core_amx".
+    public static var instructionSet: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        case let other: return "isa 0x\(String(other.rawValue, radix: 16))"
+        }
+    }
+
+    private static var isa: ISABits { ISABits(dnnl_get_effective_cpu_isa()) }
+
+    var dataType: dnnl_data_type_t {
+        switch self {
+        case .fp32: return dnnl_f32
+        case .bf16: return dnnl_bf16
+        }
+    }
+}
+
+/// oneDNN's ISA values are nested bit sets: a richer one holds every bit of those it extends.
+private struct ISABits {
+    let bits: UInt32
+    init(_ isa: dnnl_cpu_isa_t) { bits = isa.rawValue }
+    func contains(_ isa: dnnl_cpu_isa_t) -> Bool { bits & isa.rawValue == isa.rawValue }
+}
