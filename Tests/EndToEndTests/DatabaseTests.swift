@@ -54,7 +54,7 @@ import Testing
             #expect(!out.contains(password), "\(args) printed the password")
         }
         let failing = try plateseg(["report", "--db", withPassword, "--plate", "none", "--out", plate.appendingPathComponent("r").path],
-                                   environment: ["PGPASSWORD": ""], expectStatus: 64)
+                                   environment: ["PGPASSWORD": ""], expectStatus: 1)
         #expect(failing.contains("plateseg:***@") && !failing.contains(password))
     }
 
