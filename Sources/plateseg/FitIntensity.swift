@@ -27,7 +27,7 @@ struct FitIntensity: ParsableCommand {
         guard bounds.count == 2, bounds[0] >= 0, bounds[0] < bounds[1], bounds[1] <= 100 else {
             throw ValidationError("--percentiles must be LOW,HIGH with 0 <= LOW < HIGH <= 100")
         }
-        let ids = try idsOfSplit()
+        let ids = try SplitList(path: list).ids(of: split)
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
             ImageFile.isImageName($0) && ids.contains(($0 as NSString).deletingPathExtension)
         }.sorted()
@@ -39,12 +39,18 @@ struct FitIntensity: ParsableCommand {
         print(String(format: "%d images: percentile %g at %.2f, percentile %g at %.2f; wrote %@", images.count,
                      reference.lowPercentile, reference.lowValue, reference.highPercentile, reference.highValue, out))
     }
+}
 
-    private func idsOfSplit() throws -> Set<String> {
-        let text = try String(contentsOfFile: list, encoding: .utf8)
+/// A CSV that names each image's split (columns id and split, ids being file names without
+/// extension), as ../shared/data's images.csv does.
+struct SplitList {
+    let path: String
+
+    func ids(of split: String) throws -> Set<String> {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
         let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
         guard let header = rows.first, let id = header.firstIndex(of: "id"), let s = header.firstIndex(of: "split") else {
-            throw ValidationError("\(list): needs columns id and split")
+            throw ValidationError("\(path): needs columns id and split")
         }
         return Set(rows.dropFirst().filter { $0.count > max(id, s) && $0[s] == split }.map { $0[id] })
     }

@@ -7,7 +7,7 @@ struct Plateseg: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plateseg",
         abstract: "Segment every cell of every image of a microscope plate, and ask where they are.",
-        subcommands: [Submit.self, Run.self, WorkerCommand.self, Status.self, Retry.self, Prune.self, Query.self, Export.self, Eval.self, Calibrate.self, Report.self, Trace.self, FitIntensity.self])
+        subcommands: [Submit.self, Run.self, WorkerCommand.self, Status.self, Retry.self, Prune.self, Query.self, Export.self, Eval.self, Calibrate.self, CalibrateInt8.self, Report.self, Trace.self, FitIntensity.self])
 }
 
 /// Options every command that reads or writes the job database takes.

@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import PlatesegTestSupport
 import Testing
 
@@ -28,5 +29,34 @@ import Testing
         #expect(out.contains("networks in fp32\n"), "\(out)")
         let trace = try run(products.appendingPathComponent("plateseg"), ["trace", "--db", db, "P1_C02_s1.png"])
         #expect(trace.contains("\"precision\":\"fp32\""), "\(trace)")
+    }
+}
+
+/// `calibrate-int8` on images of the training split: a ranges file per network, naming the
+/// images and the model file it belongs to.
+@Suite struct CalibrateInt8Tests {
+    @Test func theRangesOfEveryNetworkAreWrittenWithTheImagesAndTheModelFile() throws {
+        let work = temporaryFolder()
+        let models = work.appendingPathComponent("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        for name in ["yolox", "maskrcnn", "upernet"] {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("\(name).safetensors"), to: models.appendingPathComponent("\(name).safetensors"))
+        }
+        try FileManager.default.copyItem(at: intensityReference, to: models.appendingPathComponent("intensity.json"))
+        let list = work.appendingPathComponent("images.csv")
+        try "id,split\n0f08d640930b,train\n08f52aa2add3,train\n0323e81d23d9,val\n".write(to: list, atomically: true, encoding: .utf8)
+        let plate = demo.appendingPathComponent("plate").path
+        let out = try run(products.appendingPathComponent("plateseg"), ["calibrate-int8", plate, "--list", list.path, "--models-dir", models.path])
+        #expect(out.contains("maskrcnn: ") && out.contains("from 2 images of split train"), "\(out)")
+        for name in ["yolox", "maskrcnn", "upernet"] {
+            let file = models.appendingPathComponent("\(name).int8.json")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? [String: Any])
+            #expect(json["images"] as? [String] == ["08f52aa2add3.png", "0f08d640930b.png"], "never the val image")
+            #expect(json["modelFile"] as? String == ContentHash.of(try Data(contentsOf: models.appendingPathComponent("\(name).safetensors"))))
+            #expect(((json["layers"] as? [String: Any])?.count ?? 0) > 5)
+        }
+        let none = try run(products.appendingPathComponent("plateseg"), ["calibrate-int8", plate, "--list", list.path, "--split", "test",
+                                                                         "--models-dir", models.path], expectStatus: 64)
+        #expect(none.contains("no image in \(plate) is in split test"))
     }
 }

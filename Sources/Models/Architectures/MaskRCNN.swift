@@ -158,7 +158,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
             }
         }
         fc6 = try Linear(weights: p6, bias: try rh.tensor("box_head.fc6.bias", shape: [R]), inFeatures: C * 49, outFeatures: R, postOps: [.relu],
-                         precision: weights.precision)
+                         precision: weights.precision, name: rh.path("box_head.fc6"))
         fc7 = try rh.linear("box_head.fc7", in: R, out: R, postOps: [.relu])
         classScore = try rh.linear("box_predictor.cls_score", in: R, out: n)
         boxPrediction = try rh.linear("box_predictor.bbox_pred", in: R, out: 4 * n)
@@ -170,7 +170,8 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         let M = c.maskChannels
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
                                     bias: try rh.tensor("mask_predictor.conv5_mask.bias", shape: [M]),
-                                    inChannels: M, outChannels: M, kernel: 2, postOps: [.relu], precision: weights.precision)
+                                    inChannels: M, outChannels: M, kernel: 2, postOps: [.relu], precision: weights.precision,
+                                    name: rh.path("mask_predictor.conv5_mask"))
         maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: c.classAgnosticMasks == true ? 1 : n, kernel: 1)
         anchorsPerLevel = c.anchorSizes.map { size in
             c.aspectRatios.map { r in

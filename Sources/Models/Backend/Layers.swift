@@ -101,6 +101,8 @@ final class Conv2D: @unchecked Sendable {
     let postOps: [PostOp]
     /// Of the input it takes, its weights and its output; the bias and the accumulation stay float32.
     let precision: Precision
+    /// Its weights' name in the model file, which calibration records its input's range under.
+    let name: String
     private let weights: PackedWeights
     private let bias: Memory
     private let plans = PrimitiveCache<ShapeKey, Plan>()
@@ -108,7 +110,7 @@ final class Conv2D: @unchecked Sendable {
     /// `weights` in PyTorch's OIHW order (O, I/groups, k, k).
     init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int,
          stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [],
-         precision: Precision = .fp32) throws {
+         precision: Precision = .fp32, name: String = "") throws {
         precondition(w.count == outChannels * inChannels / groups * kernel * kernel && b.count == outChannels)
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -119,6 +121,7 @@ final class Conv2D: @unchecked Sendable {
         self.groups = groups
         self.postOps = postOps
         self.precision = precision
+        self.name = name
         let desc = groups == 1
             ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_oihw)
             : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_goihw)
@@ -140,6 +143,7 @@ final class Conv2D: @unchecked Sendable {
             throw ModelError.backend("convolution expects \(inChannels) input channels, got shape \(x.shape)")
         }
         FlopCounter.add(flops(input: x.shape))
+        ActivationRecorder.current?.record(name, x)
         let plan = try plans.value(ShapeKey(input: x.shape, residual: residual != nil)) { try makePlan(x.shape) }
         return try run(plan, x, residual: residual, postOps: postOps, precision: precision)
     }
@@ -193,7 +197,7 @@ final class Deconv2D: @unchecked Sendable {
 
     /// `weights` in PyTorch's ConvTranspose2d order (I, O, k, k). `postOps` must be element-wise.
     init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int, postOps: [PostOp] = [],
-         precision: Precision = .fp32) throws {
+         precision: Precision = .fp32, name: String = "") throws {
         precondition(w.count == inChannels * outChannels * kernel * kernel && b.count == outChannels && !postOps.contains(.add))
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -206,7 +210,7 @@ final class Deconv2D: @unchecked Sendable {
             }
         }
         pointwise = try Conv2D(weights: pw, bias: (0..<kk).flatMap { _ in b }, inChannels: inChannels,
-                               outChannels: kk * outChannels, kernel: 1, postOps: postOps, precision: precision)
+                               outChannels: kk * outChannels, kernel: 1, postOps: postOps, precision: precision, name: name)
     }
 
     func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -237,18 +241,21 @@ final class Linear: @unchecked Sendable {
     let outFeatures: Int
     let postOps: [PostOp]
     let precision: Precision
+    /// Its weights' name in the model file, which calibration records its input's range under.
+    let name: String
     private let weights: PackedWeights
     private let bias: Memory
     private let plans = PrimitiveCache<ShapeKey, Plan>()
 
     /// `weights` in PyTorch's (out, in) order.
     init(weights w: [Float], bias b: [Float], inFeatures: Int, outFeatures: Int, postOps: [PostOp] = [],
-         precision: Precision = .fp32) throws {
+         precision: Precision = .fp32, name: String = "") throws {
         precondition(w.count == inFeatures * outFeatures && b.count == outFeatures)
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.postOps = postOps
         self.precision = precision
+        self.name = name
         weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc([outFeatures, inFeatures], dnnl_oi)))
         bias = try FloatBuffer(b).memory(memoryDesc([outFeatures], dnnl_a))
     }
@@ -258,6 +265,7 @@ final class Linear: @unchecked Sendable {
             throw ModelError.backend("fully connected layer expects \(inFeatures) features, got shape \(x.shape)")
         }
         FlopCounter.add(2 * Double(x.n * inFeatures * outFeatures))
+        ActivationRecorder.current?.record(name, x)
         let plan = try plans.value(ShapeKey(input: x.shape, residual: false)) {
             let out = [x.n, outFeatures]
             var src = try memoryDesc(x.shape, dnnl_nc, precision.dataType)

@@ -11,7 +11,7 @@ extension Weights {
         let (fw, fb) = try foldBatchNorm(w, bias: nil, bn: scoped(bn), channels: cout, eps: eps)
         return try Conv2D(weights: fw, bias: fb, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
                           padding: padding ?? dilation * (kernel - 1) / 2, dilation: dilation, groups: groups, postOps: postOps,
-                          precision: precision)
+                          precision: precision, name: path(conv))
     }
 
     /// A plain convolution with bias (`name.weight`, `name.bias`).
@@ -20,12 +20,12 @@ extension Weights {
         let w = try tensor("\(name).weight", shape: [cout, cin, kernel, kernel])
         let b = try tensor("\(name).bias", shape: [cout])
         return try Conv2D(weights: w, bias: b, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
-                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision)
+                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision, name: path(name))
     }
 
     func linear(_ name: String, in cin: Int, out cout: Int, postOps: [PostOp] = []) throws -> Linear {
         try Linear(weights: try tensor("\(name).weight", shape: [cout, cin]), bias: try tensor("\(name).bias", shape: [cout]),
-                   inFeatures: cin, outFeatures: cout, postOps: postOps, precision: precision)
+                   inFeatures: cin, outFeatures: cout, postOps: postOps, precision: precision, name: path(name))
     }
 
     func foldBatchNorm(_ w: [Float], bias: [Float]?, bn: Weights, channels: Int, eps: Float) throws -> ([Float], [Float]) {

@@ -1,0 +1,101 @@
+import Foundation
+
+/// The range of the values each layer reads, recorded from float32 runs on calibration images:
+/// what int8 quantisation scales its input by. A percentile of |x| rather than the maximum, so
+/// that a few extreme activations do not waste the 8 bits on every other value.
+public struct ActivationRanges: Codable, Sendable, Equatable {
+    /// Per layer, by its weights' name (e.g. `backbone.body.layer1.0.conv1`).
+    public var layers: [String: LayerRange]
+    public var percentile: Double
+    /// The calibration images, by file name: never those a score is read on.
+    public var images: [String]
+    /// The model file's content hash: ranges of another version of the network do not apply.
+    public var modelFile: String
+
+    public init(layers: [String: LayerRange], percentile: Double, images: [String], modelFile: String) {
+        self.layers = layers
+        self.percentile = percentile
+        self.images = images
+        self.modelFile = modelFile
+    }
+}
+
+public struct LayerRange: Codable, Sendable, Equatable {
+    /// The smallest value seen: 0 or more means the layer reads unsigned values (after a ReLU).
+    public var minimum: Float
+    /// The percentile of |x|.
+    public var bound: Float
+}
+
+/// Collects, per layer, a histogram of |x| with 64 bins per octave (1 % wide), so any
+/// percentile can be read afterwards without keeping the values.
+public final class ActivationRecorder: @unchecked Sendable {
+    static let binsPerOctave: Float = 64
+    /// 2^-40 … 2^40: beyond, values are counted in the end bins.
+    static let octaves = 40
+    private var histograms: [String: Histogram] = [:]
+    private let lock = NSLock()
+
+    struct Histogram {
+        var counts = [UInt64](repeating: 0, count: 2 * ActivationRecorder.octaves * Int(ActivationRecorder.binsPerOctave) + 1)
+        /// Exact zeros (after a ReLU, most of a layer's input) are counted apart.
+        var zeros: UInt64 = 0
+        var minimum = Float.infinity
+    }
+
+    public init() {}
+
+    func record(_ layer: String, _ x: Tensor) {
+        guard x.precision == .fp32, !layer.isEmpty else { return }
+        var h = Histogram()
+        let p = x.data, n = x.count
+        let top = h.counts.count - 1
+        for i in 0..<n {
+            let v = p[i]
+            h.minimum = min(h.minimum, v)
+            let a = abs(v)
+            guard a > 0 else { h.zeros += 1; continue }
+            let bin = Int((log2(a) + Float(Self.octaves)) * Self.binsPerOctave)
+            h.counts[min(max(bin, 0), top)] += 1
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if var old = histograms[layer] {
+            for i in old.counts.indices { old.counts[i] += h.counts[i] }
+            old.zeros += h.zeros
+            old.minimum = min(old.minimum, h.minimum)
+            histograms[layer] = old
+        } else {
+            histograms[layer] = h
+        }
+    }
+
+    /// Each layer's range at `percentile` of |x| (the upper edge of the bin it falls in).
+    public func ranges(percentile: Double) -> [String: LayerRange] {
+        lock.lock()
+        defer { lock.unlock() }
+        return histograms.mapValues { h in
+            let total = h.counts.reduce(h.zeros, +)
+            let wanted = UInt64((Double(total) * percentile / 100).rounded(.up))
+            var seen = h.zeros, bin = 0
+            while seen < wanted && bin < h.counts.count {
+                seen += h.counts[bin]
+                bin += 1
+            }
+            let bound = seen <= h.zeros && bin == 0 ? 0 : exp2(Float(bin) / Self.binsPerOctave - Float(Self.octaves))
+            return LayerRange(minimum: h.minimum, bound: bound)
+        }
+    }
+
+    private static let key = "plateseg.models.activation-recorder"
+
+    static var current: ActivationRecorder? { Thread.current.threadDictionary[key] as? ActivationRecorder }
+
+    /// Runs `body` with this recorder seeing every layer's input on this thread.
+    public func recording<T>(_ body: () throws -> T) rethrows -> T {
+        let dict = Thread.current.threadDictionary
+        dict[Self.key] = self
+        defer { dict.removeObject(forKey: Self.key) }
+        return try body()
+    }
+}
