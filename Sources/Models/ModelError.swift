@@ -7,6 +7,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
     case badTensor(file: String, tensor: String, reason: String)
     case missingTensor(file: String, tensor: String)
     case badMetadata(file: String, reason: String)
+    /// The int8 calibration beside a model file is missing, unreadable or of another version.
+    case calibration(file: String, reason: String)
     case badInput(String)
     case backend(String)
 
@@ -17,6 +19,7 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         case let .badTensor(file, tensor, reason): "\(file): tensor '\(tensor)' \(reason); re-export the file or check it matches its architecture"
         case let .missingTensor(file, tensor): "\(file): tensor '\(tensor)' is missing; the file does not match the architecture in its metadata"
         case let .badMetadata(file, reason): "\(file): metadata \(reason); export with training/archs/export.py, which writes it"
+        case let .calibration(file, reason): "\(file): \(reason)"
         case let .badInput(reason): "bad network input: \(reason)"
         case let .backend(reason): reason
         }

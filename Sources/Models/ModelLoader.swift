@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// Opens a weights file exported by training/archs/export.py and builds the network its metadata
 /// names (`arch`), with the hyper-parameters the metadata carries.
@@ -6,7 +7,8 @@ public enum ModelLoader {
     /// `precision`: what the network's layers run in.
     public static func load(path: String, precision: Precision = .fp32) throws -> any Model {
         let file = try SafeTensorsFile(path: path)
-        let weights = Weights(file: file, precision: precision)
+        let weights = Weights(file: file, prefix: "", precision: precision,
+                              ranges: precision == .int8 ? try int8Ranges(of: path).layers : [:])
         let json = try metadataJSON(file)
         let settings = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any]
         guard let arch = settings?["arch"] as? String else {
@@ -23,6 +25,25 @@ public enum ModelLoader {
         case nil:
             throw ModelError.badMetadata(file: path, reason: "names architecture \"\(arch)\"; known: \(ModelKind.allCases.map(\.rawValue))")
         }
+    }
+
+    /// The calibrated ranges beside a model file (`plateseg calibrate-int8`), which must be
+    /// those of this version of the file.
+    static func int8Ranges(of path: String) throws -> ActivationRanges {
+        let companion = (path.hasSuffix(".safetensors") ? String(path.dropLast(".safetensors".count)) : path) + ".int8.json"
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: companion)) } catch {
+            throw ModelError.calibration(file: path, reason: "has no int8 calibration beside it (\(companion)); run `plateseg calibrate-int8` or choose --precision bf16 or fp32")
+        }
+        let ranges: ActivationRanges
+        do { ranges = try JSONDecoder().decode(ActivationRanges.self, from: data) } catch {
+            throw ModelError.calibration(file: companion, reason: "cannot be read as int8 ranges (\(error)); run `plateseg calibrate-int8` again")
+        }
+        let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: path)))
+        guard ranges.modelFile == hash else {
+            throw ModelError.calibration(file: companion, reason: "was calibrated for another version of \(path) (\(ranges.modelFile), the file is \(hash)); run `plateseg calibrate-int8` again")
+        }
+        return ranges
     }
 
     /// µm per pixel of the images the file's network was trained on, as its metadata records it

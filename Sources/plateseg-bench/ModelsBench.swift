@@ -29,7 +29,7 @@ struct ModelsBench: AsyncParsableCommand {
     @Option(parsing: .upToNextOption, help: "Networks to time (yolox, upernet, maskrcnn); all by default.")
     var networks: [String] = ["yolox", "upernet", "maskrcnn"]
 
-    @Option(parsing: .upToNextOption, help: "Precisions to time each network in (fp32, bf16); those this processor runs natively by default.")
+    @Option(parsing: .upToNextOption, help: "Precisions to time each network in (fp32, bf16, int8); those this processor runs natively by default (int8 where --dir has the network's int8.json).")
     var precisions: [String] = Precision.allCases.filter(\.isNative).map(\.rawValue)
 
     /// oneDNN (OpenMP) uses OMP_NUM_THREADS or every core; ONNX Runtime is given the same count.
@@ -62,6 +62,10 @@ struct ModelsBench: AsyncParsableCommand {
         for arch in archs {
             for precision in kinds {
                 let path = "\(dir)/\(arch).safetensors"
+                if precision == .int8 && !FileManager.default.fileExists(atPath: "\(dir)/\(arch).int8.json") {
+                    print("\(arch.padding(toLength: 9, withPad: " ", startingAt: 0)) | int8      | no \(dir)/\(arch).int8.json (plateseg calibrate-int8)")
+                    continue
+                }
                 Profiling.releaseCachedBuffers()
                 let model = try ModelLoader.load(path: path, precision: precision)
                 let (first, flops) = try Profiling.countingFlops { try model.run(tile) }

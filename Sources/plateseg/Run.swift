@@ -20,7 +20,7 @@ struct Run: ParsableCommand {
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
     var redoStale = false
 
-    @Option(help: "What the networks compute in: fp32, bf16, or auto (the fastest this processor runs natively).")
+    @Option(help: "What the networks compute in: fp32, bf16, int8 (needs <network>.int8.json from calibrate-int8), or auto (the fastest this processor runs natively whose scores are fp32's).")
     var precision: PrecisionChoice = .auto
 
     func validate() throws {

@@ -19,7 +19,7 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Jobs run at once in this process.")
     var concurrency: Int = 1
 
-    @Option(help: "What the networks compute in: fp32, bf16, or auto (the fastest this processor runs natively).")
+    @Option(help: "What the networks compute in: fp32, bf16, int8 (needs <network>.int8.json from calibrate-int8), or auto (the fastest this processor runs natively whose scores are fp32's).")
     var precision: PrecisionChoice = .auto
 
     @Option(help: "Lease length in seconds; the worker heartbeats every third of it.")
@@ -72,12 +72,13 @@ struct WorkerCommand: ParsableCommand {
 
 /// `--precision`: a number format, or the fastest this processor runs natively.
 enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable {
-    case fp32, bf16, auto
+    case fp32, bf16, int8, auto
 
     var resolved: Precision {
         switch self {
         case .fp32: return .fp32
         case .bf16: return .bf16
+        case .int8: return .int8
         case .auto: return Precision.fastest
         }
     }

@@ -15,7 +15,20 @@ import Testing
                                                                         "--models-dir", fixtures.path])
         #expect(out.firstMatch(of: /networks run in (fp32|bf16) \(auto: the fastest that [a-z0-9_]+ runs natively\)/) != nil, "\(out)")
         let refused = try run(products.appendingPathComponent("plateseg"), ["worker", "--db", db, "--precision", "fp64"], expectStatus: 64)
-        #expect(refused.contains("'fp32', 'bf16' or 'auto'"))
+        #expect(refused.contains("'fp32', 'bf16', 'int8' or 'auto'"))
+    }
+
+    @Test func int8WithoutCalibrationFailsTheJobsSayingWhatToRun() throws {
+        let work = temporaryFolder()
+        let plate = work.appendingPathComponent("plate")
+        try FileManager.default.createDirectory(at: plate, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/08f52aa2add3.png"), to: plate.appendingPathComponent("P1_C02_s1.png"))
+        let db = work.appendingPathComponent("plate.sqlite").path
+        _ = try run(products.appendingPathComponent("plateseg"), ["run", plate.path, "--db", db, "--workers", "1", "--models", "yolox",
+                                                                  "--intensity", "none", "--precision", "int8", "--models-dir", fixtures.path],
+                    expectStatus: 1)
+        let status = try run(products.appendingPathComponent("plateseg"), ["status", "--db", db])
+        #expect(status.contains("has no int8 calibration beside it") && status.contains("plateseg calibrate-int8"), "\(status)")
     }
 
     @Test func eachTileRecordsThePrecisionItsNetworkRanIn() throws {

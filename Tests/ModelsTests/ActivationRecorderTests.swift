@@ -38,4 +38,20 @@ import Testing
         #expect(try #require(ranges["backbone.body.conv1"]).minimum < 0, "the normalised image")
         #expect(ranges["roi_heads.box_head.fc6"] != nil && ranges["roi_heads.mask_predictor.conv5_mask"] != nil)
     }
+
+    /// int8 loads the ranges beside the file only when they were recorded for this version of it.
+    @Test func rangesOfAnotherVersionOfTheFileAreRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-int8-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let path = folder.appendingPathComponent("yolox.safetensors").path
+        try FileManager.default.copyItem(atPath: Fixture.path("yolox.safetensors"), toPath: path)
+        #expect { try ModelLoader.load(path: path, precision: .int8) } throws: { "\($0)".contains("has no int8 calibration beside it") }
+        let stale = ActivationRanges(layers: [:], percentile: 99.99, images: ["a.png"], modelFile: "fnv1a64:0000000000000000")
+        try JSONEncoder().encode(stale).write(to: folder.appendingPathComponent("yolox.int8.json"))
+        #expect { try ModelLoader.load(path: path, precision: .int8) } throws: { "\($0)".contains("was calibrated for another version of") }
+        var current = stale
+        current.modelFile = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: path)))
+        try JSONEncoder().encode(current).write(to: folder.appendingPathComponent("yolox.int8.json"))
+        #expect(try ModelLoader.load(path: path, precision: .int8).kind == .yolox)
+    }
 }

@@ -142,3 +142,15 @@ func expectSameBoxMasked(_ found: BoxMaskedDetections, _ expected: Fixture.Expec
     let worst = zip(got, masks).map { abs($0 - $1) }.max() ?? 0
     #expect(worst < maskTolerance, "largest mask difference \(worst)", sourceLocation: sourceLocation)
 }
+
+/// The pixels at which two semantic maps of the same size give the same most probable class.
+func pixelsOfTheSameClass(_ a: ProbabilityMap, _ b: ProbabilityMap) -> Int {
+    let plane = a.width * a.height
+    var same = 0
+    for i in 0..<plane {
+        let ca = (0..<a.channels).max { a.values[$0 * plane + i] < a.values[$1 * plane + i] }
+        let cb = (0..<b.channels).max { b.values[$0 * plane + i] < b.values[$1 * plane + i] }
+        same += ca == cb ? 1 : 0
+    }
+    return same
+}

@@ -45,12 +45,7 @@ struct ShippedParityTests {
             #expect(semantic.values.count == want.values.count)
             let off = zip(semantic.values, want.values).filter { abs(Int($0) - Int($1)) > 1 }.count
             let plane = tile.width * tile.height
-            var sameClass = 0
-            for i in 0..<plane {
-                let a = (0..<semantic.channels).max { semantic.values[$0 * plane + i] < semantic.values[$1 * plane + i] }
-                let b = (0..<semantic.channels).max { want.values[$0 * plane + i] < want.values[$1 * plane + i] }
-                sameClass += a == b ? 1 : 0
-            }
+            let sameClass = pixelsOfTheSameClass(semantic, want)
             print("\(expectedFile): 8-bit probabilities off by more than one step: \(off) of \(want.values.count); same class at \(sameClass) of \(plane) pixels")
             #expect(Double(off) / Double(want.values.count) < 1e-4)
             #expect(Double(sameClass) / Double(plane) > 0.999)

@@ -171,7 +171,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
                                     bias: try rh.tensor("mask_predictor.conv5_mask.bias", shape: [M]),
                                     inChannels: M, outChannels: M, kernel: 2, postOps: [.relu], precision: weights.precision,
-                                    name: rh.path("mask_predictor.conv5_mask"))
+                                    name: rh.path("mask_predictor.conv5_mask"), range: rh.range("mask_predictor.conv5_mask"))
         maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: c.classAgnosticMasks == true ? 1 : n, kernel: 1)
         anchorsPerLevel = c.anchorSizes.map { size in
             c.aspectRatios.map { r in

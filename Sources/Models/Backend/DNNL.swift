@@ -182,11 +182,18 @@ enum PostOp: Hashable, Sendable {
 final class Attributes: @unchecked Sendable {
     let handle: dnnl_primitive_attr_t
 
-    init(postOps: [PostOp] = [], addend: MemoryDesc? = nil) throws {
+    /// `outputScales`: one per output channel (an int8 layer's way back to real values).
+    init(postOps: [PostOp] = [], addend: MemoryDesc? = nil, outputScales: [Float]? = nil, commonScale: Float? = nil) throws {
         var a: dnnl_primitive_attr_t?
         try check(dnnl_primitive_attr_create(&a), "attribute creation")
         handle = a!
         try check(dnnl_primitive_attr_set_scratchpad_mode(handle, dnnl_scratchpad_mode_user), "scratchpad mode")
+        if let outputScales {
+            try check(dnnl_primitive_attr_set_output_scales(handle, Int64(outputScales.count), 1 << 1, outputScales), "output scales")
+        }
+        if let commonScale {
+            try check(dnnl_primitive_attr_set_output_scales(handle, 1, 0, [commonScale]), "output scale")
+        }
         var ops: dnnl_post_ops_t?
         try check(dnnl_post_ops_create(&ops), "post-op creation")
         defer { dnnl_post_ops_destroy(ops) }
@@ -231,16 +238,18 @@ enum Reorders {
         let dims: [Int64]
         let from: UInt32
         let to: UInt32
+        let scale: UInt32?
     }
 
     private static let cache = PrimitiveCache<Key, Primitive>()
 
-    static func run(from src: Memory, to dst: Memory) throws {
+    /// `scale`: multiplies each value on the way (quantising to int8 rounds and saturates).
+    static func run(from src: Memory, to dst: Memory, scale: Float? = nil) throws {
         var s = src.desc, d = dst.desc
         let dims = withUnsafeBytes(of: s.dims) { Array($0.bindMemory(to: Int64.self).prefix(Int(s.ndims))) }
-        let p = try cache.value(Key(dims: dims, from: s.data_type.rawValue, to: d.data_type.rawValue)) {
+        let p = try cache.value(Key(dims: dims, from: s.data_type.rawValue, to: d.data_type.rawValue, scale: scale?.bitPattern)) {
             var pd: dnnl_primitive_desc_t?
-            let attr = try Attributes()
+            let attr = try Attributes(commonScale: scale)
             try check(dnnl_reorder_primitive_desc_create(&pd, &s, Engine.cpu.handle, &d, Engine.cpu.handle, attr.handle), "reorder descriptor")
             return try Primitive(pd: pd!, what: "reorder")
         }

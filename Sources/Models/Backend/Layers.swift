@@ -19,6 +19,22 @@ final class FloatBuffer: @unchecked Sendable {
     }
 }
 
+/// Int8 storage at a fixed address, for quantised weights.
+final class ByteBuffer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Int8>
+
+    init(_ values: [Int8]) {
+        pointer = .allocate(capacity: max(values.count, 1))
+        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { pointer.deallocate() }
+
+    func memory(_ desc: MemoryDesc) throws -> Memory {
+        try Memory(desc, viewing: UnsafeMutableRawPointer(pointer), owner: self)
+    }
+}
+
 /// Weights packed into the layout a primitive asked for, shared by all input shapes that ask for
 /// the same layout (usually all of them).
 final class PackedWeights: @unchecked Sendable {
@@ -62,12 +78,12 @@ private final class Plan: @unchecked Sendable {
     }
 }
 
-private func run(_ plan: Plan, _ x: Tensor, residual: Tensor?, postOps: [PostOp], precision: Precision) throws -> Tensor {
-    let x = try x.converted(to: precision)
+/// Runs a layer's primitive on `source` (the input in the format the primitive reads).
+private func run(_ plan: Plan, _ source: Memory, residual: Tensor?, postOps: [PostOp], precision: Precision) throws -> Tensor {
     let residual = try residual?.converted(to: precision)
     let y = try Tensor(shape: plan.output, precision: precision)
     var args: [(Int32, Memory)] = [
-        (Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_WEIGHTS), plan.weights),
+        (Int32(DNNL_ARG_SRC), source), (Int32(DNNL_ARG_WEIGHTS), plan.weights),
         (Int32(DNNL_ARG_BIAS), plan.bias), (Int32(DNNL_ARG_DST), y.memory),
     ]
     guard let i = postOps.firstIndex(of: .add) else {
@@ -99,18 +115,21 @@ final class Conv2D: @unchecked Sendable {
     let groups: Int
     /// Fused after the convolution, in order; `.add` takes the `residual` argument.
     let postOps: [PostOp]
-    /// Of the input it takes, its weights and its output; the bias and the accumulation stay float32.
+    /// What it computes in: fp32 or bf16 throughout (float32 bias and accumulation), or int8
+    /// (its input quantised at its calibrated range); its output is in `precision.activations`.
     let precision: Precision
     /// Its weights' name in the model file, which calibration records its input's range under.
     let name: String
     private let weights: PackedWeights
     private let bias: Memory
+    private let quantization: Quantization?
     private let plans = PrimitiveCache<ShapeKey, Plan>()
 
-    /// `weights` in PyTorch's OIHW order (O, I/groups, k, k).
+    /// `weights` in PyTorch's OIHW order (O, I/groups, k, k). `range`: what calibration recorded
+    /// of its input; an int8 layer without one computes in its activations' precision.
     init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int,
          stride: Int = 1, padding: Int = 0, dilation: Int = 1, groups: Int = 1, postOps: [PostOp] = [],
-         precision: Precision = .fp32, name: String = "") throws {
+         precision: Precision = .fp32, name: String = "", range: LayerRange? = nil) throws {
         precondition(w.count == outChannels * inChannels / groups * kernel * kernel && b.count == outChannels)
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -120,13 +139,21 @@ final class Conv2D: @unchecked Sendable {
         self.dilation = dilation
         self.groups = groups
         self.postOps = postOps
-        self.precision = precision
         self.name = name
-        let desc = groups == 1
-            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_oihw)
-            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_goihw)
-        weights = PackedWeights(try FloatBuffer(w).memory(desc))
-        bias = try FloatBuffer(b).memory(memoryDesc([outChannels], dnnl_a))
+        let dims = groups == 1 ? [outChannels, inChannels, kernel, kernel] : [groups, outChannels / groups, inChannels / groups, kernel, kernel]
+        let tag = groups == 1 ? dnnl_oihw : dnnl_goihw
+        if precision == .int8, let range {
+            let q = Quantization(weights: w, bias: b, outChannels: outChannels, input: range)
+            quantization = q
+            self.precision = .int8
+            weights = PackedWeights(try ByteBuffer(q.weights).memory(memoryDesc(dims, tag, dnnl_s8)))
+            bias = try FloatBuffer(q.bias).memory(memoryDesc([outChannels], dnnl_a))
+        } else {
+            quantization = nil
+            self.precision = precision.activations
+            weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc(dims, tag)))
+            bias = try FloatBuffer(b).memory(memoryDesc([outChannels], dnnl_a))
+        }
     }
 
     func outputSize(_ size: Int) -> Int {
@@ -145,7 +172,14 @@ final class Conv2D: @unchecked Sendable {
         FlopCounter.add(flops(input: x.shape))
         ActivationRecorder.current?.record(name, x)
         let plan = try plans.value(ShapeKey(input: x.shape, residual: residual != nil)) { try makePlan(x.shape) }
-        return try run(plan, x, residual: residual, postOps: postOps, precision: precision)
+        let source: Memory
+        if let q = quantization {
+            source = try Memory(memoryDesc(x.shape, dnnl_nhwc, q.sourceType))
+            try Reorders.run(from: x.memory, to: source, scale: q.inputScale)
+        } else {
+            source = try x.converted(to: precision).memory
+        }
+        return try run(plan, source, residual: residual, postOps: postOps, precision: precision)
     }
 
     private func makePlan(_ input: [Int]) throws -> Plan {
@@ -170,18 +204,52 @@ final class Conv2D: @unchecked Sendable {
 
     private func primitive(input: [Int], output: [Int], postOps: [PostOp]) throws -> Primitive {
         let type = precision.dataType
-        var src = try memoryDesc(input, dnnl_nhwc, type)
+        var src = try memoryDesc(input, dnnl_nhwc, quantization?.sourceType ?? type)
         var dst = try memoryDesc(output, dnnl_nhwc, type)
+        let weightType = quantization == nil ? type : dnnl_s8
         var wd = groups == 1
-            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any, type)
-            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_format_tag_any, type)
+            ? try memoryDesc([outChannels, inChannels, kernel, kernel], dnnl_format_tag_any, weightType)
+            : try memoryDesc([groups, outChannels / groups, inChannels / groups, kernel, kernel], dnnl_format_tag_any, weightType)
         var bd = bias.desc
         let s = [Int64(stride), Int64(stride)], d = [Int64(dilation - 1), Int64(dilation - 1)]
         let p = [Int64(padding), Int64(padding)]
         var desc = dnnl_convolution_desc_t()
         try check(dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
                                                              &src, &wd, &bd, &dst, s, d, p, p), "convolution descriptor")
-        return try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: dst), what: "convolution")
+        return try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: dst, outputScales: quantization?.outputScales),
+                             what: "convolution")
+    }
+}
+
+/// An int8 convolution's numbers: its input scaled so that the calibrated range fills u8 (an
+/// input that is never negative, after a ReLU) or s8; weights scaled per output channel so that
+/// each channel's largest fills s8. oneDNN 2.x adds the bias to the integer sum before the
+/// output scale, so the bias is carried in the sum's units; the output scale takes the sum back
+/// to real values, before the post-ops.
+private struct Quantization {
+    let sourceType: dnnl_data_type_t
+    let inputScale: Float
+    let weights: [Int8]
+    let bias: [Float]
+    let outputScales: [Float]
+
+    init(weights w: [Float], bias b: [Float], outChannels: Int, input range: LayerRange) {
+        let unsigned = range.minimum >= 0
+        sourceType = unsigned ? dnnl_u8 : dnnl_s8
+        inputScale = (unsigned ? 255 : 127) / max(range.bound, 1e-6)
+        let per = w.count / outChannels
+        var q = [Int8](repeating: 0, count: w.count)
+        var bias = [Float](repeating: 0, count: outChannels), scales = [Float](repeating: 0, count: outChannels)
+        for o in 0..<outChannels {
+            let largest = w[(o * per)..<((o + 1) * per)].reduce(Float(0)) { max($0, abs($1)) }
+            let scale = 127 / max(largest, 1e-12)
+            for i in (o * per)..<((o + 1) * per) { q[i] = Int8(max(-127, min(127, (w[i] * scale).rounded()))) }
+            bias[o] = b[o] * inputScale * scale
+            scales[o] = 1 / (inputScale * scale)
+        }
+        weights = q
+        self.bias = bias
+        outputScales = scales
     }
 }
 
@@ -197,7 +265,7 @@ final class Deconv2D: @unchecked Sendable {
 
     /// `weights` in PyTorch's ConvTranspose2d order (I, O, k, k). `postOps` must be element-wise.
     init(weights w: [Float], bias b: [Float], inChannels: Int, outChannels: Int, kernel: Int, postOps: [PostOp] = [],
-         precision: Precision = .fp32, name: String = "") throws {
+         precision: Precision = .fp32, name: String = "", range: LayerRange? = nil) throws {
         precondition(w.count == inChannels * outChannels * kernel * kernel && b.count == outChannels && !postOps.contains(.add))
         self.inChannels = inChannels
         self.outChannels = outChannels
@@ -210,7 +278,7 @@ final class Deconv2D: @unchecked Sendable {
             }
         }
         pointwise = try Conv2D(weights: pw, bias: (0..<kk).flatMap { _ in b }, inChannels: inChannels,
-                               outChannels: kk * outChannels, kernel: 1, postOps: postOps, precision: precision, name: name)
+                               outChannels: kk * outChannels, kernel: 1, postOps: postOps, precision: precision, name: name, range: range)
     }
 
     func callAsFunction(_ x: Tensor) throws -> Tensor {
@@ -254,7 +322,9 @@ final class Linear: @unchecked Sendable {
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.postOps = postOps
-        self.precision = precision
+        // The box head's fully connected layers read RoIAlign's float32 output; int8 networks run
+        // them in their activations' precision.
+        self.precision = precision.activations
         self.name = name
         weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc([outFeatures, inFeatures], dnnl_oi)))
         bias = try FloatBuffer(b).memory(memoryDesc([outFeatures], dnnl_a))
@@ -277,7 +347,7 @@ final class Linear: @unchecked Sendable {
             let prim = try Primitive(opDesc: &desc, attr: try Attributes(postOps: postOps, addend: nil), what: "inner product")
             return Plan(primitive: prim, weights: try weights.memory(for: prim.desc(dnnl_query_weights_md)), bias: bias, output: out)
         }
-        return try run(plan, x, residual: nil, postOps: postOps, precision: precision)
+        return try run(plan, try x.converted(to: precision).memory, residual: nil, postOps: postOps, precision: precision)
     }
 }
 

@@ -7,6 +7,10 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     case fp32
     /// bfloat16: float32's range with 8 bits of mantissa; accumulation stays float32.
     case bf16
+    /// Convolutions on 8-bit integers (u8 or s8 inputs at each layer's calibrated scale, s8
+    /// weights with a scale per output channel, s32 accumulation); activations between layers
+    /// in bf16 where the processor has it, else float32.
+    case int8
 
     /// Whether this processor has the instructions to run it at speed (oneDNN's ISA query).
     /// oneDNN would emulate bf16 on older AVX-512 processors, slower than float32.
@@ -14,10 +18,20 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
         switch self {
         case .fp32: return true
         case .bf16: return Self.isa.contains(dnnl_cpu_isa_avx512_core_bf16)
+        case .int8: return Self.isa.contains(dnnl_cpu_isa_avx512_core_vnni) || Self.isa.contains(dnnl_cpu_isa_avx2_vnni)
         }
     }
 
-    /// The fastest precision this processor runs natively.
+    /// What activations are kept in between layers.
+    var activations: Precision {
+        switch self {
+        case .fp32, .bf16: return self
+        case .int8: return Precision.bf16.isNative ? .bf16 : .fp32
+        }
+    }
+
+    /// The fastest precision this processor runs natively whose validation scores are those of
+    /// fp32 (`models/MODEL_CARD.md`).
     public static var fastest: Precision { Precision.bf16.isNative ? .bf16 : .fp32 }
 
     /// oneDNN's name for the instruction set it uses here, e.g. "avx512_core_amx".
@@ -35,10 +49,11 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 
     private static var isa: ISABits { ISABits(dnnl_get_effective_cpu_isa()) }
 
+    /// The number format of its activations.
     var dataType: dnnl_data_type_t {
-        switch self {
-        case .fp32: return dnnl_f32
+        switch activations {
         case .bf16: return dnnl_bf16
+        default: return dnnl_f32
         }
     }
 }

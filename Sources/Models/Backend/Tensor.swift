@@ -9,15 +9,18 @@ final class Tensor: @unchecked Sendable {
     let precision: Precision
     let memory: Memory
 
+    /// `precision`: of the network; the tensor holds its activations' format (int8 networks
+    /// keep bf16 or fp32 between layers).
     init(shape: [Int], precision: Precision = .fp32) throws {
         precondition(shape.count == 4 || shape.count == 2, "tensors are NCHW or NC")
         self.shape = shape
-        self.precision = precision
+        self.precision = precision.activations
         memory = try Memory(memoryDesc(shape, Tensor.tag(rank: shape.count), precision.dataType))
     }
 
     /// This tensor in `precision`: itself when it is in it already, else a converted copy.
     func converted(to precision: Precision) throws -> Tensor {
+        let precision = precision.activations
         guard precision != self.precision else { return self }
         let y = try Tensor(shape: shape, precision: precision)
         try Reorders.run(from: memory, to: y.memory)

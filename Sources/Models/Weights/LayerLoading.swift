@@ -11,7 +11,7 @@ extension Weights {
         let (fw, fb) = try foldBatchNorm(w, bias: nil, bn: scoped(bn), channels: cout, eps: eps)
         return try Conv2D(weights: fw, bias: fb, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
                           padding: padding ?? dilation * (kernel - 1) / 2, dilation: dilation, groups: groups, postOps: postOps,
-                          precision: precision, name: path(conv))
+                          precision: precision, name: path(conv), range: range(conv))
     }
 
     /// A plain convolution with bias (`name.weight`, `name.bias`).
@@ -20,7 +20,7 @@ extension Weights {
         let w = try tensor("\(name).weight", shape: [cout, cin, kernel, kernel])
         let b = try tensor("\(name).bias", shape: [cout])
         return try Conv2D(weights: w, bias: b, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
-                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision, name: path(name))
+                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision, name: path(name), range: range(name))
     }
 
     func linear(_ name: String, in cin: Int, out cout: Int, postOps: [PostOp] = []) throws -> Linear {
