@@ -30,7 +30,7 @@ public enum ModelLoader {
     /// The calibrated ranges beside a model file (`plateseg calibrate-int8`), which must be
     /// those of this version of the file.
     static func int8Ranges(of path: String) throws -> ActivationRanges {
-        let companion = (path.hasSuffix(".safetensors") ? String(path.dropLast(".safetensors".count)) : path) + ".int8.json"
+        let companion = ActivationRanges.path(besideModel: path)
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: companion)) } catch {
             throw ModelError.calibration(file: path, reason: "has no int8 calibration beside it (\(companion)); run `plateseg calibrate-int8` or choose --precision bf16 or fp32")

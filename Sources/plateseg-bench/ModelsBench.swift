@@ -62,8 +62,9 @@ struct ModelsBench: AsyncParsableCommand {
         for arch in archs {
             for precision in kinds {
                 let path = "\(dir)/\(arch).safetensors"
-                if precision == .int8 && !FileManager.default.fileExists(atPath: "\(dir)/\(arch).int8.json") {
-                    print("\(arch.padding(toLength: 9, withPad: " ", startingAt: 0)) | int8      | no \(dir)/\(arch).int8.json (plateseg calibrate-int8)")
+                let ranges = ActivationRanges.path(besideModel: path)
+                if precision == .int8 && !FileManager.default.fileExists(atPath: ranges) {
+                    print("\(arch.padding(toLength: 9, withPad: " ", startingAt: 0)) | int8      | no \(ranges) (plateseg calibrate-int8)")
                     continue
                 }
                 Profiling.releaseCachedBuffers()

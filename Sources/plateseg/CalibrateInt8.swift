@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Imaging
+import Models
 import Pipeline
 
 struct CalibrateInt8: ParsableCommand {
@@ -8,14 +9,7 @@ struct CalibrateInt8: ParsableCommand {
         commandName: "calibrate-int8",
         abstract: "Run the networks in fp32 on training images and record each layer's input range for int8 (<network>.int8.json beside the model).")
 
-    @Argument(help: "Folder of the calibration images.")
-    var folder: String
-
-    @Option(help: "CSV with columns id and split (file names without extension); only its rows of --split are used.")
-    var list: String
-
-    @Option(help: "The split to calibrate on: the networks' training split, never the one scores are read on.")
-    var split: String = "train"
+    @OptionGroup var training: SplitImages
 
     @Option(help: "At most this many images of the split, the first by name.")
     var limit: Int = 32
@@ -38,24 +32,20 @@ struct CalibrateInt8: ParsableCommand {
     }
 
     func run() throws {
-        let ids = try SplitList(path: list).ids(of: split)
-        let images = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
-            ImageFile.isImageName($0) && ids.contains(($0 as NSString).deletingPathExtension)
-        }.sorted().prefix(limit).map { (folder as NSString).appendingPathComponent($0) }
-        guard !images.isEmpty else { throw ValidationError("no image in \(folder) is in split \(split) of \(list)") }
+        let images = Array(try training.paths().prefix(limit))
         let reference = "\(modelsDir)/intensity.json"
         let rule = try IntensityRule(parsing: intensity, reference: try IntensityReference.load(path: reference))
-        let models = ModelsFolder(modelsDir)
+        let folder = ModelsFolder(modelsDir).path
         for network in networks.split(separator: ",").map(String.init) {
+            let file = "\(folder)/\(network).safetensors"
             var done = 0
-            let ranges = try ActivationCalibration.record(network: network, in: models, images: images, intensity: rule,
-                                                          percentile: percentile) { _ in
+            let ranges = try ActivationRanges.record(modelFile: file, images: images, intensity: rule, percentile: percentile) { _ in
                 done += 1
                 FileHandle.standardError.write(Data("\r\(network): \(done)/\(images.count) images".utf8))
             }
             FileHandle.standardError.write(Data("\n".utf8))
-            try ActivationCalibration.write(ranges, network: network, in: models)
-            print("\(network): \(ranges.layers.count) layers from \(images.count) images of split \(split); wrote \(ActivationCalibration.path(network: network, in: models))")
+            try ranges.write(besideModel: file)
+            print("\(network): \(ranges.layers.count) layers from \(images.count) images of split \(training.split); wrote \(ActivationRanges.path(besideModel: file))")
         }
     }
 }

@@ -27,14 +27,7 @@ struct Eval: ParsableCommand {
         let truthFile = try GroundTruth.read(path: truth)
         for e in truthFile.errors { print("truth: \(e)") }
         let evaluation = try Evaluation(db, truth: truthFile, truthPath: truth, plate: plate, modelsDir: modelsDir)
-        let rows: [ScoredOutput]
-        switch model {
-        case .all: rows = try evaluation.everyOutput()
-        case .ensemble: rows = [.ensemble]
-        case .yolox: rows = [.yolox]
-        case .maskrcnn: rows = [.maskrcnn]
-        case .upernet: rows = [.upernet]
-        }
+        let rows = try ScoredOutput(rawValue: model.rawValue).map { [$0] } ?? evaluation.everyOutput()
         var table = [["scored", "images", "score", "shsy5y", "astro", "cort", "cells/annotated", "count bias"]]
         for scored in rows {
             let result = try evaluation.score(scored)

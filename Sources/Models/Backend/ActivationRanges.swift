@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 
 /// The range of the values each layer reads, recorded from float32 runs on calibration images:
 /// what int8 quantisation scales its input by. A percentile of |x| rather than the maximum, so
@@ -17,6 +18,42 @@ public struct ActivationRanges: Codable, Sendable, Equatable {
         self.percentile = percentile
         self.images = images
         self.modelFile = modelFile
+    }
+}
+
+extension ActivationRanges {
+    /// Where a model file's ranges are kept: `<network>.int8.json` beside `<network>.safetensors`.
+    public static func path(besideModel file: String) -> String {
+        (file.hasSuffix(".safetensors") ? String(file.dropLast(".safetensors".count)) : file) + ".int8.json"
+    }
+
+    /// The tiling `plateseg submit` uses by default: the network sees what it sees on a plate.
+    static let layout = TileLayout(size: 768, overlap: 96)
+
+    /// Runs the network of `file` in float32 on each of `images` (a training split, never the
+    /// images a score is read on) and records its layers' input ranges; `progress` is told each
+    /// image as it is done.
+    public static func record(modelFile file: String, images: [String], intensity: IntensityRule, percentile: Double,
+                              progress: (String) -> Void = { _ in }) throws -> ActivationRanges {
+        let model = try ModelLoader.load(path: file, precision: .fp32)
+        let recorder = ActivationRecorder()
+        for path in images {
+            let field = intensity.apply(try ImageFile.read(path))
+            try recorder.recording {
+                for tile in layout.tiles(width: field.width, height: field.height) { _ = try model.run(field.crop(tile)) }
+            }
+            progress(path)
+        }
+        return ActivationRanges(layers: recorder.ranges(percentile: percentile), percentile: percentile,
+                                images: images.map { ($0 as NSString).lastPathComponent },
+                                modelFile: ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file))))
+    }
+
+    /// Writes the ranges beside the model file they were recorded for.
+    public func write(besideModel file: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(self).write(to: URL(fileURLWithPath: Self.path(besideModel: file)))
     }
 }
 

@@ -1,29 +1,11 @@
 import CDNNL
 import Foundation
 
-/// Float storage at a fixed address, so oneDNN memory objects can view it.
-final class FloatBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    let count: Int
+/// Weights (floats, or int8 once quantised) at a fixed address, so oneDNN memory objects can view them.
+final class PinnedBuffer<Element>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Element>
 
-    init(_ values: [Float]) {
-        count = values.count
-        pointer = .allocate(capacity: max(values.count, 1))
-        values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
-    }
-
-    deinit { pointer.deallocate() }
-
-    func memory(_ desc: MemoryDesc) throws -> Memory {
-        try Memory(desc, viewing: UnsafeMutableRawPointer(pointer), owner: self)
-    }
-}
-
-/// Int8 storage at a fixed address, for quantised weights.
-final class ByteBuffer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Int8>
-
-    init(_ values: [Int8]) {
+    init(_ values: [Element]) {
         pointer = .allocate(capacity: max(values.count, 1))
         values.withUnsafeBufferPointer { pointer.initialize(from: $0.baseAddress!, count: values.count) }
     }
@@ -146,13 +128,13 @@ final class Conv2D: @unchecked Sendable {
             let q = Quantization(weights: w, bias: b, outChannels: outChannels, input: range)
             quantization = q
             self.precision = .int8
-            weights = PackedWeights(try ByteBuffer(q.weights).memory(memoryDesc(dims, tag, dnnl_s8)))
-            bias = try FloatBuffer(q.bias).memory(memoryDesc([outChannels], dnnl_a))
+            weights = PackedWeights(try PinnedBuffer(q.weights).memory(memoryDesc(dims, tag, dnnl_s8)))
+            bias = try PinnedBuffer(q.bias).memory(memoryDesc([outChannels], dnnl_a))
         } else {
             quantization = nil
             self.precision = precision.activations
-            weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc(dims, tag)))
-            bias = try FloatBuffer(b).memory(memoryDesc([outChannels], dnnl_a))
+            weights = PackedWeights(try PinnedBuffer(w).memory(memoryDesc(dims, tag)))
+            bias = try PinnedBuffer(b).memory(memoryDesc([outChannels], dnnl_a))
         }
     }
 
@@ -326,8 +308,8 @@ final class Linear: @unchecked Sendable {
         // them in their activations' precision.
         self.precision = precision.activations
         self.name = name
-        weights = PackedWeights(try FloatBuffer(w).memory(memoryDesc([outFeatures, inFeatures], dnnl_oi)))
-        bias = try FloatBuffer(b).memory(memoryDesc([outFeatures], dnnl_a))
+        weights = PackedWeights(try PinnedBuffer(w).memory(memoryDesc([outFeatures, inFeatures], dnnl_oi)))
+        bias = try PinnedBuffer(b).memory(memoryDesc([outFeatures], dnnl_a))
     }
 
     func callAsFunction(_ x: Tensor) throws -> Tensor {
