@@ -34,9 +34,15 @@ public struct ModelsFolder: Sendable {
         }
     }
 
-    /// The handler of each job kind a `plateseg worker` process runs with these models, the
-    /// networks computing in `precision`.
-    public func jobHandlers(store: any JobStore, paths: PathMap = PathMap(), precision: Precision = .fp32) throws -> [String: any JobHandler] {
+    /// The networks' files here (`<network>.safetensors`).
+    public var modelFiles: [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.filter { $0.hasSuffix(".safetensors") }.sorted().map { "\(path)/\($0)" }
+    }
+
+    /// The handler of each job kind a `plateseg worker` process runs with these models, each
+    /// network computing in the precision `plan` gives its file.
+    public func jobHandlers(store: any JobStore, paths: PathMap = PathMap(), precision plan: PrecisionPlan = PrecisionPlan(.fixed(.fp32))) throws -> [String: any JobHandler] {
         let dir = path
         let cache = ModelCache { name in
             let file = "\(dir)/\(name).safetensors"
@@ -44,6 +50,7 @@ public struct ModelsFolder: Sendable {
                 throw PermanentJobError("\(file): no such model file; put the model there (`models/` ships the defaults) or pass --models-dir")
             }
             let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file)))
+            let precision = plan.precision(forModel: file)
             return (try ModelLoader.load(path: file, precision: precision), ModelSource(file: file, contentHash: hash, precision: precision.rawValue))
         }
         let config = try ensembleConfig()

@@ -3,16 +3,20 @@ import Foundation
 import Imaging
 import Models
 
-/// `plateseg-bench models`: each network at its shipped size on one 704x520 demo tile, in the Swift
-/// engine and, side by side, the same weights exported to ONNX and run by ONNX Runtime (Python, same
-/// thread count). training/parity/bench_onnx.py writes both weight files and times ONNX Runtime.
+/// `plateseg-bench models`: each network on one 704x520 demo tile, in the Swift engine and, side by
+/// side, the same weights exported to ONNX and run by ONNX Runtime (Python, same thread count), in
+/// float32 and in ONNX Runtime's own static int8 quantisation. training/parity/bench_onnx.py
+/// exports and times the ONNX Runtime side (and writes random weights where --dir has none).
 struct ModelsBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
         abstract: "Latency, GFLOP/s and peak memory of YOLOX, UPerNet and Mask R-CNN vs ONNX Runtime.")
 
-    @Option(help: "Folder for the benchmark weights (<arch>.safetensors and <arch>.onnx); created if missing.")
+    @Option(help: "Folder of <arch>.safetensors (and <arch>.int8.json): `models` for the shipped networks; networks of the shipped size with random weights are written where missing.")
     var dir = "/tmp/plateseg-bench"
+
+    @Option(help: "Where the calibration images that <arch>.int8.json names are, for ONNX Runtime's int8.")
+    var calibrationImages = "../shared/data/sartorius/images/train"
 
     @Option(help: "Timed runs per network (after one warm-up); the median is reported.")
     var runs = 5
@@ -23,7 +27,7 @@ struct ModelsBench: AsyncParsableCommand {
     @Option(help: "Python interpreter with torch and onnxruntime.")
     var python = "python3"
 
-    @Flag(help: "Skip ONNX Runtime (the weights must already be in --dir).")
+    @Flag(help: "Skip ONNX Runtime (the weights must already be in --dir; no Python needed).")
     var skipOnnx = false
 
     @Option(parsing: .upToNextOption, help: "Networks to time (yolox, upernet, maskrcnn); all by default.")
@@ -46,19 +50,21 @@ struct ModelsBench: AsyncParsableCommand {
         guard archs.allSatisfy(["yolox", "upernet", "maskrcnn"].contains) else {
             throw ValidationError("--networks takes yolox, upernet and maskrcnn")
         }
-        var onnx: [String: Double] = [:]
-        if !skipOnnx {
-            onnx = try onnxRuntime()
-        }
         let kinds = try precisions.map { name in
             guard let p = Precision(rawValue: name) else { throw ValidationError("--precisions takes \(Precision.allCases.map(\.rawValue).joined(separator: ", "))") }
             return p
         }
+        var onnx: [String: OnnxTimes] = [:]
+        if !skipOnnx {
+            onnx = try onnxRuntime(int8: kinds.contains(.int8))
+        }
         let tile = try PNGCodec.readGray(image)
         print("plateseg-bench models: \(tile.width)x\(tile.height) tile \(image), \(threads) threads"
               + "\(passiveWait ? " (passive wait)" : ""), median of \(runs) runs; oneDNN uses \(Precision.instructionSet)")
-        print("network   | precision | Swift/oneDNN ms | GFLOP  | GFLOP/s | peak RSS MiB | ONNX Runtime ms | ratio")
-        print("----------|-----------|-----------------|--------|---------|--------------|-----------------|------")
+        print("ONNX Runtime: float32, and int8 = its static quantisation (QDQ, u8 activations, s8 per-channel weights) calibrated on the images of <arch>.int8.json;"
+              + " speed-up = ONNX Runtime's time in the row's precision (fp32 for bf16) over the engine's")
+        print("network   | precision | Swift/oneDNN ms | GFLOP  | GFLOP/s | peak RSS MiB | ORT fp32 ms | ORT int8 ms | speed-up")
+        print("----------|-----------|-----------------|--------|---------|--------------|-------------|-------------|---------")
         for arch in archs {
             for precision in kinds {
                 let path = "\(dir)/\(arch).safetensors"
@@ -79,12 +85,14 @@ struct ModelsBench: AsyncParsableCommand {
                 }
                 let ms = median(times)
                 let ort = onnx[arch]
-                let ratio = ort.map { String(format: "%.2f", ms / $0) } ?? "-"
+                let reference = precision == .int8 ? ort?.int8 : ort?.fp32
+                let speedup = reference.map { String(format: "%7.2fx", $0 / ms) } ?? "       -"
+                let column = { (v: Double?) in v.map { String(format: "%11.1f", $0) } ?? String(repeating: " ", count: 10) + "-" }
                 let note = arch == "maskrcnn" ? " (\(first.detections.count) detections)" : ""
-                print(String(format: "%@ | %@ | %15.1f | %6.1f | %7.1f | %12.0f | %@ | %@%@", arch.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString,
+                print(String(format: "%@ | %@ | %15.1f | %6.1f | %7.1f | %12.0f | %@ | %@ | %@%@", arch.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString,
                              precision.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0) as NSString, ms, flops / 1e9,
-                             flops / 1e9 / (ms / 1000), peakMemoryMiB(), (ort.map { String(format: "%15.1f", $0) } ?? String(repeating: " ", count: 14) + "-") as NSString,
-                             ratio as NSString, note as NSString))
+                             flops / 1e9 / (ms / 1000), peakMemoryMiB(), column(ort?.fp32) as NSString, column(ort?.int8) as NSString,
+                             speedup as NSString, note as NSString))
             }
         }
     }
@@ -94,12 +102,18 @@ struct ModelsBench: AsyncParsableCommand {
         ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"]?.uppercased() == "PASSIVE"
     }
 
-    private func onnxRuntime() throws -> [String: Double] {
+    /// ONNX Runtime's median milliseconds for one network.
+    struct OnnxTimes {
+        var fp32: Double?
+        var int8: Double?
+    }
+
+    private func onnxRuntime(int8: Bool) throws -> [String: OnnxTimes] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = [python, "training/parity/bench_onnx.py", "--out", dir, "--threads", String(threads), "--runs", String(runs),
-                       "--only"] + networks
-            + (passiveWait ? ["--no-spin"] : [])
+        p.arguments = [python, "training/parity/bench_onnx.py", "--dir", dir, "--threads", String(threads), "--runs", String(runs),
+                       "--calibration-images", calibrationImages, "--only"] + networks
+            + (passiveWait ? ["--no-spin"] : []) + (int8 ? ["--int8"] : [])
         let out = Pipe()
         p.standardOutput = out
         try p.run()
@@ -111,7 +125,7 @@ struct ModelsBench: AsyncParsableCommand {
         else {
             throw ValidationError("training/parity/bench_onnx.py failed (exit \(p.terminationStatus)); run it by hand to see why, or pass --skip-onnx")
         }
-        return json.compactMapValues { $0["median_ms"] as? Double }
+        return json.mapValues { OnnxTimes(fp32: $0["median_ms"] as? Double, int8: $0["int8_median_ms"] as? Double) }
     }
 
     private func median(_ v: [Double]) -> Double {

@@ -13,14 +13,15 @@ struct PlateBench: ParsableCommand {
     @Option(help: "Folder with the model files.") var modelsDir = "models"
     @Option(help: "Comma-separated networks.") var models = "yolox,maskrcnn,upernet"
     @Option(help: "Comma-separated worker process counts.") var workers = "1,2"
-    @Option(help: "Comma-separated precisions the networks compute in (fp32, bf16, auto).") var precisions = "auto"
+    @Option(parsing: .upToNextOption, help: "What the networks compute in, one run each: as `run --precision` takes it (fp32, bf16, int8, auto, bf16,upernet=int8).")
+    var precisions = ["auto"]
 
     func run() throws {
         let plateseg = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("plateseg")
         print("| precision | workers | images | tiles | wall s | images/hour | tiles/hour | inference | merge | queue, start-up, idle | peak worker MiB |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-        let runs = precisions.split(separator: ",").flatMap { p in workers.split(separator: ",").compactMap { Int($0) }.map { (String(p), $0) } }
+        let runs = precisions.flatMap { p in workers.split(separator: ",").compactMap { Int($0) }.map { (String(p), $0) } }
         for (precision, n) in runs {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-platebench-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -47,5 +47,9 @@ struct CalibrateInt8: ParsableCommand {
             try ranges.write(besideModel: file)
             print("\(network): \(ranges.layers.count) layers from \(images.count) images of split \(training.split); wrote \(ActivationRanges.path(besideModel: file))")
         }
+        print("""
+            --precision int8 uses these ranges now; --precision auto only for a file marked "validated": true, \
+            to be set once int8 keeps fp32's scores and counts on validation images (training/eval_split.sh, models/MODEL_CARD.md)
+            """)
     }
 }

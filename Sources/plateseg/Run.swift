@@ -20,8 +20,8 @@ struct Run: ParsableCommand {
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")
     var redoStale = false
 
-    @Option(help: "What the networks compute in: fp32, bf16, int8 (needs <network>.int8.json from calibrate-int8), or auto (the fastest this processor runs natively whose scores are fp32's).")
-    var precision: PrecisionChoice = .auto
+    @Option(help: "What the networks compute in: fp32, bf16, int8 (needs <network>.int8.json from calibrate-int8), or auto (per network the fastest this processor runs natively that keeps fp32's cells); then exceptions, e.g. bf16,upernet=int8.")
+    var precision = PrecisionPlan()
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers \(workers): give at least 1 worker process") }
@@ -35,7 +35,7 @@ struct Run: ParsableCommand {
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(db.location)\n".utf8))
-        FileHandle.standardOutput.write(Data("networks in \(precision.describe(precision.resolved))\n".utf8))
+        FileHandle.standardOutput.write(Data("networks in \(precision.describe(modelFiles: plate.modelNames.map { "\(ModelsFolder(plate.modelsDir).path)/\($0).safetensors" }))\n".utf8))
         if !FileManager.default.fileExists(atPath: "\(plate.modelsDir)/ensemble.json") {
             FileHandle.standardOutput.write(Data("note: no ensemble.json in \(plate.modelsDir): cells are merged with the built-in defaults, not a fitted config; copy models/ensemble.json there or fit one with `plateseg calibrate`\n".utf8))
         }
@@ -58,7 +58,7 @@ struct Run: ParsableCommand {
         if case let .sqlite(path) = location { environment["PLATESEG_DB"] = path } else { environment["PLATESEG_DB"] = store.db }
         let supervisor = try WorkerSupervisor(
             executable: me, arguments: ["worker", "--models-dir", plate.modelsDir, "--plate", name, "--exit-when-drained", "--lease", "\(lease)",
-                                   "--precision", precision.resolved.rawValue],
+                                   "--precision", precision.description],
             environment: environment, workers: workers)
         // Ctrl-C, SIGTERM or a closed terminal stop the workers gracefully: each finishes the
         // job in hand and exits; `plateseg run` again resumes. A second signal does the same.

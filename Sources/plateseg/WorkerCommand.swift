@@ -19,8 +19,8 @@ struct WorkerCommand: ParsableCommand {
     @Option(help: "Jobs run at once in this process.")
     var concurrency: Int = 1
 
-    @Option(help: "What the networks compute in: fp32, bf16, int8 (needs <network>.int8.json from calibrate-int8), or auto (the fastest this processor runs natively whose scores are fp32's).")
-    var precision: PrecisionChoice = .auto
+    @Option(help: "What the networks compute in: fp32, bf16, int8 (needs <network>.int8.json from calibrate-int8), or auto (per network the fastest this processor runs natively that keeps fp32's cells); then exceptions, e.g. bf16,upernet=int8.")
+    var precision = PrecisionPlan()
 
     @Option(help: "Lease length in seconds; the worker heartbeats every third of it.")
     var lease: Double = 60
@@ -52,10 +52,10 @@ struct WorkerCommand: ParsableCommand {
         let paths: PathMap
         do { paths = try PathMap(parsing: pathMap) } catch { throw ValidationError("\(error)") }
         let db = try store.open()
-        let precision = self.precision.resolved
         // A choice made here is told; one given (as `run` gives its workers) is only logged.
-        logger.log(level: self.precision == .auto ? .notice : .info, "networks run in \(self.precision.describe(precision))")
-        let handlers = try ModelsFolder(modelsDir).jobHandlers(store: db, paths: paths, precision: precision)
+        let folder = ModelsFolder(modelsDir)
+        logger.log(level: precision.all == .auto ? .notice : .info, "networks run in \(precision.describe(modelFiles: folder.modelFiles))")
+        let handlers = try folder.jobHandlers(store: db, paths: paths, precision: precision)
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
         let loops = (0..<max(1, concurrency)).map { i in
@@ -70,24 +70,7 @@ struct WorkerCommand: ParsableCommand {
     }
 }
 
-/// `--precision`: a number format, or the fastest this processor runs natively.
-enum PrecisionChoice: String, ExpressibleByArgument, CaseIterable {
-    case fp32, bf16, int8, auto
-
-    var resolved: Precision {
-        switch self {
-        case .fp32: return .fp32
-        case .bf16: return .bf16
-        case .int8: return .int8
-        case .auto: return Precision.fastest
-        }
-    }
-
-    /// "bf16 (auto: the fastest that avx512_core_amx runs natively)"
-    func describe(_ precision: Precision) -> String {
-        switch self {
-        case .auto: return "\(precision.rawValue) (auto: the fastest that \(Precision.instructionSet) runs natively)"
-        default: return precision.rawValue + (precision.isNative ? "" : " (emulated: \(Precision.instructionSet) has no \(precision.rawValue) instructions, it runs slower than fp32)")
-        }
-    }
+/// `--precision`: `fp32`, `bf16`, `int8` or `auto`, then `network=precision` exceptions.
+extension PrecisionPlan: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }

@@ -12,12 +12,26 @@ public struct ActivationRanges: Codable, Sendable, Equatable {
     public var images: [String]
     /// The model file's content hash: ranges of another version of the network do not apply.
     public var modelFile: String
+    /// Set by a person once this network in int8 was compared with fp32 on the validation images
+    /// and kept its cells (`models/MODEL_CARD.md`): only then does `--precision auto` choose int8
+    /// for it. New ranges start unvalidated.
+    public var validated: Bool
 
-    public init(layers: [String: LayerRange], percentile: Double, images: [String], modelFile: String) {
+    public init(layers: [String: LayerRange], percentile: Double, images: [String], modelFile: String, validated: Bool = false) {
         self.layers = layers
         self.percentile = percentile
         self.images = images
         self.modelFile = modelFile
+        self.validated = validated
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layers = try c.decode([String: LayerRange].self, forKey: .layers)
+        percentile = try c.decode(Double.self, forKey: .percentile)
+        images = try c.decode([String].self, forKey: .images)
+        modelFile = try c.decode(String.self, forKey: .modelFile)
+        validated = try c.decodeIfPresent(Bool.self, forKey: .validated) ?? false
     }
 }
 
