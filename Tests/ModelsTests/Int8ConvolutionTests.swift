@@ -30,6 +30,21 @@ struct Int8ConvolutionTests {
         #expect(worst < 0.03 * largest, "worst difference \(worst) of outputs up to \(largest)")
     }
 
+    /// Parts quantised into their channels of the input give what the concatenation gives, and
+    /// parts of a shape the layer does not take are refused.
+    @Test func partsQuantisedInPlaceEqualTheirConcatenation() throws {
+        let (h, w) = (11, 13), sizes = [16, 32, 16]
+        let n = sizes.reduce(0, +)
+        let parts = try sizes.enumerated().map { i, c in try Tensor(shape: [1, c, h, w], nchw: values(c * h * w, Double(i) + 5)) }
+        let range = LayerRange(minimum: -1, bound: 1)
+        let conv = try Conv2D(weights: values(8 * n * 9, 1).map { $0 * 0.1 }, bias: values(8, 2), inChannels: n, outChannels: 8, kernel: 3,
+                              padding: 1, postOps: [.relu], precision: .int8, range: range)
+        let want = try conv(Ops.concat(parts)).nchw()
+        let got = try conv(concatenating: parts).nchw()
+        #expect(got == want)
+        #expect(throws: ModelError.self) { try conv(concatenating: Array(parts.dropLast())) }
+    }
+
     @Test func aLayerWithoutACalibratedRangeRunsInItsActivationsPrecision() throws {
         let conv = try Conv2D(weights: values(8 * 8 * 9, 1), bias: values(8, 2), inChannels: 8, outChannels: 8, kernel: 3, padding: 1,
                               precision: .int8)

@@ -59,7 +59,7 @@ private struct UPerHead {
             let pooled = try conv(Ops.adaptiveAveragePool(c5, size: scale))
             branches.append(try Ops.resize(pooled, height: c5.h, width: c5.w, mode: .bilinear))
         }
-        return try bottleneck(Ops.concat(branches))
+        return try bottleneck(concatenating: branches)
     }
 
     /// Logits at the resolution of C2.
@@ -71,7 +71,7 @@ private struct UPerHead {
         }
         var outs = try (0..<3).map { try fpnConvs[$0](laterals[$0]) } + [laterals[3]]
         for i in 1..<4 { outs[i] = try Ops.resize(outs[i], height: outs[0].h, width: outs[0].w, mode: .bilinear) }
-        return try convSeg(fpnBottleneck(Ops.concat(outs)))
+        return try convSeg(fpnBottleneck(concatenating: outs))
     }
 }
 

@@ -55,6 +55,15 @@ func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_
     return md
 }
 
+/// Channels `[first, first + count)` of an NHWC tensor of `shape`, as a descriptor of their own
+/// (offset included: oneDNN primitives may write to it as to any tensor).
+func channelSlice(of shape: [Int], first: Int, count: Int, _ type: dnnl_data_type_t) throws -> MemoryDesc {
+    var parent = try memoryDesc(shape, dnnl_nhwc, type), md = MemoryDesc()
+    let dims = [shape[0], count, shape[2], shape[3]].map(Int64.init), offsets = [0, first, 0, 0].map(Int64.init)
+    try check(dnnl_memory_desc_init_submemory(&md, &parent, dims, offsets), "channel slice \(first)+\(count) of \(shape)")
+    return md
+}
+
 func sameLayout(_ a: MemoryDesc, _ b: MemoryDesc) -> Bool {
     var a = a, b = b
     return dnnl_memory_desc_equal(&a, &b) != 0
@@ -239,6 +248,9 @@ enum Reorders {
         let from: UInt32
         let to: UInt32
         let scale: UInt32?
+        /// Where the destination starts and how it strides: a channel slice of a wider tensor
+        /// needs a primitive of its own.
+        let destination: [Int64]
     }
 
     private static let cache = PrimitiveCache<Key, Primitive>()
@@ -247,7 +259,9 @@ enum Reorders {
     static func run(from src: Memory, to dst: Memory, scale: Float? = nil) throws {
         var s = src.desc, d = dst.desc
         let dims = withUnsafeBytes(of: s.dims) { Array($0.bindMemory(to: Int64.self).prefix(Int(s.ndims))) }
-        let p = try cache.value(Key(dims: dims, from: s.data_type.rawValue, to: d.data_type.rawValue, scale: scale?.bitPattern)) {
+        let strides = withUnsafeBytes(of: d.format_desc.blocking.strides) { Array($0.bindMemory(to: Int64.self).prefix(Int(d.ndims))) }
+        let p = try cache.value(Key(dims: dims, from: s.data_type.rawValue, to: d.data_type.rawValue, scale: scale?.bitPattern,
+                                    destination: [d.offset0] + strides)) {
             var pd: dnnl_primitive_desc_t?
             let attr = try Attributes(commonScale: scale)
             try check(dnnl_reorder_primitive_desc_create(&pd, &s, Engine.cpu.handle, &d, Engine.cpu.handle, attr.handle), "reorder descriptor")

@@ -164,6 +164,28 @@ final class Conv2D: @unchecked Sendable {
         return try run(plan, source, residual: residual, postOps: postOps, precision: precision)
     }
 
+    /// The convolution of `parts` concatenated along channels. An int8 layer quantises each part
+    /// straight into its channels of the input it reads instead of concatenating them first in
+    /// the activations' precision (UPerNet's FPN fusion: the concatenation was 12 % of its time).
+    func callAsFunction(concatenating parts: [Tensor]) throws -> Tensor {
+        guard let q = quantization, let first = parts.first else { return try self(Ops.concat(parts)) }
+        let shape = [first.n, parts.reduce(0) { $0 + $1.c }, first.h, first.w]
+        guard shape[1] == inChannels, parts.allSatisfy({ $0.n == first.n && $0.h == first.h && $0.w == first.w }) else {
+            throw ModelError.backend("convolution expects \(inChannels) input channels in parts of one size, got \(parts.map(\.shape))")
+        }
+        FlopCounter.add(flops(input: shape))
+        let plan = try plans.value(ShapeKey(input: shape, residual: false)) { try makePlan(shape) }
+        let source = try Memory(memoryDesc(shape, dnnl_nhwc, q.sourceType))
+        var channel = 0
+        for part in parts {
+            let slice = try Memory(channelSlice(of: shape, first: channel, count: part.c, q.sourceType),
+                                   viewing: UnsafeMutableRawPointer(source.floats), owner: source)
+            try Reorders.run(from: part.memory, to: slice, scale: q.inputScale)
+            channel += part.c
+        }
+        return try run(plan, source, residual: nil, postOps: postOps, precision: precision)
+    }
+
     private func makePlan(_ input: [Int]) throws -> Plan {
         let out = [input[0], outChannels, outputSize(input[2]), outputSize(input[3])]
         guard out[2] > 0, out[3] > 0 else { throw ModelError.backend("input \(input) is too small for a \(kernel)x\(kernel) convolution") }
