@@ -123,11 +123,13 @@ def random_networks(out_dir, names):
         if os.path.exists(path):
             continue
         if name == "yolox":
-            model, meta = yolox.YOLOX(y).eval(), None
+            model = yolox.YOLOX(y).eval()
             randomise(model, 11)
+            meta = model.metadata()
         elif name == "upernet":
-            model, meta = upernet.UPerNet(u).eval(), None
+            model = upernet.UPerNet(u).eval()
             randomise(model, 12)
+            meta = model.metadata()
         else:
             model = maskrcnn.build(m).eval()
             randomise(model, 13)
@@ -136,7 +138,7 @@ def random_networks(out_dir, names):
                 model.rpn.head.bbox_pred.weight.mul_(0.1)
                 model.roi_heads.box_predictor.cls_score.weight.mul_(3)
             meta = maskrcnn.metadata(m)
-        export.export(model, meta if meta is not None else model.metadata(), path)
+        export.export(model, meta, path)
 
 
 def onnx_file(weights, cache, gray):
