@@ -52,6 +52,15 @@ private struct ConvUnit {
         for (i, l) in layers.enumerated() { y = try l(y, residual: i == layers.count - 1 ? residual : nil) }
         return y
     }
+
+    /// The unit on `parts` joined along channels, for a unit that is their only reader: in int8
+    /// each part is quantised into its channels of the first layer's input, with no join in
+    /// between (`Conv2D.callAsFunction(concatenating:)`).
+    func callAsFunction(concatenating parts: [Tensor]) throws -> Tensor {
+        var y = try layers[0](concatenating: parts)
+        for l in layers.dropFirst() { y = try l(y) }
+        return y
+    }
 }
 
 private struct Bottleneck {
@@ -88,7 +97,7 @@ private struct CSPLayer {
     func callAsFunction(_ x: Tensor) throws -> Tensor {
         var a = try conv1(x)
         for b in m { a = try b(a) }
-        return try conv3(Ops.concat([a, conv2(x)]))
+        return try conv3(concatenating: [a, conv2(x)])
     }
 }
 
@@ -108,7 +117,7 @@ private struct SPPBottleneck {
         let p5 = try Ops.maxPool(y, kernel: 5, stride: 1, padding: 2)
         let p9 = try Ops.maxPool(p5, kernel: 5, stride: 1, padding: 2)
         let p13 = try Ops.maxPool(p9, kernel: 5, stride: 1, padding: 2)
-        return try conv2(Ops.concat([y, p5, p9, p13]))
+        return try conv2(concatenating: [y, p5, p9, p13])
     }
 }
 
