@@ -114,11 +114,13 @@ final class Memory: @unchecked Sendable {
         return dnnl_memory_desc_get_size(&d)
     }
 
-    var floats: UnsafeMutablePointer<Float> {
+    var bytes: UnsafeMutableRawPointer {
         var p: UnsafeMutableRawPointer?
         _ = dnnl_memory_get_data_handle(handle, &p)
-        return p!.assumingMemoryBound(to: Float.self)
+        return p!
     }
+
+    var floats: UnsafeMutablePointer<Float> { bytes.assumingMemoryBound(to: Float.self) }
 }
 
 /// A created primitive and its descriptor.

@@ -179,7 +179,7 @@ final class Conv2D: @unchecked Sendable {
         var channel = 0
         for part in parts {
             let slice = try Memory(channelSlice(of: shape, first: channel, count: part.c, q.sourceType),
-                                   viewing: UnsafeMutableRawPointer(source.floats), owner: source)
+                                   viewing: source.bytes, owner: source)
             try Reorders.run(from: part.memory, to: slice, scale: q.inputScale)
             channel += part.c
         }

@@ -46,7 +46,7 @@ final class Tensor: @unchecked Sendable {
         return memory.floats
     }
 
-    var bytes: UnsafeMutableRawPointer { UnsafeMutableRawPointer(memory.floats) }
+    var bytes: UnsafeMutableRawPointer { memory.bytes }
 
     /// Builds a tensor from planar NCHW values.
     convenience init(shape: [Int], nchw values: [Float]) throws {
