@@ -4,7 +4,7 @@ import JobStore
 import Logging
 import Synchronization
 
-/// Claim → run → complete, until stopped. Each claimed job is heartbeaten from a separate
+/// Claim → run → complete, until stopped. The job in hand is heartbeaten from a separate
 /// thread so that a long inference keeps its lease; a worker that dies stops heartbeating and
 /// its job goes back to the queue when the lease expires.
 public final class WorkerLoop: Sendable {
@@ -64,6 +64,8 @@ public final class WorkerLoop: Sendable {
         var completed = 0
         var next: ClaimedJob?
         var backoff = Backoff()
+        let heartbeat = Heartbeat(store: store, leaseSeconds: options.leaseSeconds, logger: logger)
+        defer { heartbeat.close() }
         while !isStopping {
             let job: ClaimedJob?
             if let handedOver = next {
@@ -91,7 +93,7 @@ public final class WorkerLoop: Sendable {
                 Thread.sleep(forTimeInterval: options.idlePollSeconds)
                 continue
             }
-            let outcome = execute(job)
+            let outcome = execute(job, heartbeat)
             if outcome.succeeded { completed += 1 }
             next = outcome.next
             if options.once { return completed }
@@ -136,9 +138,8 @@ public final class WorkerLoop: Sendable {
         return plates.allSatisfy { $0.running == 0 && $0.queued - $0.blocked == 0 }
     }
 
-    private func execute(_ job: ClaimedJob) -> (succeeded: Bool, next: ClaimedJob?) {
-        let heartbeat = Heartbeat(store: store, lease: job.lease, leaseSeconds: options.leaseSeconds, logger: logger)
-        heartbeat.start()
+    private func execute(_ job: ClaimedJob, _ heartbeat: Heartbeat) -> (succeeded: Bool, next: ClaimedJob?) {
+        heartbeat.begin(job.lease)
         let started = Date()
         let result: Result<JobResult, any Error>
         if let handler = handlers[job.kind] {
@@ -146,7 +147,7 @@ public final class WorkerLoop: Sendable {
         } else {
             result = .failure(PermanentJobError("no handler for job kind \(job.kind) in this worker"))
         }
-        let lease = heartbeat.finish()
+        let lease = heartbeat.end() ?? job.lease
         do {
             switch result {
             case let .success(output):
@@ -205,46 +206,107 @@ struct Backoff {
     }
 }
 
-/// Extends a lease every third of its length on its own thread until the job ends. A failed
-/// extension (the database busy) is tried again soon rather than a third of a lease later; a
-/// lost lease ends the heartbeat, and the job's result will be refused by the fencing check.
+/// Extends the lease of the job in hand every third of a lease, on one thread that lives as
+/// long as the loop: a thread started per job cost more than the queue's whole round trip for a
+/// short job. A failed extension (the database busy) is tried again soon rather than a third of a
+/// lease later; a lost lease is not extended again, and the job's result will be refused by the
+/// fencing check.
 final class Heartbeat: Sendable {
+    private struct State {
+        var lease: Lease?
+        /// When the lease in hand is next extended (`DispatchTime` nanoseconds).
+        var due: UInt64 = 0
+        /// The thread waits for a job and must be woken for the next one.
+        var idle = false
+        var closed = false
+    }
+
     private let store: any JobStore
     private let leaseSeconds: Double
     private let logger: Logger
-    private let lease: Mutex<Lease>
-    private let finished = DispatchSemaphore(value: 0)
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
 
-    init(store: any JobStore, lease: Lease, leaseSeconds: Double, logger: Logger) {
+    init(store: any JobStore, leaseSeconds: Double, logger: Logger) {
         self.store = store
         self.leaseSeconds = leaseSeconds
         self.logger = logger
-        self.lease = Mutex(lease)
+        Thread { [self] in beat() }.start()
     }
 
-    func start() {
-        Thread { [self] in
-            var wait = leaseSeconds / 3
-            while finished.wait(timeout: .now() + wait) == .timedOut {
-                let current = lease.withLock { $0 }
+    private static func after(_ seconds: Double) -> UInt64 {
+        DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
+    }
+
+    /// Starts extending `lease`: the job it belongs to is about to run.
+    func begin(_ lease: Lease) {
+        let waitingForJob = state.withLock { s in
+            s.lease = lease
+            s.due = Self.after(leaseSeconds / 3)
+            defer { s.idle = false }
+            return s.idle
+        }
+        // A thread in a timed wait wakes by itself before this lease is due; only an idle one needs a signal.
+        if waitingForJob { wake.signal() }
+    }
+
+    /// Stops extending the lease of the job that ended, and returns it as last extended (nil:
+    /// no job began).
+    func end() -> Lease? {
+        state.withLock { s in
+            defer { s.lease = nil }
+            return s.lease
+        }
+    }
+
+    /// Ends the thread; the loop is done.
+    func close() {
+        state.withLock { $0.closed = true }
+        wake.signal()
+    }
+
+    private enum Step {
+        case wait(until: UInt64?)
+        case extend(Lease)
+        case exit
+    }
+
+    private func beat() {
+        while true {
+            let step: Step = state.withLock { s in
+                if s.closed { return .exit }
+                // No job in hand, or its lease was lost: nothing to extend until the next job.
+                guard let lease = s.lease, s.due != .max else {
+                    s.idle = true
+                    return .wait(until: nil)
+                }
+                return DispatchTime.now().uptimeNanoseconds >= s.due ? .extend(lease) : .wait(until: s.due)
+            }
+            switch step {
+            case .exit:
+                return
+            case .wait(until: nil):
+                wake.wait()
+            case .wait(until: let due?):
+                _ = wake.wait(timeout: DispatchTime(uptimeNanoseconds: due))
+            case .extend(let current):
+                let next: (Lease?, Double)
                 do {
-                    let renewed = try store.heartbeat(current, leaseSeconds: leaseSeconds)
-                    lease.withLock { $0 = renewed }
-                    wait = leaseSeconds / 3
+                    next = (try store.heartbeat(current, leaseSeconds: leaseSeconds), leaseSeconds / 3)
                 } catch let lost as JobStoreError where lost == .leaseLost(current.jobID) {
                     logger.warning("heartbeat: \(lost)")
-                    return
+                    next = (nil, .infinity)
                 } catch {
                     logger.warning("heartbeat for job \(current.jobID) failed, trying again: \(error)")
-                    wait = min(1, leaseSeconds / 10)
+                    next = (nil, min(1, leaseSeconds / 10))
+                }
+                state.withLock { s in
+                    // The job may have ended (and another begun) while the database answered.
+                    guard let held = s.lease, held.jobID == current.jobID, held.token == current.token else { return }
+                    if let renewed = next.0 { s.lease = renewed }
+                    s.due = next.1.isFinite ? Self.after(next.1) : .max
                 }
             }
-        }.start()
-    }
-
-    /// Stops heartbeating and returns the latest lease.
-    func finish() -> Lease {
-        finished.signal()
-        return lease.withLock { $0 }
+        }
     }
 }

@@ -5,7 +5,9 @@ import Logging
 import Worker
 
 /// Claim → complete throughput of the queue with N worker processes on empty jobs: what the
-/// queue itself costs, with no work to hide it. SQLite and PostgreSQL in the same run.
+/// queue itself costs, with no work to hide it. SQLite and PostgreSQL in the same run, and beside
+/// them PostgreSQL's own `pgbench` (C, prepared statements) making the same call per job with N
+/// clients: what the server does when the client costs next to nothing.
 struct QueueBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue", abstract: "Queue throughput on SQLite and PostgreSQL with 1, 2 and 8 worker processes.")
@@ -29,21 +31,72 @@ struct QueueBench: ParsableCommand {
         }
         print("| database | worker processes | jobs | median jobs/s | runs (jobs/s) |")
         print("| --- | ---: | ---: | ---: | --- |")
-        for database in databases {
-            for n in counts {
-                var rates: [Double] = []
-                for _ in 0..<runs { rates.append(try once(on: database.location(), workers: n)) }
-                let median = rates.sorted()[rates.count / 2]
-                print("| \(database.name) | \(n) | \(jobs) | \(Int(median)) | \(rates.map { String(Int($0)) }.joined(separator: ", ")) |")
-            }
+        func row(_ name: String, _ n: Int, _ rate: () throws -> Double) rethrows {
+            var rates: [Double] = []
+            for _ in 0..<runs { rates.append(try rate()) }
+            let median = rates.sorted()[rates.count / 2]
+            print("| \(name) | \(n) | \(jobs) | \(Int(median)) | \(rates.map { String(Int($0)) }.joined(separator: ", ")) |")
         }
+        for database in databases {
+            for n in counts { try row(database.name, n) { try once(on: database.location(), workers: n) } }
+        }
+        guard let postgres = databases.dropFirst().first else { return }
+        guard let pgbench = Self.pgbench() else {
+            print("\npgbench not found (Debian's postgresql package has it): no reference rows.")
+            return
+        }
+        for n in counts {
+            try row("PostgreSQL, pgbench clients (reference)", n) { try referenceRate(pgbench, on: postgres.location(), clients: n) }
+        }
+    }
+
+    private static func pgbench() -> String? {
+        let candidates = ["/usr/bin/pgbench"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
+            .sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/pgbench" }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    private func submitPlate(_ store: any JobStore) throws -> String {
+        let plate = "bench-\(UUID().uuidString.prefix(8))"
+        let newJobs = (0..<jobs).map { NewJob(key: "\(plate)/\($0)", kind: "empty", imagePath: nil, args: "{}") }
+        _ = try store.submit(PlateSubmission(plate: plate, root: "/bench", images: [], jobs: newJobs))
+        return plate
+    }
+
+    /// `plateseg_complete_and_claim` per job from `clients` pgbench clients, as a worker calls it:
+    /// each client's first call only claims. Returns pgbench's transactions per second.
+    private func referenceRate(_ pgbench: String, on location: String, clients: Int) throws -> Double {
+        let plate = try submitPlate(try openJobStore(location))
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-bench-\(plate).sql")
+        try """
+            \\if :job = 0
+            SELECT id AS job, fencing_token AS token FROM plateseg_claim('pgbench', 60, '\(plate)', NULL) \\gset
+            \\else
+            SELECT id AS job, fencing_token AS token
+            FROM plateseg_complete_and_claim(:job, :token, NULL, false, NULL, NULL, NULL, 'pgbench', 60, '\(plate)') \\gset
+            \\endif
+
+            """.write(to: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: script) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: pgbench)
+        p.arguments = ["--no-vacuum", "--protocol=prepared", "--define=job=0", "--define=token=0", "--client=\(clients)",
+                       "--jobs=\(clients)", "--transactions=\(jobs / clients)", "--file=\(script.path)", location]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0,
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+              let tps = Double(line.dropFirst(6).prefix { $0 != " " })
+        else { throw ValidationError("pgbench failed (\(p.terminationStatus)): \(text)") }
+        return tps
     }
 
     private func once(on location: String, workers: Int) throws -> Double {
         let store = try openJobStore(location)
-        let plate = "bench-\(UUID().uuidString.prefix(8))"
-        let newJobs = (0..<jobs).map { NewJob(key: "\(plate)/\($0)", kind: "empty", imagePath: nil, args: "{}") }
-        _ = try store.submit(PlateSubmission(plate: plate, root: "/bench", images: [], jobs: newJobs))
+        let plate = try submitPlate(store)
         let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var environment = ProcessInfo.processInfo.environment
         environment["PLATESEG_DB"] = location

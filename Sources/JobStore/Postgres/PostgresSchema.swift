@@ -205,6 +205,13 @@ enum PostgresSchema {
             """,
             "CREATE INDEX images_time ON images (plate_id, timepoint_order, well)",
         ],
+        // 3: a worker that works on one plate finds its next job in that plate's ready jobs, in
+        // order, whatever the statistics say. Without it the planner, told by a recent ANALYZE
+        // that few jobs are queued, walks the plate's jobs by `jobs_plate` and sorts them all on
+        // every claim: 0.05 ms became 2–5 ms per claim on a 20,000-job plate.
+        [
+            "CREATE INDEX jobs_ready_plate ON jobs (plate_id, id) WHERE state = 'queued' AND waiting_on = 0",
+        ],
     ]
 
     /// Any number will do, as long as nothing else in the database takes the same lock.

@@ -1,5 +1,6 @@
 import Foundation
 import JobStore
+import Synchronization
 import Testing
 
 /// The drivers every store test runs against: a SQLite file, and a database on the PostgreSQL
@@ -59,6 +60,15 @@ public enum TestPostgres {
     /// Runs SQL with psql; throws with psql's message if it fails.
     @discardableResult
     public static func psql(_ url: String, _ sql: String) throws -> String {
+        try psqlOutputs(url, sql).output
+    }
+
+    /// What the server said besides the rows (notices, `LOG` lines under `client_min_messages`).
+    public static func psqlMessages(_ url: String, _ sql: String) throws -> String {
+        try psqlOutputs(url, sql).messages
+    }
+
+    private static func psqlOutputs(_ url: String, _ sql: String) throws -> (output: String, messages: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
         p.arguments = [url, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql]
@@ -66,11 +76,19 @@ public enum TestPostgres {
         p.standardOutput = out
         p.standardError = err
         try p.run()
+        // Read both while psql runs: a full pipe would stop it.
+        let errors = Mutex(Data())
+        let read = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            errors.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() }
+            read.signal()
+        }
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        read.wait()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw TestSetupError("psql: \(errors)") }
-        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let messages = String(decoding: errors.withLock { $0 }, as: UTF8.self)
+        guard p.terminationStatus == 0 else { throw TestSetupError("psql: \(messages)") }
+        return (output.trimmingCharacters(in: .whitespacesAndNewlines), messages)
     }
 
     /// `pg_ctl restart -m immediate`: the server dies as in a crash and starts again.
