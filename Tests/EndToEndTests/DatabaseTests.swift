@@ -89,7 +89,7 @@ import Testing
     @Test func theDatabaseComesFromPLATESEG_DB() throws {
         let url = try Driver.postgres.freshLocation()
         _ = try plateseg(["status"], environment: ["PLATESEG_DB": url], expectStatus: 0)
-        #expect(try TestPostgres.psql(url, "SELECT max(version) FROM plateseg_schema") == "2")
+        #expect(try TestPostgres.psql(url, "SELECT max(version) FROM plateseg_schema") == "3")
     }
 
     /// A small plate submitted into a fresh SQLite file; returns the file.
