@@ -52,7 +52,7 @@ struct QueueBench: ParsableCommand {
 
     private static func pgbench() -> String? {
         let candidates = ["/usr/bin/pgbench"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
-            .sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin/pgbench" }
+            .sorted { $0.compare($1, options: .numeric) == .orderedDescending }.map { "/usr/lib/postgresql/\($0)/bin/pgbench" }
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
