@@ -7,8 +7,9 @@ public enum ModelLoader {
     /// `precision`: what the network's layers run in.
     public static func load(path: String, precision: Precision = .fp32) throws -> any Model {
         let file = try SafeTensorsFile(path: path)
-        let weights = Weights(file: file, prefix: "", precision: precision,
-                              ranges: precision == .int8 ? try int8Ranges(of: path).layers : [:])
+        let calibration = precision == .int8 ? try int8Ranges(of: path) : nil
+        let weights = Weights(file: file, prefix: "", precision: precision, ranges: calibration?.layers ?? [:],
+                              outputRanges: calibration?.outputs ?? [:])
         let json = try metadataJSON(file)
         let settings = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any]
         guard let arch = settings?["arch"] as? String else {

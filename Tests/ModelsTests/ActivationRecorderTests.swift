@@ -37,6 +37,14 @@ import Testing
         #expect(afterReLU.minimum >= 0 && afterReLU.bound > 0)
         #expect(try #require(ranges["backbone.body.conv1"]).minimum < 0, "the normalised image")
         #expect(ranges["roi_heads.box_head.fc6"] != nil && ranges["roi_heads.mask_predictor.conv5_mask"] != nil)
+        // What a convolution writes: after its ReLU never negative; the mask logits are.
+        let outputs = recorder.outputRanges(percentile: 99.99)
+        for name in convolutions {
+            #expect(outputs[name] != nil, "\(name) has no output range")
+        }
+        #expect(try #require(outputs["backbone.body.layer1.0.conv2"]).minimum >= 0)
+        #expect(try #require(outputs["roi_heads.mask_predictor.mask_fcn_logits"]).minimum < 0)
+        #expect(outputs["roi_heads.box_head.fc6"] == nil, "fully connected layers keep floats")
     }
 
     /// int8 loads the ranges beside the file only when they were recorded for this version of it.

@@ -52,8 +52,10 @@ private struct FPN {
 
     init(_ w: Weights, inChannels: [Int], channels: Int) throws {
         // Each lateral 1x1 conv also adds the upsampled level above (fused post-op), except the top.
+        // Laterals are read by convolutions and nearest upsampling (int8 in int8); the 3x3
+        // outputs also by RoIAlign, which reads floats.
         inner = try inChannels.enumerated().map { i, c in
-            try w.conv("inner_blocks.\(i).0", in: c, out: channels, kernel: 1, postOps: i == inChannels.count - 1 ? [] : [.add])
+            try w.conv("inner_blocks.\(i).0", in: c, out: channels, kernel: 1, postOps: i == inChannels.count - 1 ? [] : [.add], keepsInt8: true)
         }
         layer = try (0..<inChannels.count).map { try w.conv("layer_blocks.\($0).0", in: channels, out: channels, kernel: 3) }
     }
@@ -79,7 +81,7 @@ private struct RPNHead {
 
     init(_ w: Weights, channels: Int, anchors: Int) throws {
         // torchvision before 0.13 (and its published COCO checkpoints) named it rpn.head.conv
-        conv = try w.conv(w.layerName("conv.0.0", "conv"), in: channels, out: channels, kernel: 3, postOps: [.relu])
+        conv = try w.conv(w.layerName("conv.0.0", "conv"), in: channels, out: channels, kernel: 3, postOps: [.relu], keepsInt8: true)
         objectness = try w.conv("cls_logits", in: channels, out: anchors, kernel: 1)
         deltas = try w.conv("bbox_pred", in: channels, out: 4 * anchors, kernel: 1)
     }
@@ -165,13 +167,14 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         // older torchvision: roi_heads.mask_head.mask_fcn1..4
         maskConvs = try (0..<4).map {
             try rh.conv(rh.layerName("mask_head.\($0).0", "mask_head.mask_fcn\($0 + 1)"), in: $0 == 0 ? C : c.maskChannels,
-                        out: c.maskChannels, kernel: 3, postOps: [.relu])
+                        out: c.maskChannels, kernel: 3, postOps: [.relu], keepsInt8: true)
         }
         let M = c.maskChannels
         maskUpsample = try Deconv2D(weights: try rh.tensor("mask_predictor.conv5_mask.weight", shape: [M, M, 2, 2]),
                                     bias: try rh.tensor("mask_predictor.conv5_mask.bias", shape: [M]),
                                     inChannels: M, outChannels: M, kernel: 2, postOps: [.relu], precision: weights.precision,
-                                    name: rh.path("mask_predictor.conv5_mask"), range: rh.range("mask_predictor.conv5_mask"))
+                                    name: rh.path("mask_predictor.conv5_mask"), range: rh.range("mask_predictor.conv5_mask"),
+                                    outputRange: rh.outputRange("mask_predictor.conv5_mask"))
         maskLogits = try rh.conv("mask_predictor.mask_fcn_logits", in: M, out: c.classAgnosticMasks == true ? 1 : n, kernel: 1)
         anchorsPerLevel = c.anchorSizes.map { size in
             c.aspectRatios.map { r in

@@ -1,7 +1,8 @@
 /// ResNet body (He et al. 2016) with torchvision's tensor names (conv1, bn1, layer1..4, each block
 /// conv1/bn1..., downsample.0/1) and torchvision's v1.5 layout (stride on the 3x3 conv). Shared by
 /// UPerNet and Mask R-CNN. Optional dilation replaces the stride of layer2..4 as torchvision's
-/// `replace_stride_with_dilation`.
+/// `replace_stride_with_dilation`. Every reader of its convolutions' outputs is a convolution, the
+/// max pool, or (C2..C5) a network's neck, which takes int8 where it can: in int8 they pass int8.
 struct ResNetBody {
     private enum Block {
         case basic(conv1: Conv2D, conv2: Conv2D, downsample: Conv2D?)
@@ -39,7 +40,7 @@ struct ResNetBody {
             throw ModelError.badMetadata(file: w.file.path, reason: "ResNet depth \(depth) (supported: 18, 34, 50, 101)")
         }
         guard dilation.count == 3 else { throw ModelError.badMetadata(file: w.file.path, reason: "dilation needs 3 flags (layer2..4)") }
-        stem = try w.convBN(conv: "conv1", bn: "bn1", in: inChannels, out: baseWidth, kernel: 7, stride: 2, padding: 3, eps: eps, postOps: [.relu])
+        stem = try w.convBN(conv: "conv1", bn: "bn1", in: inChannels, out: baseWidth, kernel: 7, stride: 2, padding: 3, eps: eps, postOps: [.relu], keepsInt8: true)
         let expansion = bottleneck ? 4 : 1
         var inplanes = baseWidth
         var currentDilation = 1
@@ -60,18 +61,18 @@ struct ResNetBody {
                 let cin = b == 0 ? inplanes : planes * expansion
                 var downsample: Conv2D?
                 if b == 0 && (stride != 1 || inplanes != planes * expansion) {
-                    downsample = try bw.convBN(conv: "downsample.0", bn: "downsample.1", in: cin, out: planes * expansion, kernel: 1, stride: stride, padding: 0, eps: eps)
+                    downsample = try bw.convBN(conv: "downsample.0", bn: "downsample.1", in: cin, out: planes * expansion, kernel: 1, stride: stride, padding: 0, eps: eps, keepsInt8: true)
                 }
                 if bottleneck {
                     blocks.append(.bottleneck(
-                        conv1: try bw.convBN(conv: "conv1", bn: "bn1", in: cin, out: planes, kernel: 1, eps: eps, postOps: [.relu]),
-                        conv2: try bw.convBN(conv: "conv2", bn: "bn2", in: planes, out: planes, kernel: 3, stride: s, dilation: d, eps: eps, postOps: [.relu]),
-                        conv3: try bw.convBN(conv: "conv3", bn: "bn3", in: planes, out: planes * 4, kernel: 1, eps: eps, postOps: [.add, .relu]),
+                        conv1: try bw.convBN(conv: "conv1", bn: "bn1", in: cin, out: planes, kernel: 1, eps: eps, postOps: [.relu], keepsInt8: true),
+                        conv2: try bw.convBN(conv: "conv2", bn: "bn2", in: planes, out: planes, kernel: 3, stride: s, dilation: d, eps: eps, postOps: [.relu], keepsInt8: true),
+                        conv3: try bw.convBN(conv: "conv3", bn: "bn3", in: planes, out: planes * 4, kernel: 1, eps: eps, postOps: [.add, .relu], keepsInt8: true),
                         downsample: downsample))
                 } else {
                     blocks.append(.basic(
-                        conv1: try bw.convBN(conv: "conv1", bn: "bn1", in: cin, out: planes, kernel: 3, stride: s, dilation: d, eps: eps, postOps: [.relu]),
-                        conv2: try bw.convBN(conv: "conv2", bn: "bn2", in: planes, out: planes, kernel: 3, dilation: d, eps: eps, postOps: [.add, .relu]),
+                        conv1: try bw.convBN(conv: "conv1", bn: "bn1", in: cin, out: planes, kernel: 3, stride: s, dilation: d, eps: eps, postOps: [.relu], keepsInt8: true),
+                        conv2: try bw.convBN(conv: "conv2", bn: "bn2", in: planes, out: planes, kernel: 3, dilation: d, eps: eps, postOps: [.add, .relu], keepsInt8: true),
                         downsample: downsample))
                 }
             }

@@ -30,7 +30,10 @@ struct YOLOXConfig: Codable, Sendable {
     var neckDepth: Int { Int((depth * 3).rounded(.toNearestOrEven)) }
 }
 
-/// conv + folded BN + SiLU, or its depthwise-separable variant (3x3 depthwise then 1x1).
+/// conv + folded BN + SiLU, or its depthwise-separable variant (3x3 depthwise then 1x1). Every
+/// reader of a unit's output is a convolution, a max pool, a nearest upsampling or a
+/// concatenation, so in int8 the units pass int8 to each other (the heads' last convolutions,
+/// read by the decoding, write floats).
 private struct ConvUnit {
     let layers: [Conv2D]
 
@@ -39,11 +42,12 @@ private struct ConvUnit {
         let last: [PostOp] = addsResidual ? [.silu, .add] : [.silu]
         if depthwise && kernel > 1 {
             layers = [
-                try w.scoped("dconv").convBN(in: cin, out: cin, kernel: kernel, stride: stride, groups: cin, eps: eps, postOps: [.silu]),
-                try w.scoped("pconv").convBN(in: cin, out: cout, kernel: 1, eps: eps, postOps: last),
+                try w.scoped("dconv").convBN(in: cin, out: cin, kernel: kernel, stride: stride, groups: cin, eps: eps, postOps: [.silu],
+                                             keepsInt8: true),
+                try w.scoped("pconv").convBN(in: cin, out: cout, kernel: 1, eps: eps, postOps: last, keepsInt8: true),
             ]
         } else {
-            layers = [try w.convBN(in: cin, out: cout, kernel: kernel, stride: stride, eps: eps, postOps: last)]
+            layers = [try w.convBN(in: cin, out: cout, kernel: kernel, stride: stride, eps: eps, postOps: last, keepsInt8: true)]
         }
     }
 

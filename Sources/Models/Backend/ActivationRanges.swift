@@ -5,8 +5,10 @@ import Imaging
 /// what int8 quantisation scales its input by. A percentile of |x| rather than the maximum, so
 /// that a few extreme activations do not waste the 8 bits on every other value.
 public struct ActivationRanges: Codable, Sendable, Equatable {
-    /// Per layer, by its weights' name (e.g. `backbone.body.layer1.0.conv1`).
+    /// Per layer, by its weights' name (e.g. `backbone.body.layer1.0.conv1`): what it reads.
     public var layers: [String: LayerRange]
+    /// Per convolution: what it writes (where an int8 layer writes int8 for its readers).
+    public var outputs: [String: LayerRange]
     public var percentile: Double
     /// The calibration images, by file name: never those a score is read on.
     public var images: [String]
@@ -17,8 +19,10 @@ public struct ActivationRanges: Codable, Sendable, Equatable {
     /// for it. New ranges start unvalidated.
     public var validated: Bool
 
-    public init(layers: [String: LayerRange], percentile: Double, images: [String], modelFile: String, validated: Bool = false) {
+    public init(layers: [String: LayerRange], outputs: [String: LayerRange] = [:], percentile: Double, images: [String],
+                modelFile: String, validated: Bool = false) {
         self.layers = layers
+        self.outputs = outputs
         self.percentile = percentile
         self.images = images
         self.modelFile = modelFile
@@ -28,6 +32,7 @@ public struct ActivationRanges: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         layers = try c.decode([String: LayerRange].self, forKey: .layers)
+        outputs = try c.decodeIfPresent([String: LayerRange].self, forKey: .outputs) ?? [:]
         percentile = try c.decode(Double.self, forKey: .percentile)
         images = try c.decode([String].self, forKey: .images)
         modelFile = try c.decode(String.self, forKey: .modelFile)
@@ -58,7 +63,8 @@ extension ActivationRanges {
             }
             progress(path)
         }
-        return ActivationRanges(layers: recorder.ranges(percentile: percentile), percentile: percentile,
+        return ActivationRanges(layers: recorder.ranges(percentile: percentile), outputs: recorder.outputRanges(percentile: percentile),
+                                percentile: percentile,
                                 images: images.map { ($0 as NSString).lastPathComponent },
                                 modelFile: ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file))))
     }
@@ -85,6 +91,7 @@ public final class ActivationRecorder: @unchecked Sendable {
     /// 2^-40 … 2^40: beyond, values are counted in the end bins.
     static let octaves = 40
     private var histograms: [String: Histogram] = [:]
+    private var outputHistograms: [String: Histogram] = [:]
     private let lock = NSLock()
 
     struct Histogram {
@@ -96,7 +103,13 @@ public final class ActivationRecorder: @unchecked Sendable {
 
     public init() {}
 
-    func record(_ layer: String, _ x: Tensor) {
+    /// Records what `layer` reads.
+    func record(_ layer: String, _ x: Tensor) { record(x, into: \.histograms, layer) }
+
+    /// Records what `layer` writes.
+    func record(output layer: String, _ y: Tensor) { record(y, into: \.outputHistograms, layer) }
+
+    private func record(_ x: Tensor, into table: ReferenceWritableKeyPath<ActivationRecorder, [String: Histogram]>, _ layer: String) {
         guard x.precision == .fp32, !layer.isEmpty else { return }
         var h = Histogram()
         let p = x.data, n = x.count
@@ -111,21 +124,26 @@ public final class ActivationRecorder: @unchecked Sendable {
         }
         lock.lock()
         defer { lock.unlock() }
-        if var old = histograms[layer] {
+        if var old = self[keyPath: table][layer] {
             for i in old.counts.indices { old.counts[i] += h.counts[i] }
             old.zeros += h.zeros
             old.minimum = min(old.minimum, h.minimum)
-            histograms[layer] = old
+            self[keyPath: table][layer] = old
         } else {
-            histograms[layer] = h
+            self[keyPath: table][layer] = h
         }
     }
 
-    /// Each layer's range at `percentile` of |x| (the upper edge of the bin it falls in).
-    public func ranges(percentile: Double) -> [String: LayerRange] {
+    /// Each layer's input range at `percentile` of |x| (the upper edge of the bin it falls in).
+    public func ranges(percentile: Double) -> [String: LayerRange] { ranges(of: \.histograms, percentile) }
+
+    /// Each convolution's output range, as `ranges(percentile:)`.
+    public func outputRanges(percentile: Double) -> [String: LayerRange] { ranges(of: \.outputHistograms, percentile) }
+
+    private func ranges(of table: KeyPath<ActivationRecorder, [String: Histogram]>, _ percentile: Double) -> [String: LayerRange] {
         lock.lock()
         defer { lock.unlock() }
-        return histograms.mapValues { h in
+        return self[keyPath: table].mapValues { h in
             let total = h.counts.reduce(h.zeros, +)
             let wanted = UInt64((Double(total) * percentile / 100).rounded(.up))
             var seen = h.zeros, bin = 0

@@ -185,6 +185,41 @@ enum PostOp: Hashable, Sendable {
     case sigmoid
     /// Adds a tensor of the destination's shape (a residual branch).
     case add
+    /// Multiplies by a constant: an int8 layer's way into its output's integers.
+    case scale(Float)
+    /// Adds what the destination holds before the layer runs, multiplied by `scale`: an int8
+    /// layer's residual, copied there. (oneDNN 2.6's AMX int8 kernels add an s8 tensor given as
+    /// a binary post-op wrongly, and ignore the data type `sum` may be told to read the
+    /// destination as: the residual is copied in the output's own type, and `sum` is the add.)
+    case accumulate(scale: Float)
+
+    /// `ops` for an int8 layer that writes `output` (integers at their scale, or floats), with
+    /// `residualScale` when its int8 residual was copied into the output first (output units
+    /// per stored unit of the copy): the post-ops before the add run in real units, the
+    /// residual is accumulated in the output's units, and the result is brought to them last.
+    /// Floats out leave `ops` as they are.
+    static func scaled(_ ops: [PostOp], output: NumberFormat, residualScale: Float? = nil) -> [PostOp] {
+        guard output.isInteger else { return ops }
+        guard let r = residualScale, let i = ops.firstIndex(of: .add) else { return merged(ops + [.scale(output.scale)]) }
+        let after = Array(ops[(i + 1)...])
+        // A ReLU commutes with a positive scale: after the add the chain stays in the output's
+        // units. (oneDNN 2.6's AMX int8 kernel also computed `sum` followed by scale, ReLU, scale wrongly.)
+        let tail = after.allSatisfy { $0 == .relu } ? after : [.scale(1 / output.scale)] + after + [.scale(output.scale)]
+        return merged(Array(ops[..<i]) + [.scale(output.scale), .accumulate(scale: r)] + tail)
+    }
+
+    /// Adjacent scalings multiplied together; scalings by 1 left out.
+    private static func merged(_ chain: [PostOp]) -> [PostOp] {
+        var merged: [PostOp] = []
+        for op in chain {
+            if case let .scale(b) = op, let last = merged.last, case let .scale(a) = last {
+                merged[merged.count - 1] = .scale(a * b)
+            } else {
+                merged.append(op)
+            }
+        }
+        return merged.filter { $0 != .scale(1) }
+    }
 }
 
 /// Primitive attributes. Every primitive gets a user-managed scratchpad: oneDNN's default shares one
@@ -213,6 +248,8 @@ final class Attributes: @unchecked Sendable {
             case .relu: try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_relu, 0, 0), "relu post-op")
             case .silu: try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_swish, 1, 0), "silu post-op")
             case .sigmoid: try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_logistic, 0, 0), "sigmoid post-op")
+            case let .scale(alpha): try check(dnnl_post_ops_append_eltwise(ops, 1, dnnl_eltwise_linear, alpha, 0), "scale post-op")
+            case let .accumulate(scale): try check(dnnl_post_ops_append_sum(ops, scale), "sum post-op")
             case .add:
                 var md = addend!
                 try check(dnnl_post_ops_append_binary(ops, dnnl_binary_add, &md), "add post-op")

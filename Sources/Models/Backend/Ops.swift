@@ -14,7 +14,7 @@ enum Ops {
 
     static func maxPool(_ x: Tensor, kernel: Int, stride: Int, padding: Int) throws -> Tensor {
         let out = [x.n, x.c, (x.h + 2 * padding - kernel) / stride + 1, (x.w + 2 * padding - kernel) / stride + 1]
-        let type = x.precision.dataType
+        let type = x.format.type
         let p = try cache.value(Key(op: "maxpool", shapes: [x.shape], params: [kernel, stride, padding, Int(type.rawValue)])) {
             var src = try memoryDesc(x.shape, dnnl_nhwc, type)
             var dst = try memoryDesc(out, dnnl_nhwc, type)
@@ -25,7 +25,7 @@ enum Ops {
                       "max pooling descriptor")
             return try Primitive(opDesc: &desc, what: "max pooling")
         }
-        let y = try Tensor(shape: out, precision: x.precision)
+        let y = try x.alike(shape: out)
         let ws = p.desc(dnnl_query_workspace_md)
         var args: [(Int32, Memory)] = [(Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_DST), y.memory)]
         if ws.ndims > 0 { args.append((Int32(DNNL_ARG_WORKSPACE), try Memory(ws))) }
@@ -39,10 +39,12 @@ enum Ops {
         case bilinear
     }
 
+    /// Integers stay integers at their scale for `.nearest`; bilinear reads floats.
     static func resize(_ x: Tensor, height: Int, width: Int, mode: ResizeMode) throws -> Tensor {
         if x.h == height && x.w == width { return x }
+        let x = mode == .nearest ? x : try x.converted(to: x.precision)
         let out = [x.n, x.c, height, width]
-        let type = x.precision.dataType
+        let type = x.format.type
         let p = try cache.value(Key(op: "resize", shapes: [x.shape, out], params: [mode.rawValue, Int(type.rawValue)])) {
             var src = try memoryDesc(x.shape, dnnl_nhwc, type)
             var dst = try memoryDesc(out, dnnl_nhwc, type)
@@ -51,15 +53,26 @@ enum Ops {
             try check(dnnl_resampling_forward_desc_init(&desc, dnnl_forward_inference, alg, nil, &src, &dst), "resampling descriptor")
             return try Primitive(opDesc: &desc, what: "resampling")
         }
-        let y = try Tensor(shape: out, precision: x.precision)
+        let y = try x.alike(shape: out)
         try p.execute([(Int32(DNNL_ARG_SRC), x.memory), (Int32(DNNL_ARG_DST), y.memory)])
         return y
     }
 
-    /// Concatenation along channels, in the first tensor's precision.
+    /// Concatenation along channels, in the first tensor's precision; int8 parts give int8 at
+    /// the coarsest of their scales (no part saturates).
     static func concat(_ xs: [Tensor]) throws -> Tensor {
         precondition(!xs.isEmpty)
         let first = xs[0]
+        if xs.allSatisfy({ $0.precision == .int8 }) {
+            let signed = xs.contains { $0.format.type == dnnl_s8 }
+            let top: Float = signed ? 127 : 255
+            // A part's bound is its largest integer over its scale.
+            let scale = xs.map { top / ((($0.format.type == dnnl_s8) ? 127 : 255) / $0.format.scale) }.min()!
+            let y = try Tensor(shape: [first.n, xs.reduce(0) { $0 + $1.c }, first.h, first.w],
+                               quantised: NumberFormat(type: signed ? dnnl_s8 : dnnl_u8, scale: scale))
+            try place(xs, into: y)
+            return y
+        }
         let xs = try xs.map { try $0.converted(to: first.precision) }
         let type = first.precision.dataType
         guard xs.allSatisfy({ $0.n == first.n && $0.h == first.h && $0.w == first.w }) else {
@@ -84,13 +97,28 @@ enum Ops {
         return y
     }
 
+    /// Writes `parts` one after the other into the channels of `y`, converted to its number
+    /// format (an int8 part rescaled from its scale to `y`'s, a float part quantised).
+    static func place(_ parts: [Tensor], into y: Tensor) throws {
+        guard parts.reduce(0, { $0 + $1.c }) == y.c, parts.allSatisfy({ $0.n == y.n && $0.h == y.h && $0.w == y.w }) else {
+            throw ModelError.backend("parts \(parts.map(\.shape)) do not make up a tensor of shape \(y.shape)")
+        }
+        var channel = 0
+        for part in parts {
+            let slice = try Memory(channelSlice(of: y.shape, first: channel, count: part.c, y.format.type), viewing: y.bytes, owner: y.memory)
+            let ratio = y.format.scale / part.format.scale
+            try Reorders.run(from: part.memory, to: slice, scale: ratio == 1 ? nil : ratio)
+            channel += part.c
+        }
+    }
+
     static func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, dnnl_binary_add, "add") }
 
     static func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(a, b, dnnl_binary_mul, "mul") }
 
     private static func binary(_ a: Tensor, _ b: Tensor, _ alg: dnnl_alg_kind_t, _ name: String) throws -> Tensor {
         guard a.shape == b.shape else { throw ModelError.backend("\(name) of shapes \(a.shape) and \(b.shape)") }
-        let b = try b.converted(to: a.precision)
+        let a = try a.converted(to: a.precision), b = try b.converted(to: a.precision)
         let type = a.precision.dataType
         let p = try cache.value(Key(op: name, shapes: [a.shape], params: [Int(type.rawValue)])) {
             var s0 = try memoryDesc(a.shape, Tensor.tag(rank: a.shape.count), type)

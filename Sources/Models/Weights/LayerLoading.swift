@@ -4,23 +4,26 @@ import Foundation
 /// weight, bias, running_mean, running_var) is folded into the preceding convolution here, once.
 extension Weights {
     /// A convolution without bias followed by a batch norm, e.g. `conv` + `bn` or `conv1` + `bn1`.
+    /// `keepsInt8`: every reader of its output takes int8 (`Conv2D`'s `outputRange`).
     func convBN(conv: String = "conv", bn: String = "bn", in cin: Int, out cout: Int, kernel: Int,
                 stride: Int = 1, padding: Int? = nil, dilation: Int = 1, groups: Int = 1, eps: Float,
-                postOps: [PostOp] = []) throws -> Conv2D {
+                postOps: [PostOp] = [], keepsInt8: Bool = false) throws -> Conv2D {
         let w = try tensor("\(conv).weight", shape: [cout, cin / groups, kernel, kernel])
         let (fw, fb) = try foldBatchNorm(w, bias: nil, bn: scoped(bn), channels: cout, eps: eps)
         return try Conv2D(weights: fw, bias: fb, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
                           padding: padding ?? dilation * (kernel - 1) / 2, dilation: dilation, groups: groups, postOps: postOps,
-                          precision: precision, name: path(conv), range: range(conv))
+                          precision: precision, name: path(conv), range: range(conv),
+                          outputRange: keepsInt8 ? outputRange(conv) : nil)
     }
 
-    /// A plain convolution with bias (`name.weight`, `name.bias`).
+    /// A plain convolution with bias (`name.weight`, `name.bias`); `keepsInt8` as `convBN`'s.
     func conv(_ name: String, in cin: Int, out cout: Int, kernel: Int, stride: Int = 1, padding: Int? = nil,
-              postOps: [PostOp] = []) throws -> Conv2D {
+              postOps: [PostOp] = [], keepsInt8: Bool = false) throws -> Conv2D {
         let w = try tensor("\(name).weight", shape: [cout, cin, kernel, kernel])
         let b = try tensor("\(name).bias", shape: [cout])
         return try Conv2D(weights: w, bias: b, inChannels: cin, outChannels: cout, kernel: kernel, stride: stride,
-                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision, name: path(name), range: range(name))
+                          padding: padding ?? (kernel - 1) / 2, postOps: postOps, precision: precision, name: path(name), range: range(name),
+                          outputRange: keepsInt8 ? outputRange(name) : nil)
     }
 
     func linear(_ name: String, in cin: Int, out cout: Int, postOps: [PostOp] = []) throws -> Linear {

@@ -164,26 +164,31 @@ public struct Weights: Sendable {
     public let prefix: String
     /// What the layers built from these weights run in.
     public let precision: Precision
-    /// Each layer's calibrated input range, for int8.
+    /// Each layer's calibrated input and output ranges, for int8.
     let ranges: [String: LayerRange]
+    let outputRanges: [String: LayerRange]
 
     public init(file: SafeTensorsFile, prefix: String = "", precision: Precision = .fp32) {
         self.init(file: file, prefix: prefix, precision: precision, ranges: [:])
     }
 
-    init(file: SafeTensorsFile, prefix: String, precision: Precision, ranges: [String: LayerRange]) {
+    init(file: SafeTensorsFile, prefix: String, precision: Precision, ranges: [String: LayerRange], outputRanges: [String: LayerRange] = [:]) {
         self.file = file
         self.prefix = prefix
         self.precision = precision
         self.ranges = ranges
+        self.outputRanges = outputRanges
     }
 
     public func scoped(_ name: String) -> Weights {
-        Weights(file: file, prefix: path(name), precision: precision, ranges: ranges)
+        Weights(file: file, prefix: path(name), precision: precision, ranges: ranges, outputRanges: outputRanges)
     }
 
     /// The calibrated input range of the layer `name` (its weights' name, unscoped).
     func range(_ name: String) -> LayerRange? { ranges[path(name)] }
+
+    /// The calibrated range of what the layer `name` writes.
+    func outputRange(_ name: String) -> LayerRange? { outputRanges[path(name)] }
 
     public func scoped(_ index: Int) -> Weights { scoped(String(index)) }
 
