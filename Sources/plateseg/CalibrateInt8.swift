@@ -7,7 +7,7 @@ import Pipeline
 struct CalibrateInt8: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "calibrate-int8",
-        abstract: "Run the networks in fp32 on training images and record each layer's input range for int8 (<network>.int8.json beside the model).")
+        abstract: "Run the networks in fp32 on training images and record each layer's input and output ranges for int8 (<network>.int8.json beside the model).")
 
     @OptionGroup var training: SplitImages
 
@@ -22,6 +22,9 @@ struct CalibrateInt8: ParsableCommand {
 
     @Option(help: "How fields become the networks' input, as `submit --intensity`.")
     var intensity: String = "auto"
+
+    @Flag(help: "Record input ranges only: in int8 the networks' layers then keep bf16 between them (UPerNet's shipped ranges, models/MODEL_CARD.md).")
+    var inputsOnly = false
 
     @Option(help: "Folder with the model files and intensity.json; the ranges are written there.")
     var modelsDir: String = "models"
@@ -39,11 +42,12 @@ struct CalibrateInt8: ParsableCommand {
         for network in networks.split(separator: ",").map(String.init) {
             let file = "\(folder)/\(network).safetensors"
             var done = 0
-            let ranges = try ActivationRanges.record(modelFile: file, images: images, intensity: rule, percentile: percentile) { _ in
+            var ranges = try ActivationRanges.record(modelFile: file, images: images, intensity: rule, percentile: percentile) { _ in
                 done += 1
                 FileHandle.standardError.write(Data("\r\(network): \(done)/\(images.count) images".utf8))
             }
             FileHandle.standardError.write(Data("\n".utf8))
+            if inputsOnly { ranges.outputs = [:] }
             try ranges.write(besideModel: file)
             print("\(network): \(ranges.layers.count) layers from \(images.count) images of split \(training.split); wrote \(ActivationRanges.path(besideModel: file))")
         }

@@ -66,7 +66,8 @@ import Testing
     }
 }
 
-/// `calibrate-int8` on images of the training split: a ranges file per network, naming the
+/// `calibrate-int8` on images of the training split: a ranges file per network (each
+/// convolution's input and output ranges, or with `--inputs-only` its inputs'), naming the
 /// images and the model file it belongs to.
 @Suite struct CalibrateInt8Tests {
     @Test func theRangesOfEveryNetworkAreWrittenWithTheImagesAndTheModelFile() throws {
@@ -88,7 +89,13 @@ import Testing
             #expect(json["images"] as? [String] == ["08f52aa2add3.png", "0f08d640930b.png"], "never the val image")
             #expect(json["modelFile"] as? String == ContentHash.of(try Data(contentsOf: models.appendingPathComponent("\(name).safetensors"))))
             #expect(((json["layers"] as? [String: Any])?.count ?? 0) > 5)
+            #expect(((json["outputs"] as? [String: Any])?.count ?? 0) > 5, "what each convolution writes")
         }
+        _ = try run(products.appendingPathComponent("plateseg"), ["calibrate-int8", plate, "--list", list.path, "--models-dir", models.path,
+                                                                   "--networks", "upernet", "--inputs-only"])
+        let inputsOnly = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: models.appendingPathComponent("upernet.int8.json"))) as? [String: Any])
+        #expect(((inputsOnly["layers"] as? [String: Any])?.count ?? 0) > 5)
+        #expect(((inputsOnly["outputs"] as? [String: Any])?.count ?? 0) == 0, "--inputs-only: layers keep bf16 between them")
         let none = try run(products.appendingPathComponent("plateseg"), ["calibrate-int8", plate, "--list", list.path, "--split", "test",
                                                                          "--models-dir", models.path], expectStatus: 64)
         #expect(none.contains("no image in \(plate) is in split test"))

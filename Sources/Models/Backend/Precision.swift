@@ -9,7 +9,8 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
     case bf16
     /// Convolutions on 8-bit integers (u8 or s8 inputs at each layer's calibrated scale, s8
     /// weights with a scale per output channel, s32 accumulation); activations between layers
-    /// in bf16 where the processor has it, else float32.
+    /// in 8 bits where the calibration has the output's range and every reader takes int8
+    /// (`Conv2D`'s `outputRange`), else in bf16 where the processor has it, else float32.
     case int8
 
     /// Whether this processor has the instructions to run it at speed (oneDNN's ISA query).
@@ -22,7 +23,7 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    /// What activations are kept in between layers.
+    /// What activations are kept in between layers that do not hand each other int8.
     var activations: Precision {
         switch self {
         case .fp32, .bf16: return self
