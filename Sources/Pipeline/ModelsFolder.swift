@@ -51,7 +51,11 @@ public struct ModelsFolder: Sendable {
             }
             let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file)))
             let precision = plan.precision(forModel: file)
-            return (try ModelLoader.load(path: file, precision: precision), ModelSource(file: file, contentHash: hash, precision: precision.rawValue))
+            let model = try ModelLoader.load(path: file, precision: precision)
+            // Recalibrated ranges change an int8 network's cells as a retrained file does.
+            let ranges = precision == .int8
+                ? ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: ActivationRanges.path(besideModel: file)))) : nil
+            return (model, ModelSource(file: file, contentHash: hash, precision: precision.rawValue, calibration: ranges))
         }
         let config = try ensembleConfig()
         let provenance = MergeProvenance(ensembleConfig: ContentHash.of(config.jsonData()),

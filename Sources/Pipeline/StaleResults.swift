@@ -1,10 +1,12 @@
 import Foundation
 import Imaging
 import JobStore
+import Models
 import Worker
 
-/// A plate's results made by model files or an ensemble config other than those in the models
-/// folder now (a model was retrained, `plateseg calibrate` refitted the ensemble). Running a
+/// A plate's results made by model files, int8 ranges or an ensemble config other than those in
+/// the models folder now (a model was retrained, `calibrate-int8` recorded new ranges for a
+/// network run in int8, `plateseg calibrate` refitted the ensemble). Running a
 /// plate again resumes it, so without this its old cells would pass for the new models' ones.
 /// They are kept and named, and run again on request.
 public struct StaleResults: Sendable {
@@ -25,7 +27,11 @@ public struct StaleResults: Sendable {
         let folder = ModelsFolder(modelsDir)
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else { return [:] }
-        let current = Dictionary(try folder.files().map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
+        var current = Dictionary(try folder.files().map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
+        for file in folder.modelFiles {
+            let ranges = ActivationRanges.path(besideModel: file)
+            if let data = FileManager.default.contents(atPath: ranges) { current[(ranges as NSString).lastPathComponent] = ContentHash.of(data) }
+        }
         let config = ContentHash.of(try folder.ensembleConfig().jsonData())
         var found: [String: StaleResults] = [:]
         for plate in plates {
@@ -46,10 +52,19 @@ public struct StaleResults: Sendable {
         for result in try db.resultProvenance(plate: plate) {
             switch result.kind {
             case InferJob.kind:
-                guard let job = try? InferJob(jobArgs: result.args), let made = try? ModelSource(jobArgs: result.provenance),
-                      let now = current["\(job.model).safetensors"], now != made.contentHash else { continue }
+                guard let job = try? InferJob(jobArgs: result.args), let made = try? ModelSource(jobArgs: result.provenance) else { continue }
+                let weights = "\(job.model).safetensors", ranges = "\(job.model).int8.json"
+                let differs: String?
+                if let now = current[weights], now != made.contentHash {
+                    differs = weights
+                } else if let used = made.calibration, let now = current[ranges], now != used {
+                    differs = ranges
+                } else {
+                    differs = nil
+                }
+                guard let differs else { continue }
                 stale.tiles.append(result.job)
-                changed.insert("\(job.model).safetensors")
+                changed.insert(differs)
             case MergeJob.kind:
                 guard let made = try? MergeProvenance(jobArgs: result.provenance), made.ensembleConfig != config else { continue }
                 stale.merges.append(result.job)

@@ -61,11 +61,14 @@ public struct ModelSource: Codable, Sendable, Equatable {
     public var contentHash: String
     /// What it computes in (absent: fp32).
     public var precision: String?
+    /// In int8: the content hash of the calibrated ranges it ran with (`<network>.int8.json`).
+    public var calibration: String?
 
-    public init(file: String, contentHash: String, precision: String? = nil) {
+    public init(file: String, contentHash: String, precision: String? = nil, calibration: String? = nil) {
         self.file = file
         self.contentHash = contentHash
         self.precision = precision
+        self.calibration = calibration
     }
 }
 

@@ -8,7 +8,8 @@ import Testing
 /// Results are stale when the file that made them differs, by content, from the one in the
 /// models folder now.
 @Suite struct StaleResultsTests {
-    /// A models folder with the three networks' files and the plate made with them, merged.
+    /// A models folder with the three networks' files and int8 ranges, and the plate made with
+    /// them (Mask R-CNN in int8, the others in bf16), merged.
     static func madeWithTheFolder() throws -> (MergeReadyPlate, URL) {
         let folder = temporaryFolder("plateseg-models")
         var hashes: [String: String] = [:]
@@ -16,8 +17,9 @@ import Testing
             let bytes = Data("\(model) weights v1".utf8)
             try bytes.write(to: folder.appendingPathComponent("\(model).safetensors"))
             hashes[model] = ContentHash.of(bytes)
+            try Data("\(model) ranges v1".utf8).write(to: folder.appendingPathComponent("\(model).int8.json"))
         }
-        let plate = try MergeReadyPlate(modelHashes: hashes)
+        let plate = try MergeReadyPlate(modelHashes: hashes, calibrations: ["maskrcnn": ContentHash.of(Data("maskrcnn ranges v1".utf8))])
         let handlers = try ModelsFolder(folder.path).jobHandlers(store: plate.store)
         try plate.runMerge(try #require(handlers[MergeJob.kind]))
         return (plate, folder)
@@ -42,6 +44,15 @@ import Testing
         #expect(try stale.redo(in: plate.store) >= 1)
         let queued = try plate.store.jobs(plate: "P").filter { $0.state != .succeeded }
         #expect(Set(queued.map(\.kind)) == [InferJob.kind, MergeJob.kind], "the tile and the merge that reads it")
+    }
+
+    /// New int8 ranges change what a network run in int8 computes, not what it computed in bf16.
+    @Test func recalibratedRangesMakeTheTilesRunInInt8Stale() throws {
+        let (plate, folder) = try Self.madeWithTheFolder()
+        for model in ["yolox", "maskrcnn"] { try Data("\(model) ranges v2".utf8).write(to: folder.appendingPathComponent("\(model).int8.json")) }
+        let stale = try StaleResults.find(in: plate.store, plate: "P", modelsDir: folder.path)
+        #expect(stale.tiles.count == 1 && stale.merges.isEmpty)
+        #expect(stale.changedFiles == ["maskrcnn.int8.json"])
     }
 
     @Test func aRefittedEnsembleConfigMakesTheMergesStale() throws {

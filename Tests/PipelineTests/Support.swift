@@ -18,7 +18,9 @@ struct MergeReadyPlate {
     let location: String
 
     /// `modelHashes`: the content hash each network's tile job records for its model file.
-    init(cellType: String = "astro", models: [String] = ["yolox", "maskrcnn", "upernet"], modelHashes: [String: String] = [:]) throws {
+    /// `calibrations`: the int8 ranges' hash a network's tile job records (those run in int8).
+    init(cellType: String = "astro", models: [String] = ["yolox", "maskrcnn", "upernet"], modelHashes: [String: String] = [:],
+         calibrations: [String: String] = [:]) throws {
         location = temporaryFolder().appendingPathComponent("plate.sqlite").path
         store = try openJobStore(location)
         let tile = PixelRect(x: 0, y: 0, width: Self.width, height: Self.height)
@@ -33,7 +35,8 @@ struct MergeReadyPlate {
         for _ in models {
             let job = try #require(try store.claim(owner: "test", leaseSeconds: 60))
             let model = try InferJob(jobArgs: job.args).model
-            let source = ModelSource(file: "/models/\(model).safetensors", contentHash: modelHashes[model] ?? "fnv1a64:\(model)")
+            let source = ModelSource(file: "/models/\(model).safetensors", contentHash: modelHashes[model] ?? "fnv1a64:\(model)",
+                                     precision: calibrations[model] == nil ? nil : "int8", calibration: calibrations[model])
             try store.complete(job.lease, result: JobResult(artifact: Self.artifact(model, cellType: cellType).encoded(),
                                                             provenance: source.jobArgs()))
         }
