@@ -25,4 +25,28 @@ import Testing
         #expect(claim.contains("jobs_ready_plate"), "\(claim)")
         #expect(!claim.contains("Sort"), "\(claim)")
     }
+
+    /// A plate's claim reads only that plate's ready jobs, in the plan PL/pgSQL keeps for any plate
+    /// after a connection's fifth call too. The planner takes a plate's jobs to be spread evenly
+    /// among the ready ones, so it would walk all ready jobs in id order and filter them by plate,
+    /// reading every queued job of the plates before it on every claim.
+    @Test func aPlatesClaimReadsOnlyThatPlatesReadyJobsWhenEarlierPlatesWait() throws {
+        let location = try Driver.postgres.freshLocation()
+        let store = try openJobStore(location)
+        _ = try store.submit(samplePlate(name: "P1", images: 400, tiles: 3))
+        _ = try store.submit(samplePlate(name: "P2", images: 400, tiles: 3))
+        try TestPostgres.psql(location, "ANALYZE jobs")
+
+        let plans = try TestPostgres.psqlMessages(location, """
+            LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on;
+            SET plan_cache_mode = force_generic_plan;
+            SET client_min_messages = log; SELECT id FROM plateseg_claim('t', 60, 'P2', NULL); SELECT id FROM plateseg_claim('t', 60, NULL, NULL)
+            """)
+        let claims = plans.components(separatedBy: "LOG:").filter { $0.contains("FOR UPDATE SKIP LOCKED") }
+        try #require(claims.count == 2, "\(plans)")
+        let (ofP2, ofAny) = (claims[0], claims[1])
+        #expect(ofP2.contains("Index Scan using jobs_ready_plate") && ofP2.contains("Index Cond: ((plate_id >= "), "\(ofP2)")
+        #expect(!ofP2.contains("Sort"), "\(ofP2)")
+        #expect(ofAny.contains("Index Scan using jobs_ready ") && !ofAny.contains("Sort"), "\(ofAny)")
+    }
 }

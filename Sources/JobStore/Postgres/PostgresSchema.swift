@@ -100,38 +100,7 @@ enum PostgresSchema {
             "CREATE INDEX cells_type ON cells (cell_type, image_id)",
             // The hot path as functions: one cheap call per job, whose inner statements are
             // planned once per connection (a claim's plan costs more than running it).
-            """
-            CREATE FUNCTION plateseg_claim(p_owner text, p_lease double precision, p_plate text, p_now double precision)
-            RETURNS TABLE (id bigint, kind text, args text, plate text, image_id bigint, attempts integer,
-                           max_attempts integer, fencing_token bigint, lease_deadline double precision)
-            LANGUAGE plpgsql AS $$
-            #variable_conflict use_column
-            DECLARE
-                t double precision := plateseg_now(p_now);
-                plate_key bigint;
-                job bigint;
-            BEGIN
-                IF p_plate IS NULL THEN
-                    SELECT j.id INTO job FROM jobs j
-                    WHERE j.state = 'queued' AND j.waiting_on = 0 AND j.not_before <= t
-                    ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED;
-                ELSE
-                    SELECT p.id INTO plate_key FROM plates p WHERE p.name = p_plate;
-                    SELECT j.id INTO job FROM jobs j
-                    WHERE j.state = 'queued' AND j.waiting_on = 0 AND j.not_before <= t AND j.plate_id = plate_key
-                    ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED;
-                END IF;
-                IF job IS NULL THEN
-                    RETURN;
-                END IF;
-                RETURN QUERY
-                    UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, fencing_token = j.fencing_token + 1,
-                        lease_owner = p_owner, lease_deadline = t + p_lease, started_at = t
-                    WHERE j.id = job
-                    RETURNING j.id, j.kind, j.args, (SELECT p.name FROM plates p WHERE p.id = j.plate_id), j.image_id,
-                              j.attempts, j.max_attempts, j.fencing_token, j.lease_deadline;
-            END $$
-            """,
+            claimFunction,
             // The job succeeds under its token, its artifact is stored, a merge's cells replace
             // the image's, and its dependants wait on one job fewer; false: the lease was lost.
             """
@@ -212,7 +181,47 @@ enum PostgresSchema {
         [
             "CREATE INDEX jobs_ready_plate ON jobs (plate_id, id) WHERE state = 'queued' AND waiting_on = 0",
         ],
+        // 4: a plate's claim reads only that plate's ready jobs (see `claimFunction`).
+        [claimFunction],
     ]
+
+    /// A worker's claim: the next ready job, of its plate if it has one. The planner takes a
+    /// plate's jobs to be spread evenly among all ready jobs, so with `plate_id = …` it walks all
+    /// ready jobs in id order (`jobs_ready`) and filters them by plate, reading every queued job of
+    /// the plates before this one on every claim (15 ms a claim behind 55,000 of them). A range and
+    /// the order `(plate_id, id)` leave `jobs_ready_plate` the only index that gives that order.
+    static let claimFunction = """
+    CREATE OR REPLACE FUNCTION plateseg_claim(p_owner text, p_lease double precision, p_plate text, p_now double precision)
+    RETURNS TABLE (id bigint, kind text, args text, plate text, image_id bigint, attempts integer,
+                   max_attempts integer, fencing_token bigint, lease_deadline double precision)
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE
+        t double precision := plateseg_now(p_now);
+        plate_key bigint;
+        job bigint;
+    BEGIN
+        IF p_plate IS NULL THEN
+            SELECT j.id INTO job FROM jobs j
+            WHERE j.state = 'queued' AND j.waiting_on = 0 AND j.not_before <= t
+            ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        ELSE
+            SELECT p.id INTO plate_key FROM plates p WHERE p.name = p_plate;
+            SELECT j.id INTO job FROM jobs j
+            WHERE j.state = 'queued' AND j.waiting_on = 0 AND j.not_before <= t AND j.plate_id BETWEEN plate_key AND plate_key
+            ORDER BY j.plate_id, j.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+        END IF;
+        IF job IS NULL THEN
+            RETURN;
+        END IF;
+        RETURN QUERY
+            UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, fencing_token = j.fencing_token + 1,
+                lease_owner = p_owner, lease_deadline = t + p_lease, started_at = t
+            WHERE j.id = job
+            RETURNING j.id, j.kind, j.args, (SELECT p.name FROM plates p WHERE p.id = j.plate_id), j.image_id,
+                      j.attempts, j.max_attempts, j.fencing_token, j.lease_deadline;
+    END $$
+    """
 
     /// Any number will do, as long as nothing else in the database takes the same lock.
     static let lockKey: Int64 = 0x706C_6174_6573_6567
