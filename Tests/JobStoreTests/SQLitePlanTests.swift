@@ -18,7 +18,7 @@ import Testing
         var arguments: StatementArguments = ["owner": "t", "deadline": 60, "now": 0]
         if ofPlate { arguments += ["plate": "P2"] }
         let plan = try db.read { db in
-            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteDriver.claimStatement(ofPlate: ofPlate), arguments: arguments)
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteSchema.claim(ofPlate: ofPlate), arguments: arguments)
                 .map { $0["detail"] as String }
         }
         let jobs = try #require(plan.first { $0.contains(" jobs") && !$0.contains("PRIMARY KEY") }, "\(plan)")

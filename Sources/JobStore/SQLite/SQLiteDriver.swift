@@ -180,7 +180,7 @@ final class SQLiteDriver: StoreDriver {
         // Hot statements are compiled once per connection and reused (GRDB's statement cache).
         var arguments: StatementArguments = ["owner": owner, "deadline": now + leaseSeconds, "now": now]
         if let plate { arguments += ["plate": plate] }
-        guard let row = try Row.fetchOne(db.cachedStatement(sql: Self.claimStatement(ofPlate: plate != nil)), arguments: arguments)
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: SQLiteSchema.claim(ofPlate: plate != nil)), arguments: arguments)
         else { return nil }
         let id: Int64 = row["id"]
         return ClaimedJob(
@@ -188,22 +188,6 @@ final class SQLiteDriver: StoreDriver {
             attempt: row["attempts"], maxAttempts: row["max_attempts"],
             lease: Lease(jobID: id, token: row["fencing_token"], owner: owner, deadline: now + leaseSeconds,
                          attempt: row["attempts"], maxAttempts: row["max_attempts"]))
-    }
-
-    /// The next ready job, of one plate if given, read in order from an index named here: with
-    /// statistics the planner may choose to walk all ready jobs, or all jobs, in id order, reading
-    /// every queued job of the plates before the claimed one (or every job ever run) on every claim.
-    static func claimStatement(ofPlate: Bool) -> String {
-        let ready = ofPlate
-            ? "INDEXED BY jobs_plate WHERE plate_id = (SELECT id FROM plates WHERE name = :plate) AND"
-            : "INDEXED BY jobs_ready WHERE"
-        return """
-            UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
-                lease_owner = :owner, lease_deadline = :deadline, started_at = :now
-            WHERE id = (SELECT id FROM jobs \(ready) state = 'queued' AND waiting_on = 0 AND not_before <= :now
-                        ORDER BY id LIMIT 1)
-            RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
-            """
     }
 
     private func plateName(_ db: Database, id: Int64) throws -> String {

@@ -98,4 +98,20 @@ enum SQLiteSchema {
         }
         return m
     }
+
+    /// The next ready job, of one plate if given, read in order from an index named here: with
+    /// statistics the planner may choose to walk all ready jobs, or all jobs, in id order, reading
+    /// every queued job of the plates before the claimed one (or every job ever run) on every claim.
+    static func claim(ofPlate: Bool) -> String {
+        let ready = ofPlate
+            ? "INDEXED BY jobs_plate WHERE plate_id = (SELECT id FROM plates WHERE name = :plate) AND"
+            : "INDEXED BY jobs_ready WHERE"
+        return """
+            UPDATE jobs SET state = 'running', attempts = attempts + 1, fencing_token = fencing_token + 1,
+                lease_owner = :owner, lease_deadline = :deadline, started_at = :now
+            WHERE id = (SELECT id FROM jobs \(ready) state = 'queued' AND waiting_on = 0 AND not_before <= :now
+                        ORDER BY id LIMIT 1)
+            RETURNING id, kind, args, plate_id, image_id, attempts, max_attempts, fencing_token
+            """
+    }
 }
