@@ -8,7 +8,7 @@ public enum ModelLoader {
     public static func load(path: String, precision: Precision = .fp32) throws -> any Model {
         let file = try SafeTensorsFile(path: path)
         let calibration = precision == .int8 ? try int8Ranges(of: path) : nil
-        let weights = Weights(file: file, prefix: "", precision: precision, ranges: calibration?.layers ?? [:],
+        let weights = Weights(file: file, prefix: "", precision: precision, ranges: calibration?.int8Layers ?? [:],
                               outputRanges: calibration?.outputs ?? [:])
         let json = try metadataJSON(file)
         let settings = (try? JSONSerialization.jsonObject(with: json)) as? [String: Any]

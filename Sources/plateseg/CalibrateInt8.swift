@@ -26,6 +26,10 @@ struct CalibrateInt8: ParsableCommand {
     @Flag(help: "Record input ranges only: in int8 the networks' layers then keep bf16 between them (UPerNet's shipped ranges, models/MODEL_CARD.md).")
     var inputsOnly = false
 
+    @Option(help: ArgumentHelp("Comma-separated layers (or scopes, e.g. backbone.backbone.dark2) that keep the activations' precision in int8.",
+                               discussion: "They name one network's layers: calibrate that network alone (--networks)."))
+    var keepFloat: String = ""
+
     @Option(help: "Folder with the model files and intensity.json; the ranges are written there.")
     var modelsDir: String = "models"
 
@@ -41,6 +45,13 @@ struct CalibrateInt8: ParsableCommand {
         let folder = ModelsFolder(modelsDir).path
         for network in networks.split(separator: ",").map(String.init) {
             let file = "\(folder)/\(network).safetensors"
+            let floatLayers = keepFloat.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            // A layer is named by its weights without ".weight" (convolutions and fully connected).
+            let layers = try SafeTensorsFile(path: file).entries.filter { $0.key.hasSuffix(".weight") && $0.value.shape.count >= 2 }
+                .keys.map { String($0.dropLast(".weight".count)) }
+            for scope in floatLayers where !layers.contains(where: { ActivationRanges.scope(scope, holds: $0) }) {
+                throw ValidationError("--keep-float \(scope) names no layer of \(network) (\(file)); give its layers' weight names, and calibrate each network alone")
+            }
             var done = 0
             var ranges = try ActivationRanges.record(modelFile: file, images: images, intensity: rule, percentile: percentile) { _ in
                 done += 1
@@ -48,8 +59,10 @@ struct CalibrateInt8: ParsableCommand {
             }
             FileHandle.standardError.write(Data("\n".utf8))
             if inputsOnly { ranges.outputs = [:] }
+            ranges.floatLayers = floatLayers
             try ranges.write(besideModel: file)
-            print("\(network): \(ranges.layers.count) layers from \(images.count) images of split \(training.split); wrote \(ActivationRanges.path(besideModel: file))")
+            let kept = ranges.floatLayers.isEmpty ? "" : " (\(ranges.layers.keys.filter(ranges.keepsFloat).count) kept in float)"
+            print("\(network): \(ranges.layers.count) layers\(kept) from \(images.count) images of split \(training.split); wrote \(ActivationRanges.path(besideModel: file))")
         }
         print("""
             --precision int8 uses these ranges now; --precision auto only for a file marked "validated": true, \

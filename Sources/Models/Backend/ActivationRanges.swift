@@ -18,15 +18,21 @@ public struct ActivationRanges: Codable, Sendable, Equatable {
     /// and kept its cells (`models/MODEL_CARD.md`): only then does `--precision auto` choose int8
     /// for it. New ranges start unvalidated.
     public var validated: Bool
+    /// Layers that keep computing in the activations' precision (bf16 where the processor has it)
+    /// in int8, each named by its weights' name or a scope of them (`backbone.backbone.dark2`):
+    /// those where 8 bits move the network's output most (`models/MODEL_CARD.md`, "Precision").
+    /// Their ranges stay recorded.
+    public var floatLayers: [String]
 
     public init(layers: [String: LayerRange], outputs: [String: LayerRange] = [:], percentile: Double, images: [String],
-                modelFile: String, validated: Bool = false) {
+                modelFile: String, validated: Bool = false, floatLayers: [String] = []) {
         self.layers = layers
         self.outputs = outputs
         self.percentile = percentile
         self.images = images
         self.modelFile = modelFile
         self.validated = validated
+        self.floatLayers = floatLayers
     }
 
     public init(from decoder: any Decoder) throws {
@@ -37,7 +43,23 @@ public struct ActivationRanges: Codable, Sendable, Equatable {
         images = try c.decode([String].self, forKey: .images)
         modelFile = try c.decode(String.self, forKey: .modelFile)
         validated = try c.decodeIfPresent(Bool.self, forKey: .validated) ?? false
+        floatLayers = try c.decodeIfPresent([String].self, forKey: .floatLayers) ?? []
     }
+
+    /// Whether `layer` is one of `floatLayers` or inside one of their scopes.
+    public func keepsFloat(_ layer: String) -> Bool {
+        floatLayers.contains { Self.scope($0, holds: layer) }
+    }
+
+    /// Whether `name` (a layer's or a tensor's) is `scope` or inside it, by whole dotted parts:
+    /// `backbone.layer1` holds `backbone.layer1.0.conv1` but not `backbone.layer10`.
+    public static func scope(_ scope: String, holds name: String) -> Bool {
+        name == scope || name.hasPrefix(scope + ".")
+    }
+
+    /// The input ranges of the layers that compute in int8: a layer without one computes in the
+    /// activations' precision.
+    var int8Layers: [String: LayerRange] { layers.filter { !keepsFloat($0.key) } }
 }
 
 extension ActivationRanges {
