@@ -10,6 +10,7 @@ public final class InferHandler: JobHandler {
     private let models: ModelCache
     private let paths: PathMap
     private let host: String
+    private let fields = FieldCache()
 
     public init(models: ModelCache, paths: PathMap = PathMap(), host: String = ProcessInfo.processInfo.hostName) {
         self.models = models
@@ -23,18 +24,27 @@ public final class InferHandler: JobHandler {
             throw PermanentJobError("job \(job.id): arguments are not an infer job (\(error))")
         }
         let path = paths.local(args.image)
-        let bytes: Data
-        do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ImageNotVisible(host: host, path: path, submittedPath: args.image, reason: error.localizedDescription)
-        }
-        guard ContentHash.of(bytes) == args.contentHash else {
-            throw PermanentJobError("\(args.image): the file changed since the plate was submitted; put the original back, or submit the changed plate under a new name (--plate)")
+        let file: FileIdentity
+        do { file = try FileIdentity(path) } catch {
+            throw ImageNotVisible(host: host, path: path, submittedPath: args.image, reason: "\(error)")
         }
         let rule = args.intensity ?? .none
-        var image = rule.apply(try ImageFile.decode(bytes, name: args.image, page: args.page ?? 0))
-        if let factor = args.scale {
-            let size = FieldScale(factor: factor).size(width: image.width, height: image.height)
-            image = image.resampled(width: size.width, height: size.height)
+        let key = FieldCache.Key(path: path, file: file, contentHash: args.contentHash, page: args.page ?? 0,
+                                 intensity: rule, scale: args.scale)
+        let image = try fields.image(for: key) {
+            let bytes: Data
+            do { bytes = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+                throw ImageNotVisible(host: host, path: path, submittedPath: args.image, reason: error.localizedDescription)
+            }
+            guard ContentHash.of(bytes) == args.contentHash else {
+                throw PermanentJobError("\(args.image): the file changed since the plate was submitted; put the original back, or submit the changed plate under a new name (--plate)")
+            }
+            var image = rule.apply(try ImageFile.decode(bytes, name: args.image, page: args.page ?? 0))
+            if let factor = args.scale {
+                let size = FieldScale(factor: factor).size(width: image.width, height: image.height)
+                image = image.resampled(width: size.width, height: size.height)
+            }
+            return image
         }
         let loaded = try models.model(named: args.model)
         var artifact = try loaded.model.run(image.crop(args.tile))
