@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
+        .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -34,15 +35,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
-        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging"], swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
         .target(
             name: "Worker",
             dependencies: ["JobStore", "Models", "Imaging", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
-        .target(name: "Ensemble", dependencies: ["Imaging"], swiftSettings: strict),
+        .target(name: "Ensemble", dependencies: ["Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
         // What the command line and the benchmarks share: merge jobs, stale results, evaluation,
         // calibration, the HTML report.
-        .target(name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging"], swiftSettings: strict),
+        .target(
+            name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging", .product(name: "CSV", package: "CSV.swift")],
+            swiftSettings: strict),
         .executableTarget(
             name: "plateseg",
             dependencies: [
@@ -54,8 +57,9 @@ let package = Package(
         .executableTarget(
             name: "plateseg-bench",
             dependencies: [
-                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "CTIFF", "PlatesegTestSupport",
+                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "Pipeline", "CTIFF", "PlatesegTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
 
@@ -82,7 +86,9 @@ let package = Package(
         .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker", "PlatesegTestSupport"], swiftSettings: strict),
         .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlatesegTestSupport", "Imaging", "CTIFF"], swiftSettings: strict),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Ensemble", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "PipelineTests", dependencies: ["Pipeline", "Ensemble", "JobStore", "Imaging", "PlatesegTestSupport", .product(name: "CSV", package: "CSV.swift")],
+            swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]
 )

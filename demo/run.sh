@@ -14,7 +14,7 @@ if [ -z "$models" ]; then
   exit 1
 fi
 
-"$bin" run demo/plate --plate demo --manifest demo/plate/manifest.csv --models "$models" \
+"$bin" run demo/plate --plate demo --manifest demo/plate/manifest.csv --models "$models" --keep-tile-outputs \
   --workers 2 --db "$out/demo.sqlite" --models-dir models --redo-stale
 echo
 echo "Astrocytes in well C02:"

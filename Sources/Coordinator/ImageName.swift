@@ -19,8 +19,7 @@ public struct ImageIdentity: Sendable, Equatable {
 
     /// "b3" → "B03": one spelling so that queries by well match whatever the imager wrote.
     static func normalizedWell(row: Substring, column: Int) -> String? {
-        guard row.count == 1, let letter = row.uppercased().first, letter.isLetter, (1...48).contains(column) else { return nil }
-        return "\(letter)" + (column < 10 ? "0\(column)" : "\(column)")
+        WellName.normalized(row: row, column: column)
     }
 
     /// The identity encoded in `fileName` (no folder), or nil when no known style matches.

@@ -12,11 +12,15 @@ public struct PlateScanner: Sendable {
     /// The time point of images whose names and manifest row give none: a plate scanned again
     /// later is submitted as its next time point.
     public var timepoint: TimePoint?
+    /// The plate's images as stored by an earlier submission, by path: a file whose identity
+    /// (device, inode, size, modification time) is the one recorded then is not read again.
+    public var known: [String: StoredImage]
 
-    public init(manifest: Manifest? = nil, channel: String? = nil, timepoint: TimePoint? = nil) {
+    public init(manifest: Manifest? = nil, channel: String? = nil, timepoint: TimePoint? = nil, known: [String: StoredImage] = [:]) {
         self.manifest = manifest
         self.channel = channel
         self.timepoint = timepoint
+        self.known = known
     }
 
     public func scan(folder: String) throws -> [NewImage] {
@@ -99,13 +103,19 @@ public struct PlateScanner: Sendable {
         return present.first
     }
 
-    private func image(relativePath: String, root: String, identity: ImageIdentity?, rowError: String?, page: Int?,
+    private func image(relativePath: String, root: String, identity found: ImageIdentity?, rowError: String?, page: Int?,
                        segmented: Bool) -> NewImage {
         let path = root + "/" + relativePath
         var error = rowError
         var width = 0, height = 0, hash = ""
+        let identity = (try? FileIdentity(path))?.description
         // Images of other channels are listed, not read: they are not segmented.
-        if segmented {
+        if segmented, rowError == nil, let identity, let stored = known[path], stored.fileIdentity == identity, stored.error == nil,
+           stored.segmented, stored.page == page {
+            width = stored.width
+            height = stored.height
+            hash = stored.contentHash
+        } else if segmented {
             do {
                 let data = try ImageFile.contents(of: path)
                 hash = ContentHash.of(data)
@@ -119,8 +129,8 @@ public struct PlateScanner: Sendable {
                 error = error ?? "\(path): cannot read the file (\(e.localizedDescription))"
             }
         }
-        return NewImage(path: path, well: identity?.well, field: identity?.field, timepoint: identity?.timepoint,
-                        channel: identity?.channel, plane: identity?.plane, page: page, width: width, height: height,
-                        contentHash: hash, error: error, segmented: segmented)
+        return NewImage(path: path, well: found?.well, field: found?.field, timepoint: found?.timepoint,
+                        channel: found?.channel, plane: found?.plane, page: page, width: width, height: height,
+                        contentHash: hash, error: error, segmented: segmented, fileIdentity: error == nil && segmented ? identity : nil)
     }
 }

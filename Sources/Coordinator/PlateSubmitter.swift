@@ -14,10 +14,13 @@ public struct PlateSubmitter: Sendable {
     public var channel: String?
     /// Fields are resized by this to the networks' pixel size (`--pixel-size`); nil: as they are.
     public var scale: FieldScale?
+    /// Tile outputs stay after their merge (`eval --model`, `calibrate`); else the merge removes them.
+    public var keepTileOutputs: Bool
 
     public init(layout: TileLayout, models: [String], maxAttempts: Int = 3, intensity: IntensityRule = .none, channel: String? = nil,
-                scale: FieldScale? = nil) {
+                scale: FieldScale? = nil, keepTileOutputs: Bool = false) {
         self.scale = scale
+        self.keepTileOutputs = keepTileOutputs
         self.layout = layout
         self.models = models
         self.maxAttempts = maxAttempts
@@ -45,7 +48,7 @@ public struct PlateSubmitter: Sendable {
                                               fieldWidth: scale.map { _ in image.width }, fieldHeight: scale.map { _ in image.height }).jobArgs(),
                                dependsOn: inferKeys, maxAttempts: maxAttempts))
         }
-        return PlateSubmission(plate: plate, root: folder, settings: settings, images: images, jobs: jobs)
+        return PlateSubmission(plate: plate, root: folder, settings: settings, images: images, jobs: jobs, keepTileOutputs: keepTileOutputs)
     }
 
     /// What decides the job graph; a plate keeps the settings it was first submitted with.
@@ -62,15 +65,40 @@ public struct PlateSubmitter: Sendable {
                        to store: any JobStore) throws -> SubmitSummary {
         let root = URL(fileURLWithPath: folder).standardizedFileURL
         let name = plate ?? root.lastPathComponent
-        let scanned = try PlateScanner(manifest: manifest, channel: channel, timepoint: timepoint).scan(folder: root.path)
-        let images = Self.refusingDuplicates(scanned, known: try store.images(plate: name))
-        return try store.submit(submission(plate: name, folder: root.path, images: images))
+        let known = try store.images(plate: name)
+        let scanned = try PlateScanner(manifest: manifest, channel: channel, timepoint: timepoint,
+                                       known: Dictionary(known.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })).scan(folder: root.path)
+        let rows = manifest.map { m in Dictionary(uniqueKeysWithValues: m.rows.map { (root.path + "/" + $0.key, $0.value) }) } ?? [:]
+        let images = Self.refusingDuplicates(scanned, known: known, manifestRows: rows, manifest: manifest?.path)
+        var summary = try store.submit(submission(plate: name, folder: root.path, images: images))
+        for image in images where image.error == nil && image.segmented {
+            let (width, height) = scale?.size(width: image.width, height: image.height) ?? (image.width, image.height)
+            let tiles = layout.tiles(width: width, height: height).count
+            if tiles > 1 {
+                summary.tiledFields += 1
+                summary.tilesOfTiledFields += tiles
+            }
+        }
+        summary.networks = models.count
+        let before = Dictionary(known.map { ($0.path, $0) }, uniquingKeysWith: { a, _ in a })
+        summary.changedFiles = images.compactMap { image in
+            guard image.segmented, let old = before[image.path], old.error == nil, old.segmented,
+                  image.error != nil || image.contentHash != old.contentHash else { return nil }
+            return relativePath(of: image.path, in: root.path)
+        }
+        return summary
+    }
+
+    private func relativePath(of path: String, in root: String) -> String {
+        path.hasPrefix(root + "/") ? String(path.dropFirst(root.count + 1)) : path
     }
 
     /// Two files with one identity (well, field, time point, channel, plane) would count the same
     /// cells twice: most often a later scan submitted without its time point. The later file is
     /// recorded as an error naming the earlier one, and the rest of the plate goes on.
-    static func refusingDuplicates(_ images: [NewImage], known: [StoredImage]) -> [NewImage] {
+    /// Two files a manifest places at one well and field are a mistake in its rows, which are named.
+    static func refusingDuplicates(_ images: [NewImage], known: [StoredImage], manifestRows: [String: Int] = [:],
+                                   manifest: String? = nil) -> [NewImage] {
         struct Key: Hashable {
             var well: String, field: Int?, timepoint: String?, channel: String?, plane: Int?
         }
@@ -84,7 +112,12 @@ public struct PlateSubmitter: Sendable {
             let key = Key(well: well, field: image.field, timepoint: image.timepoint?.label, channel: image.channel, plane: image.plane)
             if let other = owner[key], other != image.path {
                 var refused = image
-                refused.error = "\(image.path): same well \(well), field \(image.field.map(String.init) ?? "-"), time point \(image.timepoint?.label ?? "-") and channel \(image.channel ?? "-") as \(other); give each scan its own time point (submit --timepoint N, or a manifest `timepoint` column)"
+                let place = "well \(well), field \(image.field.map(String.init) ?? "-"), time point \(image.timepoint?.label ?? "-") and channel \(image.channel ?? "-")"
+                if let manifest, let first = manifestRows[other], let second = manifestRows[image.path] {
+                    refused.error = "\(manifest) rows \(first) and \(second) place \((other as NSString).lastPathComponent) and \((image.path as NSString).lastPathComponent) at one \(place); correct one of the rows and submit again"
+                } else {
+                    refused.error = "\(image.path): same \(place) as \(other); give each scan its own time point (submit --timepoint N, or a manifest `timepoint` column)"
+                }
                 return refused
             }
             owner[key] = image.path

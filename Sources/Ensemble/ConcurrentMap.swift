@@ -2,7 +2,7 @@ import Dispatch
 
 /// `body(0..<count)` on every core, results in index order. The fit scores each candidate config
 /// on every validation image, and the images are independent.
-func concurrentMap<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
+public func concurrentMap<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
     let slots = ResultSlots<T>(count)
     DispatchQueue.concurrentPerform(iterations: count) { slots.store(body($0), at: $0) }
     return slots.values

@@ -1,3 +1,4 @@
+import CSV
 import Foundation
 import Imaging
 
@@ -47,6 +48,15 @@ public struct TruthFileError: Error, Sendable, Equatable, CustomStringConvertibl
 public struct GroundTruth: Sendable {
     public var images: [TruthImage]
     public var errors: [TruthError]
+    /// Rows (annotations) that repeat an earlier one of the same image: each cell is counted
+    /// once, and the repeats are named, so that a file written twice over does not pass unseen.
+    public var repeats: [String] = []
+
+    public init(images: [TruthImage], errors: [TruthError], repeats: [String] = []) {
+        self.images = images
+        self.errors = errors
+        self.repeats = repeats
+    }
 
     /// Reads the competition CSV (`.csv`) or a COCO json (anything else).
     public static func read(path: String) throws -> GroundTruth {
@@ -60,13 +70,20 @@ public struct GroundTruth: Sendable {
         return try parseCOCO(data, file: path)
     }
 
-    /// The Kaggle `train.csv`: one row per cell, Kaggle RLE (1-based, row-major).
+    /// The Kaggle `train.csv`: one row per cell, Kaggle RLE (1-based, row-major), read as RFC 4180
+    /// by CSV.swift (quoted fields, CRLF, a byte-order mark as spreadsheet programs write them).
+    /// Rows are numbered as a spreadsheet shows them: the header is row 1.
     public static func parseCSV(_ text: String, file: String) throws -> GroundTruth {
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated().makeIterator()
-        guard let (_, headerLine) = lines.next() else { throw TruthFileError(file: file, reason: "the file is empty") }
-        // Spreadsheet programs often save CSV with a byte-order mark before the first column name.
-        let header = headerLine.split(separator: ",", omittingEmptySubsequences: false)
-            .map { $0.trimmingCharacters(in: CharacterSet.whitespaces.union(CharacterSet(charactersIn: "\u{FEFF}"))) }
+        let reader: CSVReader
+        do { reader = try CSVReader(string: text.hasPrefix("\u{FEFF}") ? String(text.dropFirst()) : text) } catch {
+            throw TruthFileError(file: file, reason: "cannot be read as CSV (\(error))")
+        }
+        var records: [(Int, [String])] = []
+        while let fields = reader.next() { records.append((records.count + 1, fields)) }
+        if let error = reader.error { throw TruthFileError(file: file, reason: "is not CSV after row \(records.count) (\(error))") }
+        var lines = records.makeIterator()
+        guard let (_, headerFields) = lines.next() else { throw TruthFileError(file: file, reason: "the file is empty") }
+        let header = headerFields.map { $0.trimmingCharacters(in: .whitespaces) }
         func column(_ name: String) throws -> Int {
             guard let i = header.firstIndex(of: name) else {
                 throw TruthFileError(file: file, reason: "the header has no '\(name)' column (it has \(header.joined(separator: ",")))")
@@ -80,16 +97,16 @@ public struct GroundTruth: Sendable {
         var byID: [String: TruthImage] = [:]
         var broken: Set<String> = []
         var errors: [TruthError] = []
-        while let (index, line) = lines.next() {
-            let lineNumber = index + 1
-            if line.allSatisfy(\.isWhitespace) { continue }
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+        var repeats: [String] = []
+        var firstRow: [String: [String: Int]] = [:]
+        while let (lineNumber, fields) = lines.next() {
+            if fields.allSatisfy({ $0.allSatisfy(\.isWhitespace) }) { continue }
             func fail(_ image: String?, _ reason: String) {
-                errors.append(TruthError(file: file, location: "line \(lineNumber)", image: image, reason: reason))
+                errors.append(TruthError(file: file, location: "row \(lineNumber)", image: image, reason: reason))
                 if let image { broken.insert(image) }
             }
             guard fields.count >= header.count else {
-                fail(fields.first.map(String.init), "\(fields.count) fields, the header has \(header.count)")
+                fail(fields.first, "\(fields.count) fields, the header has \(header.count)")
                 continue
             }
             let id = fields[idC].trimmingCharacters(in: .whitespaces)
@@ -100,6 +117,12 @@ public struct GroundTruth: Sendable {
                 continue
             }
             let cellType = typeC.map { fields[$0].trimmingCharacters(in: .whitespaces) }
+            let annotation = fields[annC].trimmingCharacters(in: .whitespaces)
+            if !annotation.isEmpty, let first = firstRow[id]?[annotation] {
+                repeats.append("\(file), row \(lineNumber) (image \(id)): repeats row \(first), the same cell; counted once")
+                continue
+            }
+            firstRow[id, default: [:]][annotation] = lineNumber
             let mask: Mask
             do { mask = try KaggleRLE.decode(fields[annC], width: w, height: h) } catch {
                 fail(id, "\(error)")
@@ -122,7 +145,7 @@ public struct GroundTruth: Sendable {
                 byID[id] = TruthImage(id: id, width: w, height: h, cellType: cellType, masks: mask.isEmpty ? [] : [mask])
             }
         }
-        return GroundTruth(images: order.filter { !broken.contains($0) }.compactMap { byID[$0] }, errors: errors)
+        return GroundTruth(images: order.filter { !broken.contains($0) }.compactMap { byID[$0] }, errors: errors, repeats: repeats)
     }
 
     /// A COCO instances file: segmentations as compressed RLE strings, uncompressed RLE counts,
@@ -159,22 +182,32 @@ public struct GroundTruth: Sendable {
                 errors.append(TruthError(file: file, location: "image \(i)", image: id, reason: "a second image with id \(id)"))
                 continue
             }
-            // The Kaggle id is the file name without folder and extension (ids may be numbers).
+            // The image's name without extension: a path in the plate folder as plateseg's export
+            // writes it, or the Kaggle id; an absolute path is named by its file (ids may be numbers).
             var name = id
             if let fileName = image["file_name"] as? String, !fileName.isEmpty {
-                name = ((fileName as NSString).lastPathComponent as NSString).deletingPathExtension
+                name = ((fileName.hasPrefix("/") ? (fileName as NSString).lastPathComponent : fileName) as NSString).deletingPathExtension
             }
             order.append(id)
             byID[id] = TruthImage(id: name, width: w, height: h, cellType: image["cell_type"] as? String, masks: [])
         }
         var broken: Set<String> = []
         var typeVotes: [String: [String: Int]] = [:]
+        var repeats: [String] = []
+        var first: [String: [String: String]] = [:]
         for (i, ann) in annotations.enumerated() {
             let location = "annotation \(i)" + (key(ann["id"]).map { " (id \($0))" } ?? "")
             guard let imageID = key(ann["image_id"]), let image = byID[imageID] else {
                 errors.append(TruthError(file: file, location: location, image: nil, reason: "image_id names no image of the file"))
                 continue
             }
+            let shape = (ann["segmentation"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+                .map { String(decoding: $0, as: UTF8.self) }
+            if let shape, let earlier = first[imageID]?[shape] {
+                repeats.append("\(file), \(location) (image \(image.id)): repeats \(earlier), the same cell; counted once")
+                continue
+            }
+            if let shape { first[imageID, default: [:]][shape] = location }
             do {
                 let mask = try cocoMask(ann["segmentation"], width: image.width, height: image.height)
                 byID[imageID]?.masks.append(mask)
@@ -187,7 +220,7 @@ public struct GroundTruth: Sendable {
         for (id, votes) in typeVotes where byID[id]?.cellType == nil {
             byID[id]?.cellType = votes.max { ($0.value, $1.key) < ($1.value, $0.key) }?.key
         }
-        return GroundTruth(images: order.filter { !broken.contains($0) }.compactMap { byID[$0] }, errors: errors)
+        return GroundTruth(images: order.filter { !broken.contains($0) }.compactMap { byID[$0] }, errors: errors, repeats: repeats)
     }
 
     private static func cocoMask(_ segmentation: Any?, width: Int, height: Int) throws -> Mask {

@@ -34,6 +34,19 @@ public enum PNGCodec {
         return try decodeGray(data, name: path)
     }
 
+    /// Any PNG as 8-bit RGB, 3 bytes a pixel, row-major (a screenshot, an overlay).
+    public static func readRGB(_ path: String) throws -> (width: Int, height: Int, rgb: [UInt8]) {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        guard png_image_begin_read_from_file(&image, path) != 0 else { throw failure(path: path, image: &image) }
+        let h = header(of: image)
+        image.format = UInt32(PNG_FORMAT_FLAG_COLOR)
+        var rgb = [UInt8](repeating: 0, count: h.width * h.height * 3)
+        let finished = rgb.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
+        guard finished != 0 else { throw failure(path: path, image: &image) }
+        return (h.width, h.height, rgb)
+    }
+
     public static func decodeGray(_ data: Data, name: String) throws -> GrayImage {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
@@ -109,6 +122,33 @@ public enum PNGCodec {
     public static func writeRGBA(width: Int, height: Int, rgba: [UInt8], to path: String) throws {
         precondition(rgba.count == width * height * 4)
         try write(path: path, width: width, height: height, format: UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_ALPHA), bytes: rgba)
+    }
+
+    /// Writes 8-bit RGB pixels, row-major, 3 bytes a pixel.
+    public static func writeRGB(width: Int, height: Int, rgb: [UInt8], to path: String) throws {
+        precondition(rgb.count == width * height * 3)
+        try write(path: path, width: width, height: height, format: UInt32(PNG_FORMAT_FLAG_COLOR), bytes: rgb)
+    }
+
+    /// Writes a palette PNG: one byte a pixel indexing `palette` (RGB triples, at most 256).
+    public static func writeIndexed(width: Int, height: Int, indices: [UInt8], palette: [UInt8], to path: String) throws {
+        precondition(indices.count == width * height && palette.count % 3 == 0 && palette.count <= 768)
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(width)
+        image.height = UInt32(height)
+        image.format = UInt32(PNG_FORMAT_FLAG_COLOR | PNG_FORMAT_FLAG_COLORMAP)
+        image.colormap_entries = UInt32(palette.count / 3)
+        let ok = indices.withUnsafeBytes { raw in
+            palette.withUnsafeBytes { colours in
+                png_image_write_to_file(&image, path, 0, raw.baseAddress, 0, colours.baseAddress)
+            }
+        }
+        guard ok != 0 else {
+            let message = messageText(&image)
+            png_image_free(&image)
+            throw ImagingError.writeFailed(path: path, reason: message)
+        }
     }
 
     /// Encodes 8-bit RGBA pixels as PNG bytes in memory (for storing beside the results).

@@ -35,6 +35,19 @@ public struct LocatedCell: Sendable {
     public var imageWidth: Int
     public var imageHeight: Int
     public var cell: CellRecord
+
+    public init(plate: String, well: String?, field: Int?, timepoint: TimePoint?, channel: String?, imagePath: String, imageWidth: Int,
+                imageHeight: Int, cell: CellRecord) {
+        self.plate = plate
+        self.well = well
+        self.field = field
+        self.timepoint = timepoint
+        self.channel = channel
+        self.imagePath = imagePath
+        self.imageWidth = imageWidth
+        self.imageHeight = imageHeight
+        self.cell = cell
+    }
 }
 
 public struct CellQuery: Sendable {

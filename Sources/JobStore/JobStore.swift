@@ -27,10 +27,13 @@ public protocol JobQueue: Sendable {
     /// error. Returns their ids.
     func releaseLeases(ofWorker ownerPrefix: String, why: String) throws -> [JobID]
     /// Puts failed jobs (or chosen jobs) back in the queue with a fresh attempt budget. A merge
-    /// whose tile outputs were pruned takes those tiles with it.
+    /// run again whose tile outputs were removed takes those tiles with it.
     func retry(_ selection: RetrySelection) throws -> Int
-    /// Removes the tile outputs (probability maps) of a plate's merged images; their cells stay.
+    /// Removes the tile outputs (probability maps) of a plate's merged images; their cells and
+    /// the outputs' provenance stay.
     func pruneArtifacts(plate: String) throws -> PrunedArtifacts
+    /// From now on the plate keeps its tile outputs after their merges (or, `false`, no longer).
+    func setKeepTileOutputs(plate: String, _ keep: Bool) throws
 }
 
 /// What the queue produced and how it stands: progress, failures, artifacts, provenance, cells.
@@ -38,9 +41,19 @@ public protocol ResultStore: Sendable {
     /// Where the data lives, fit to print: a file path, or a database URL without its password.
     var location: String { get }
 
+    func plates() throws -> [PlateInfo]
     func progress(plate: String?) throws -> [PlateProgress]
     func jobs(plate: String?) throws -> [JobSnapshot]
     func images(plate: String?) throws -> [StoredImage]
+    /// Time points and channels per plate, counted by the database.
+    func identity(plate: String?) throws -> [PlateIdentity]
+    /// Each plate's share of the database.
+    func storage(plate: String?) throws -> [PlateStorage]
+    /// The database's size in bytes (SQLite: the file and its write-ahead log).
+    func databaseBytes() throws -> Int
+    /// Reads every page (SQLite's `quick_check`) and throws `damaged` if one is; the server
+    /// checks its own pages (PostgreSQL).
+    func verify() throws
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)?
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
     func failedJobs(plate: String?, limit: Int) throws -> [FailedJob]
@@ -49,25 +62,70 @@ public protocol ResultStore: Sendable {
 
     /// The artifact a job stored, if any.
     func artifact(of jobID: JobID) throws -> [UInt8]?
-    /// The artifacts of the jobs that `jobID` waits on.
+    /// The artifacts of the jobs that `jobID` waits on, one per dependency that succeeded; empty
+    /// bytes where the output was removed.
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact]
+    /// Tile outputs stored (not removed).
     func artifactCount(plate: String?) throws -> Int
 
     /// The job that made each cell of an image, the jobs that fed it, and their provenance.
     func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)]
-    /// Every succeeded job of a plate that recorded a provenance, in job order.
-    func resultProvenance(plate: String) throws -> [JobProvenance]
+    /// The succeeded jobs that recorded a provenance, by plate (of one plate, or of every plate
+    /// in one pass), grouped by kind and provenance.
+    func provenanceGroups(plate: String?) throws -> [String: [ProvenanceGroup]]
+    /// The succeeded jobs of a plate of one kind made from one provenance record.
+    func jobs(plate: String, kind: String, provenance: String) throws -> [JobID]
     /// The distinct provenance records (model files, ensemble configs) of a plate's results.
     func provenanceRecords(plate: String) throws -> [String]
     /// Time spent in succeeded jobs of a plate, by job kind: (kind, jobs, seconds).
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)]
 
-    func cells(_ query: CellQuery) throws -> [LocatedCell]
+    /// The cells of these images (of one type if given), by image, in the order they were stored.
+    func cells(ofImages ids: [Int64], cellType: String?) throws -> [Int64: [CellRecord]]
     func wellCounts(_ query: CellQuery) throws -> [WellCount]
 }
 
 /// The queue and its results behind one connection: what every command opens with `openJobStore`.
 public typealias JobStore = JobQueue & ResultStore
+
+extension ResultStore {
+    /// One plate's groups of `provenanceGroups(plate:)`.
+    public func provenanceGroups(plate: String) throws -> [ProvenanceGroup] {
+        try provenanceGroups(plate: Optional(plate))[plate] ?? []
+    }
+
+    /// Every cell the query selects, image by image in the plate's order (plate, time point,
+    /// well, field, path), a few hundred images' cells in memory at a time, whatever the plate's size.
+    public func forEachCell(_ q: CellQuery, imagesAtOnce: Int = 256, _ body: (LocatedCell) throws -> Void) throws {
+        let images = try self.images(q)
+        for start in stride(from: 0, to: images.count, by: imagesAtOnce) {
+            let batch = images[start..<min(start + imagesAtOnce, images.count)]
+            let cells = try self.cells(ofImages: batch.map(\.id), cellType: q.cellType)
+            for image in batch {
+                for cell in cells[image.id] ?? [] {
+                    try body(LocatedCell(plate: image.plate, well: image.well, field: image.field, timepoint: image.timepoint,
+                                         channel: image.channel, imagePath: image.path, imageWidth: image.width,
+                                         imageHeight: image.height, cell: cell))
+                }
+            }
+        }
+    }
+
+    /// The merged images the query selects (its cell type aside), in the plate's order.
+    public func images(_ q: CellQuery) throws -> [StoredImage] {
+        try images(plate: q.plate).filter { image in
+            image.mergeState == .succeeded && (q.well == nil || image.well == q.well)
+                && (q.image == nil || image.path == q.image) && (q.timepoint == nil || image.timepoint?.label == q.timepoint)
+        }
+    }
+
+    /// Every cell the query selects, in memory: for a few images; `forEachCell` for a plate.
+    public func cells(_ q: CellQuery) throws -> [LocatedCell] {
+        var cells: [LocatedCell] = []
+        try forEachCell(q) { cells.append($0) }
+        return cells
+    }
+}
 
 extension JobQueue {
     public func claim(owner: String, leaseSeconds: Double) throws -> ClaimedJob? {

@@ -54,10 +54,15 @@ public struct NewImage: Sendable {
     public var contentHash: String
     public var error: String?
     public var segmented: Bool
+    /// The file as the coordinator found it (device, inode, size, modification time): a
+    /// resubmission whose file still has it is not read and hashed again.
+    public var fileIdentity: String?
 
     public init(path: String, well: String?, field: Int?, timepoint: TimePoint? = nil, channel: String? = nil, plane: Int? = nil,
-                page: Int? = nil, width: Int, height: Int, contentHash: String, error: String? = nil, segmented: Bool = true) {
+                page: Int? = nil, width: Int, height: Int, contentHash: String, error: String? = nil, segmented: Bool = true,
+                fileIdentity: String? = nil) {
         self.path = path
+        self.fileIdentity = fileIdentity
         self.page = page
         self.well = well
         self.field = field
@@ -99,9 +104,13 @@ public struct PlateSubmission: Sendable {
     public var settings: String
     public var images: [NewImage]
     public var jobs: [NewJob]
+    /// Keep the tile outputs after their merge (for `eval --model` and `calibrate`); once asked
+    /// for, a plate keeps them. Without it a merge removes the outputs it read.
+    public var keepTileOutputs: Bool
 
-    public init(plate: String, root: String, settings: String = "", images: [NewImage], jobs: [NewJob]) {
+    public init(plate: String, root: String, settings: String = "", images: [NewImage], jobs: [NewJob], keepTileOutputs: Bool = false) {
         self.plate = plate
+        self.keepTileOutputs = keepTileOutputs
         self.root = root
         self.settings = settings
         self.images = images
@@ -126,11 +135,38 @@ public struct SubmitSummary: Sendable, Equatable {
     public var newImages: Int
     public var unreadableImages: Int
     public var newJobs: Int
+    /// The plate's fields larger than one tile, and the tiles they are cut into: what a plate of
+    /// large fields costs, said at submit.
+    public var tiledFields = 0
+    public var tilesOfTiledFields = 0
+    /// Networks run on every tile.
+    public var networks = 0
+    /// Files submitted before whose bytes are not those segmented then.
+    public var changedFiles: [String] = []
 
     public init(newImages: Int, unreadableImages: Int, newJobs: Int) {
         self.newImages = newImages
         self.unreadableImages = unreadableImages
         self.newJobs = newJobs
+    }
+
+    /// Alike when they stored alike; the tiling and the changed files are said, not stored.
+    public static func == (a: SubmitSummary, b: SubmitSummary) -> Bool {
+        (a.newImages, a.unreadableImages, a.newJobs) == (b.newImages, b.unreadableImages, b.newJobs)
+    }
+
+    /// "12 fields are larger than a tile: cut into 108 tiles, 324 network jobs and 12 merges", or nil.
+    public var tilingNote: String? {
+        guard tiledFields > 0 else { return nil }
+        let fields = tiledFields == 1 ? "1 field is" : "\(tiledFields) fields are"
+        return "\(fields) larger than a tile: cut into \(tilesOfTiledFields) tiles, \(tilesOfTiledFields * networks) network jobs and \(tiledFields) merges"
+    }
+
+    /// "note: 2 files changed since they were submitted: …", or nil.
+    public var changeNote: String? {
+        guard let first = changedFiles.first else { return nil }
+        let shown = changedFiles.count <= 3 ? changedFiles.joined(separator: ", ") : "\(first) and \(changedFiles.count - 1) more"
+        return "note: \(changedFiles.count == 1 ? "1 file" : "\(changedFiles.count) files") changed since submitted (\(shown)): the stored cells are of the earlier file; put the original back, or submit the changed plate under another --plate"
     }
 }
 
@@ -160,11 +196,15 @@ public struct JobResult: Sendable {
     public var artifact: [UInt8]?
     public var provenance: String?
     public var cells: [CellRecord]?
+    /// The artifacts this job read are done with: their bytes are removed in the transaction
+    /// that completes it (their provenance stays), unless the plate keeps them.
+    public var dropsInputs: Bool
 
-    public init(artifact: [UInt8]? = nil, provenance: String? = nil, cells: [CellRecord]? = nil) {
+    public init(artifact: [UInt8]? = nil, provenance: String? = nil, cells: [CellRecord]? = nil, dropsInputs: Bool = false) {
         self.artifact = artifact
         self.provenance = provenance
         self.cells = cells
+        self.dropsInputs = dropsInputs
     }
 }
 
@@ -186,6 +226,86 @@ public struct StoredImage: Sendable, Equatable {
     public var error: String?
     public var mergeJobID: JobID?
     public var mergeState: JobState?
+    public var fileIdentity: String?
+
+    public init(id: Int64, plate: String, path: String, well: String?, field: Int?, timepoint: TimePoint? = nil, channel: String? = nil,
+                plane: Int? = nil, page: Int? = nil, segmented: Bool = true, width: Int, height: Int, contentHash: String, error: String? = nil,
+                mergeJobID: JobID? = nil, mergeState: JobState? = nil, fileIdentity: String? = nil) {
+        self.id = id
+        self.plate = plate
+        self.path = path
+        self.well = well
+        self.field = field
+        self.timepoint = timepoint
+        self.channel = channel
+        self.plane = plane
+        self.page = page
+        self.segmented = segmented
+        self.width = width
+        self.height = height
+        self.contentHash = contentHash
+        self.error = error
+        self.mergeJobID = mergeJobID
+        self.mergeState = mergeState
+        self.fileIdentity = fileIdentity
+    }
+}
+
+/// A plate as submitted.
+public struct PlateInfo: Sendable, Equatable {
+    public var name: String
+    /// The plate folder as the coordinator saw it; image paths lie under it.
+    public var root: String
+    public var settings: String
+    public var keepTileOutputs: Bool
+    /// When it was first submitted (seconds since 1970).
+    public var created: Double
+
+    public init(name: String, root: String, settings: String, keepTileOutputs: Bool, created: Double) {
+        self.name = name
+        self.root = root
+        self.settings = settings
+        self.keepTileOutputs = keepTileOutputs
+        self.created = created
+    }
+}
+
+/// What a plate holds beyond wells and fields: its time points, and its images by channel.
+public struct PlateIdentity: Sendable, Equatable {
+    public var plate: String
+    /// The time points of its segmented images, oldest first.
+    public var timepoints: [TimePoint]
+    /// Images by channel (nil: the names give none) and whether that channel is segmented.
+    public var channels: [(channel: String?, segmented: Bool, images: Int)]
+
+    public static func == (a: PlateIdentity, b: PlateIdentity) -> Bool {
+        a.plate == b.plate && a.timepoints == b.timepoints
+            && a.channels.map { "\($0.channel ?? "-")|\($0.segmented)|\($0.images)" } == b.channels.map { "\($0.channel ?? "-")|\($0.segmented)|\($0.images)" }
+    }
+}
+
+/// How much of the database a plate's results take: its cells (with their rows and index
+/// entries, estimated) and the tile outputs still stored.
+public struct PlateStorage: Sendable, Equatable {
+    public var plate: String
+    public var cellBytes: Int
+    public var tileOutputBytes: Int
+    public var tileOutputs: Int
+
+    public var bytes: Int { cellBytes + tileOutputBytes }
+}
+
+/// Results of one kind made from one provenance record (a model file, an ensemble config), and how many.
+public struct ProvenanceGroup: Sendable, Equatable {
+    public var kind: String
+    public var provenance: String
+    public var jobs: Int
+
+    public init(kind: String, provenance: String, jobs: Int) {
+        self.kind = kind
+        self.provenance = provenance
+        self.jobs = jobs
+    }
 }
 
 /// One job as it stands now.
@@ -207,7 +327,8 @@ public struct FailedJob: Sendable, Equatable {
     public var error: String
 }
 
-/// What a job left behind: bytes (zstd-compressed by whoever made them) and its job's kind and args.
+/// What a job left behind: bytes (zstd-compressed by whoever made them) and its job's kind and
+/// args. Empty bytes: the output was removed after the merge that read it (or never stored).
 public struct StoredArtifact: Sendable {
     public var jobID: JobID
     public var kind: String
@@ -230,14 +351,6 @@ public struct RetrySelection: Sendable {
         self.plate = plate
         self.failedOnly = failedOnly
     }
-}
-
-/// What a finished job's result was made from, as its handler recorded it.
-public struct JobProvenance: Sendable, Equatable {
-    public var job: JobID
-    public var kind: String
-    public var args: String
-    public var provenance: String
 }
 
 public enum JobStoreError: Error, Equatable, CustomStringConvertible {

@@ -75,11 +75,20 @@ final class PolicyStore: JobQueue, ResultStore {
         try driver.pruneArtifacts(plate: plate)
     }
 
+    func setKeepTileOutputs(plate: String, _ keep: Bool) throws {
+        try driver.setKeepTileOutputs(plate: plate, keep)
+    }
+
     // MARK: results
 
+    func plates() throws -> [PlateInfo] { try driver.plates() }
     func progress(plate: String?) throws -> [PlateProgress] { try driver.progress(plate: plate, now: clock.now) }
     func jobs(plate: String?) throws -> [JobSnapshot] { try driver.jobs(plate: plate) }
     func images(plate: String?) throws -> [StoredImage] { try driver.images(plate: plate) }
+    func identity(plate: String?) throws -> [PlateIdentity] { try driver.identity(plate: plate) }
+    func storage(plate: String?) throws -> [PlateStorage] { try driver.storage(plate: plate) }
+    func databaseBytes() throws -> Int { try driver.databaseBytes() }
+    func verify() throws { try driver.verify() }
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)? { try driver.image(id: id) }
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)] { try driver.unreadableImages(plate: plate) }
     func failedJobs(plate: String?, limit: Int) throws -> [FailedJob] { try driver.jobsWithErrors(state: .failed, plate: plate, limit: limit) }
@@ -88,9 +97,14 @@ final class PolicyStore: JobQueue, ResultStore {
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact] { try driver.dependencyArtifacts(of: jobID) }
     func artifactCount(plate: String?) throws -> Int { try driver.artifactCount(plate: plate) }
     func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)] { try driver.provenance(imageID: imageID) }
-    func resultProvenance(plate: String) throws -> [JobProvenance] { try driver.resultProvenance(plate: plate) }
+    func provenanceGroups(plate: String?) throws -> [String: [ProvenanceGroup]] { try driver.provenanceGroups(plate: plate) }
+    func jobs(plate: String, kind: String, provenance: String) throws -> [JobID] {
+        try driver.jobs(plate: plate, kind: kind, provenance: provenance)
+    }
     func provenanceRecords(plate: String) throws -> [String] { try driver.provenanceRecords(plate: plate) }
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] { try driver.jobTimes(plate: plate) }
-    func cells(_ query: CellQuery) throws -> [LocatedCell] { try driver.cells(query) }
+    func cells(ofImages ids: [Int64], cellType: String?) throws -> [Int64: [CellRecord]] {
+        try driver.cells(ofImages: ids, cellType: cellType)
+    }
     func wellCounts(_ query: CellQuery) throws -> [WellCount] { try driver.wellCounts(query) }
 }

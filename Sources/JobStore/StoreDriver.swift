@@ -18,10 +18,16 @@ protocol StoreDriver: Sendable {
     func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID]
     func retry(_ selection: RetrySelection) throws -> Int
     func pruneArtifacts(plate: String) throws -> PrunedArtifacts
+    func setKeepTileOutputs(plate: String, _ keep: Bool) throws
 
+    func plates() throws -> [PlateInfo]
     func progress(plate: String?, now: Double?) throws -> [PlateProgress]
     func jobs(plate: String?) throws -> [JobSnapshot]
     func images(plate: String?) throws -> [StoredImage]
+    func identity(plate: String?) throws -> [PlateIdentity]
+    func storage(plate: String?) throws -> [PlateStorage]
+    func databaseBytes() throws -> Int
+    func verify() throws
     func image(id: Int64) throws -> (path: String, width: Int, height: Int)?
     func unreadableImages(plate: String?) throws -> [(path: String, error: String)]
     func jobsWithErrors(state: JobState, plate: String?, limit: Int) throws -> [FailedJob]
@@ -29,9 +35,10 @@ protocol StoreDriver: Sendable {
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact]
     func artifactCount(plate: String?) throws -> Int
     func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)]
-    func resultProvenance(plate: String) throws -> [JobProvenance]
+    func provenanceGroups(plate: String?) throws -> [String: [ProvenanceGroup]]
+    func jobs(plate: String, kind: String, provenance: String) throws -> [JobID]
     func provenanceRecords(plate: String) throws -> [String]
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)]
-    func cells(_ query: CellQuery) throws -> [LocatedCell]
+    func cells(ofImages ids: [Int64], cellType: String?) throws -> [Int64: [CellRecord]]
     func wellCounts(_ query: CellQuery) throws -> [WellCount]
 }

@@ -158,13 +158,16 @@ enum PgPass {
 public struct StoreSettings: Sendable {
     public var clock: StoreClock
     public var retryPolicy: RetryPolicy
-    /// Refuse to create a new SQLite file (commands that only read).
+    /// Refuse to create a new SQLite file (commands that act on an existing plate).
     public var mustExist: Bool
+    /// Only read: never create, migrate or write (status, query, export, report, eval, trace).
+    public var readOnly: Bool
 
-    public init(clock: StoreClock = .database, retryPolicy: RetryPolicy = .standard, mustExist: Bool = false) {
+    public init(clock: StoreClock = .database, retryPolicy: RetryPolicy = .standard, mustExist: Bool = false, readOnly: Bool = false) {
         self.clock = clock
         self.retryPolicy = retryPolicy
         self.mustExist = mustExist
+        self.readOnly = readOnly
     }
 }
 
@@ -173,8 +176,8 @@ public struct StoreSettings: Sendable {
 public func openJobStore(_ location: StoreLocation, settings: StoreSettings = StoreSettings()) throws -> any JobStore {
     let driver: any StoreDriver
     switch location {
-    case let .sqlite(path): driver = try SQLiteDriver(path: path, mustExist: settings.mustExist)
-    case let .postgres(address): driver = try PostgresDriver(address: address)
+    case let .sqlite(path): driver = try SQLiteDriver(path: path, mustExist: settings.mustExist, readOnly: settings.readOnly)
+    case let .postgres(address): driver = try PostgresDriver(address: address, readOnly: settings.readOnly)
     }
     return PolicyStore(driver: driver, clock: settings.clock, retryPolicy: settings.retryPolicy)
 }

@@ -4,8 +4,9 @@ import Imaging
 /// Opens a weights file exported by training/archs/export.py and builds the network its metadata
 /// names (`arch`), with the hyper-parameters the metadata carries.
 public enum ModelLoader {
-    /// `precision`: what the network's layers run in.
-    public static func load(path: String, precision: Precision = .fp32) throws -> any Model {
+    /// `precision`: what the network's layers run in. `expected`: the network the caller runs the
+    /// file as; a file of another one is refused (its outputs would be stored as that network's).
+    public static func load(path: String, precision: Precision = .fp32, as expected: ModelKind? = nil) throws -> any Model {
         let file = try SafeTensorsFile(path: path)
         let calibration = precision == .int8 ? try int8Ranges(of: path) : nil
         let weights = Weights(file: file, prefix: "", precision: precision, ranges: calibration?.int8Layers ?? [:],
@@ -19,6 +20,9 @@ public enum ModelLoader {
             throw ModelError.badMetadata(file: path, reason: "format_version \(version): this plateseg reads format \(formatVersion) and older; update plateseg")
         }
         let given = Set(settings?.keys.map { $0 } ?? [])
+        if let expected, let kind = ModelKind(rawValue: arch), kind != expected {
+            throw ModelError.wrongNetwork(file: path, holds: kind.rawValue, loadedAs: expected.rawValue)
+        }
         switch ModelKind(rawValue: arch) {
         case .yolox: return try YOLOX(weights: weights, config: decode(YOLOXConfig.self, json, given: given, path))
         case .upernet: return try UPerNet(weights: weights, config: decode(UPerNetConfig.self, json, given: given, path))

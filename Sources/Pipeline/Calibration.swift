@@ -6,18 +6,28 @@ import JobStore
 /// Fitting the ensemble on annotated images of a plate that has run: the images with their
 /// stored tile outputs, and cross-validation over folds that each hold every cell type's share.
 public enum Calibration {
-    /// The plate's annotated images whose tile outputs are stored (not pruned).
+    /// The plate's annotated images whose tile outputs are stored; a plate whose annotated
+    /// images all had theirs removed after their merges is one line saying how to keep them.
     public static func images(from db: any JobStore, truth: GroundTruth, plate: String?) throws -> [CalibrationImage] {
         let truthByID = Dictionary(truth.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         var images: [CalibrationImage] = []
-        for image in try db.images(plate: plate) {
-            guard let t = truthByID[imageID(of: image.path)], let merge = image.mergeJobID else { continue }
+        var removed: Set<String> = []
+        let (annotated, ids) = try Evaluation.annotated(try db.images(plate: plate), plates: try db.plates(), truth: truth, truthPath: "the annotations")
+        for image in annotated {
+            guard let t = truthByID[ids[image.id]!], let merge = image.mergeJobID else { continue }
             let artifacts = try db.dependencyArtifacts(of: merge)
             guard !artifacts.isEmpty else { continue }
+            guard artifacts.allSatisfy({ !$0.bytes.isEmpty }) else {
+                removed.insert(image.plate)
+                continue
+            }
             images.append(CalibrationImage(
                 image: image.path, width: image.width, height: image.height,
                 artifacts: try artifacts.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID)") }, truth: t.masks,
                 cellType: t.cellType))
+        }
+        if images.isEmpty, let plate = removed.sorted().first {
+            throw EvaluationError(TileOutputs.neededMessage(plate: plate, purpose: "`plateseg calibrate`"))
         }
         return images
     }

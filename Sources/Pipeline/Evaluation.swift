@@ -18,22 +18,46 @@ public struct Evaluation {
     let plate: String?
     /// The plate's images that have annotations, in the store's order.
     public let images: [StoredImage]
+    /// The truth id of each of `images`, by image id.
+    let truthIDs: [Int64: String]
 
-    /// Fails in one line when no image of `plate` has annotations in `truth`.
+    /// Fails in one line when no image of `plate` has annotations in `truth`, or when an id
+    /// names two images.
     public init(_ db: any JobStore, truth: GroundTruth, truthPath: String, plate: String?, modelsDir: String) throws {
         self.db = db
         self.truth = Dictionary(truth.images.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         self.truthPath = truthPath
         self.plate = plate
         merger = Merger(config: try ModelsFolder(modelsDir).ensembleConfig())
-        let byID = self.truth
-        images = try db.images(plate: plate).filter { byID[imageID(of: $0.path)] != nil }
+        let (images, ids) = try Self.annotated(try db.images(plate: plate), plates: try db.plates(), truth: truth, truthPath: truthPath)
+        self.images = images
+        truthIDs = ids
         guard !images.isEmpty else {
             if !truth.errors.isEmpty {
                 throw EvaluationError("\(truthPath): nothing left to score: \(truth.errors.count) row(s) above are unusable and no other annotated image is in \(db.location); fix those rows")
             }
-            throw EvaluationError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truthPath); ids are file names without extension")
+            throw EvaluationError("no image of \(plate ?? "any plate") in \(db.location) has annotations in \(truthPath); ids are the images' paths in the plate folder without extension, or their file names without extension")
         }
+    }
+
+    /// The stored images the truth's ids name (a path in the plate folder, with or without
+    /// extension, or a bare file name that only one image has), in the store's order.
+    static func annotated(_ stored: [StoredImage], plates: [PlateInfo], truth: GroundTruth,
+                          truthPath: String) throws -> ([StoredImage], [Int64: String]) {
+        let names = ImageNames(stored, plates: plates)
+        var ids: [Int64: String] = [:]
+        for t in truth.images {
+            do {
+                // A COCO file of another tool may name its images under a folder of its own
+                // (`train/<id>.png`): then the file name names them.
+                let named = try names.image(named: t.id) ?? (t.id.contains("/") ? try names.image(named: (t.id as NSString).lastPathComponent) : nil)
+                guard let image = named else { continue }
+                ids[image.id] = t.id
+            } catch let e as ImageNameError {
+                throw EvaluationError("\(truthPath): image id \(e.description)")
+            }
+        }
+        return (stored.filter { ids[$0.id] != nil }, ids)
     }
 
     /// The networks the plate ran (read from the first image's tile jobs), then the ensemble.
@@ -44,12 +68,12 @@ public struct Evaluation {
 
     /// One output scored on every annotated image that has it; the images left out, and why.
     public func score(_ scored: ScoredOutput) throws -> EvaluationResult {
-        let storedCells = scored == .ensemble ? Dictionary(grouping: try db.cells(CellQuery(plate: plate)), by: \.imagePath) : [:]
+        if scored != .ensemble { try requireTileOutputs(purpose: "`eval --model \(scored.rawValue)`") }
         var result = EvaluationResult(scored: scored)
         var types: [String: String] = [:]
         var wells: [String: String] = [:]
         for image in images {
-            let id = imageID(of: image.path)
+            let id = truthIDs[image.id]!
             let t = truth[id]!
             // A transposed or rescaled truth would score as if it fitted.
             guard t.width == image.width && t.height == image.height else {
@@ -57,7 +81,7 @@ public struct Evaluation {
                 continue
             }
             do {
-                guard let predicted = try predictions(scored, image, storedCells: storedCells[image.path] ?? []) else {
+                guard let predicted = try predictions(scored, image) else {
                     result.leftOut.append("\(image.path): not merged yet (merge job \(image.mergeState?.rawValue ?? "missing")); left out")
                     continue
                 }
@@ -73,12 +97,24 @@ public struct Evaluation {
         return result
     }
 
-    private func predictions(_ scored: ScoredOutput, _ image: StoredImage, storedCells: [LocatedCell]) throws -> [Mask]? {
+    /// Single networks are scored by merging their stored tile outputs again: a plate whose
+    /// outputs were removed after its merges is one line, not a table of images left out.
+    private func requireTileOutputs(purpose: String) throws {
+        for name in Set(images.map(\.plate)).sorted() {
+            let merged = images.filter { $0.plate == name && $0.mergeState == .succeeded }
+            guard let first = merged.first, let job = first.mergeJobID else { continue }
+            if try db.dependencyArtifacts(of: job).allSatisfy(\.bytes.isEmpty) {
+                throw EvaluationError(TileOutputs.neededMessage(plate: name, purpose: purpose))
+            }
+        }
+    }
+
+    private func predictions(_ scored: ScoredOutput, _ image: StoredImage) throws -> [Mask]? {
         guard let mergeJob = image.mergeJobID else { return nil }
         if scored == .ensemble {
             guard image.mergeState == .succeeded else { return nil }
-            return try storedCells.map {
-                try COCORLE(compressed: $0.cell.rle, width: image.width, height: image.height).mask()
+            return try (db.cells(ofImages: [image.id], cellType: nil)[image.id] ?? []).map {
+                try COCORLE(compressed: $0.rle, width: image.width, height: image.height).mask()
             }
         }
         // The merge job's own arguments: a field resized to the networks' scale is merged at that

@@ -30,7 +30,7 @@ public struct MergeHandler: JobHandler {
             return CellRecord(cellType: c.cellType, score: c.score, area: mask.area,
                               box: (mask.box.x, mask.box.y, mask.box.width, mask.box.height), centroid: mask.centroid, rle: rle)
         }
-        return JobResult(provenance: provenance.jobArgs(), cells: cells)
+        return JobResult(provenance: provenance.jobArgs(), cells: cells, dropsInputs: true)
     }
 
     /// The merged cells' masks in the field's own pixels: a field resized to the networks' pixel
@@ -48,12 +48,14 @@ public struct MergeHandler: JobHandler {
     }
 
     func merge(_ jobID: JobID, _ args: MergeJob, models: Set<EnsembleModel>? = nil) throws -> MergedImage {
-        let artifacts = try store.dependencyArtifacts(of: jobID).map { stored in
-            try TileArtifact.decode(stored.bytes, name: "job \(stored.jobID) (\(args.image))")
+        let stored = try store.dependencyArtifacts(of: jobID)
+        // A merge of fewer networks' outputs than the image's tiles made would pass for the
+        // ensemble's cells: every output must be there.
+        let removed = stored.filter(\.bytes.isEmpty).count
+        guard removed == 0, !stored.isEmpty else {
+            throw PermanentJobError(TileOutputs.removedMessage(image: args.image, removed: removed, of: stored.count, mergeJob: jobID))
         }
-        guard !artifacts.isEmpty else {
-            throw PermanentJobError("\(args.image): its tile outputs were pruned (plateseg prune); `plateseg retry --job \(jobID)` runs its tiles and this merge again")
-        }
+        let artifacts = try stored.map { try TileArtifact.decode($0.bytes, name: "job \($0.jobID) (\(args.image))") }
         let ran = Set(artifacts.compactMap { EnsembleModel(artifactModel: $0.model) })
         do {
             return try merger.merge(image: args.image, width: args.width, height: args.height, artifacts: artifacts,
@@ -61,6 +63,19 @@ public struct MergeHandler: JobHandler {
         } catch let e as EnsembleError {
             throw PermanentJobError(e.description)
         }
+    }
+}
+
+/// Tile outputs are removed once their merge has stored the cells, unless the plate keeps them.
+public enum TileOutputs {
+    static func removedMessage(image: String, removed: Int, of total: Int, mergeJob: JobID) -> String {
+        "\(image): \(removed == 0 ? "its tile outputs are" : "\(removed) of its \(total) tile outputs were") removed after an earlier merge; `plateseg retry --job \(mergeJob)` runs its tiles and this merge again"
+    }
+
+    /// One line for `eval --model` and `calibrate`, which re-merge the stored tile outputs,
+    /// when a plate's were removed after its merges.
+    public static func neededMessage(plate: String, purpose: String) -> String {
+        "plate \(plate): its tile outputs were removed after its merges (the default); \(purpose) needs them: `plateseg retry --plate \(plate) --keep-tile-outputs` keeps them from now on and runs its tiles again (or submit plates with --keep-tile-outputs)"
     }
 }
 

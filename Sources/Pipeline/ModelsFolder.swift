@@ -51,17 +51,21 @@ public struct ModelsFolder: Sendable {
             }
             let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file)))
             let precision = plan.precision(forModel: file)
-            let model = try ModelLoader.load(path: file, precision: precision)
+            let model = try ModelLoader.load(path: file, precision: precision, as: ModelKind(rawValue: name))
             // Recalibrated ranges change an int8 network's cells as a retrained file does.
             let ranges = precision == .int8
                 ? ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: ActivationRanges.path(besideModel: file)))) : nil
             return (model, ModelSource(file: file, contentHash: hash, precision: precision.rawValue, calibration: ranges))
         }
+        return [InferJob.kind: InferHandler(models: cache, paths: paths), MergeJob.kind: try mergeHandler(store: store)]
+    }
+
+    /// Merges with this folder's ensemble config, recording it.
+    public func mergeHandler(store: any JobStore) throws -> MergeHandler {
         let config = try ensembleConfig()
         let provenance = MergeProvenance(ensembleConfig: ContentHash.of(config.jsonData()),
                                          configFile: hasEnsembleConfig ? ensembleConfigPath : "defaults")
-        return [InferJob.kind: InferHandler(models: cache, paths: paths),
-                MergeJob.kind: MergeHandler(store: store, merger: Merger(config: config), provenance: provenance)]
+        return MergeHandler(store: store, merger: Merger(config: config), provenance: provenance)
     }
 }
 

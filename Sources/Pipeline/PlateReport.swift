@@ -1,43 +1,94 @@
+import Ensemble
 import Foundation
 import Imaging
 import JobStore
 
-/// The HTML report of plates: one self-contained folder (index.html and overlays/) that opens
-/// offline: plate maps, growth curves, the per-well table, every field's cells outlined, what
-/// failed and why, and what made the results.
+/// The HTML report of plates: one self-contained folder that opens offline. Its first page holds
+/// each plate's map (one per time point behind a slider), growth curves, a row per well, what
+/// failed and why, and what made the results; a page per well shows its fields as thumbnails
+/// with the cells outlined, and full-size overlays where they were asked for. Sized for a
+/// facility: a 384-well plate of 9 fields is a few thousand thumbnails of a few tens of KB.
 public enum PlateReport {
-    /// Writes the report of `plate` (or of every plate) into `folder` and returns index.html.
-    public static func write(from db: any JobStore, plate: String?, to folder: URL, modelsDir: String) throws -> URL {
-        try FileManager.default.createDirectory(at: folder.appendingPathComponent("overlays"), withIntermediateDirectories: true)
-        let plates = try db.progress(plate: plate)
-        guard !plates.isEmpty else { throw ReportError("no plate \(plate ?? "") in \(db.location)") }
-        var html = ReportPage.head(title: "plateseg report — \(plates.map(\.plate).joined(separator: ", "))")
-        for p in plates {
-            let images = try db.images(plate: p.plate)
-            var overlays: [String: OverlayFile] = [:]
-            for image in images where image.segmented && image.mergeState == .succeeded {
-                let name = "overlays/\(fileSafe(p.plate))-\(image.id)-\(fileSafe(imageID(of: image.path))).png"
-                overlays[image.path] = try OverlayFile.draw(image, cells: db.cells(CellQuery(plate: p.plate, image: image.path)),
-                                                            to: folder.appendingPathComponent(name), named: name)
+    /// Which plates: the newest submitted, one by name, or every plate.
+    public enum Plates: Sendable, Equatable {
+        case newest, named(String), all
+    }
+
+    /// Where full-size overlays are drawn besides the thumbnails: every field, the fields of
+    /// some wells, none, or (`automatic`) every field of a report of at most `smallReportFields`.
+    public enum FullOverlays: Sendable, Equatable {
+        case automatic, all, none, wells(Set<String>)
+    }
+
+    public static let thumbnailSide = 240
+    public static let smallReportFields = 96
+
+    /// Writes the report into `path` (replacing a report there) and returns its index.html.
+    public static func write(from db: any JobStore, plates choice: Plates, to path: String, modelsDir: String,
+                             overlays: FullOverlays = .automatic) throws -> URL {
+        let plates = try choose(choice, in: db)
+        let output = try StagedOutput(path, folder: true)
+        do {
+            try write(db, plates: plates, into: output.staging, modelsDir: modelsDir, overlays: overlays)
+            try output.commit()
+        } catch {
+            output.discard()
+            throw error
+        }
+        return output.final.appendingPathComponent("index.html")
+    }
+
+    static func choose(_ choice: Plates, in db: any JobStore) throws -> [PlateInfo] {
+        let all = try db.plates()
+        switch choice {
+        case .all:
+            guard !all.isEmpty else { throw ReportError("no plates in \(db.location)") }
+            return all.sorted { $0.name < $1.name }
+        case .newest:
+            guard let newest = all.last else { throw ReportError("no plates in \(db.location)") }
+            return [newest]
+        case let .named(name):
+            guard let plate = all.first(where: { $0.name == name }) else {
+                let names = all.map(\.name).sorted()
+                let known = names.isEmpty ? "it holds none" : "its plates are " + (names.count <= 10 ? names : Array(names.prefix(10)) + ["…"]).joined(separator: ", ")
+                throw ReportError("no plate \(name) in \(db.location); \(known)")
             }
-            html += ReportPage.plateSection(
-                progress: p, counts: try db.wellCounts(CellQuery(plate: p.plate)), images: images, overlays: overlays,
-                failed: try db.failedJobs(plate: p.plate, limit: 500), unreadable: try db.unreadableImages(plate: p.plate))
+            return [plate]
         }
-        let staleByPlate = try StaleResults.find(in: db, plates: plates.map(\.plate), modelsDir: modelsDir)
+    }
+
+    private static func write(_ db: any JobStore, plates: [PlateInfo], into folder: URL, modelsDir: String, overlays: FullOverlays) throws {
+        let sections = try plates.map { plate in
+            (plate, try db.progress(plate: plate.name).first!, try db.images(plate: plate.name).filter { $0.segmented && $0.error == nil })
+        }
+        let fields = sections.reduce(0) { $0 + $1.2.count }
+        let full: FullOverlays = overlays == .automatic ? (fields <= smallReportFields ? .all : .none) : overlays
+        var html = ReportPage.head(title: "plateseg report — \(plates.map(\.name).joined(separator: ", "))")
+        for (plate, progress, images) in sections {
+            let pictures = try FieldPictures.draw(images, plate: plate, from: db, into: folder, full: full)
+            let counts = try db.wellCounts(CellQuery(plate: plate.name))
+            let failed = try db.failedJobs(plate: plate.name, limit: 500)
+            let unreadable = try db.unreadableImages(plate: plate.name)
+            let wells = Dictionary(grouping: images, by: { $0.well ?? "?" })
+            for (well, inWell) in wells {
+                let page = ReportPage.wellPage(plate: plate, well: well, images: inWell, counts: counts.filter { $0.well == well },
+                                               pictures: pictures, fullAskedFor: full)
+                let url = folder.appendingPathComponent(ReportPage.wellPath(plate: plate.name, well: well))
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try page.write(to: url, atomically: false, encoding: .utf8)
+            }
+            html += ReportPage.plateSection(plate: plate, progress: progress, counts: counts, wells: Set(wells.keys),
+                                            gallery: fields <= smallReportFields ? images : [], pictures: pictures,
+                                            failed: failed, unreadable: unreadable)
+        }
+        let staleByPlate = try StaleResults.find(in: db, plates: plates.map(\.name), modelsDir: modelsDir)
         let stale = plates.compactMap { p in
-            staleByPlate[p.plate].map { $0.describe(plate: p.plate) + " than those listed below: `plateseg run --redo-stale` runs them again." }
+            staleByPlate[p.name].map { $0.describe(plate: p.name) + " than those listed below: `plateseg run --redo-stale` runs them again." }
         }
-        html += ReportPage.provenance(try plates.map { ($0.plate, try db.provenanceRecords(plate: $0.plate)) }, stale: stale)
+        html += ReportPage.provenance(try plates.map { ($0.name, try db.provenanceRecords(plate: $0.name)) }, stale: stale)
         html += ReportPage.models(try ModelsFolder(modelsDir).files())
-        // Lets a person (or a headless browser in the tests) see that every overlay decoded.
-        html += "<script>addEventListener('load',()=>{const i=[...document.querySelectorAll('img.overlay')];"
-        html += "document.body.dataset.overlays=i.length;document.body.dataset.overlaysLoaded=i.filter(x=>x.naturalWidth>0).length;"
-        html += "document.body.dataset.growthCurves=document.querySelectorAll('svg.growth').length})</script>\n"
-        html += "</body></html>\n"
-        let index = folder.appendingPathComponent("index.html")
-        try html.write(to: index, atomically: true, encoding: .utf8)
-        return index
+        html += ReportPage.foot
+        try html.write(to: folder.appendingPathComponent("index.html"), atomically: false, encoding: .utf8)
     }
 
     /// Plate and image names may hold any character, a slash included; a file name may not.
@@ -57,195 +108,52 @@ public func imageID(of path: String) -> String {
     ((path as NSString).lastPathComponent as NSString).deletingPathExtension
 }
 
-enum ReportPage {
-    static let typeColours = ["shsy5y": "#009e73", "astro": "#e69f00", "cort": "#cc79a7"]
-    static let typeRGB = ["shsy5y": "0,158,115", "astro": "230,159,0", "cort": "204,121,167"]
-
-    static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-            .replacingOccurrences(of: "'", with: "&#39;")
-    }
-
-    static func head(title: String) -> String {
-        """
-        <!doctype html><html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
-        <style>
-        body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-        table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-        th{background:#f4f4f4}td.l,th.l{text-align:left}
-        .platemap td{width:3.2em;height:2.6em;text-align:center;font-size:.8em;border:1px solid #999}
-        .platemap td.empty{background:#fafafa;color:#bbb}
-        .images{display:flex;flex-wrap:wrap;gap:1em}.images figure{margin:0;width:360px}
-        .images img{width:360px;border:1px solid #ccc}.err{color:#b00}
-        .key span{display:inline-block;padding:2px 8px;margin-right:6px;color:#fff;border-radius:3px}
-        .overtime{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}.overtime>div:last-child{max-width:40em}
-        .curves{display:flex;flex-wrap:wrap;gap:.6em}.curves figure{margin:0;font-size:.8em;text-align:center}
-        </style></head><body><h1>\(escape(title))</h1>
-
-        """
-    }
-
-    static func plateSection(progress p: PlateProgress, counts: [WellCount], images: [StoredImage], overlays: [String: OverlayFile],
-                             failed: [FailedJob], unreadable: [(path: String, error: String)]) -> String {
-        var h = "<section class=\"plate\" id=\"plate-\(escape(p.plate))\"><h2>Plate \(escape(p.plate))</h2>\n"
-        h += "<p>\(p.images) images (\(p.unreadableImages) unreadable); jobs: \(p.succeeded) succeeded, \(p.failed) failed, "
-        h += "\(p.queued) queued, \(p.running) running.</p>\n"
-        let growth = GrowthTable(counts)
-        if growth.times.count > 1 {
-            h += timeSeries(plate: p.plate, counts: counts, growth: growth)
-        } else {
-            h += plateMap(counts)
-        }
-        h += wellTable(counts)
-        h += "<h3>Images</h3><div class=\"images\">\n"
-        for image in images where image.error == nil && image.segmented {
-            let time = image.timepoint.map { " time \($0.label)" } ?? ""
-            let label = "\(image.well ?? "?") field \(image.field.map(String.init) ?? "?")\(time) — \((image.path as NSString).lastPathComponent)"
-            switch overlays[image.path] {
-            case let .drawn(overlay)?:
-                h += "<figure><a href=\"\(escape(overlay))\"><img class=\"overlay\" src=\"\(escape(overlay))\" alt=\"\(escape(label))\"></a>"
-                h += "<figcaption>\(escape(label))</figcaption></figure>\n"
-            case let .notDrawn(reason)?:
-                h += "<figure><figcaption>\(escape(label)): no overlay (\(escape(reason)))</figcaption></figure>\n"
-            case nil:
-                h += "<figure><figcaption>\(escape(label)): not merged (\(image.mergeState?.rawValue ?? "no job"))</figcaption></figure>\n"
-            }
-        }
-        h += "</div>\n"
-        if !failed.isEmpty || !unreadable.isEmpty {
-            h += "<h3 class=\"err\">Problems</h3><table><tr><th class=\"l\">what</th><th class=\"l\">error</th></tr>\n"
-            for u in unreadable { h += "<tr><td class=\"l\">image \(escape((u.path as NSString).lastPathComponent))</td><td class=\"l\">\(escape(u.error))</td></tr>\n" }
-            for f in failed {
-                h += "<tr><td class=\"l\">job \(f.id) \(escape(f.kind)) \(escape(((f.imagePath ?? "") as NSString).lastPathComponent))</td>"
-                h += "<td class=\"l\">\(escape(f.error))</td></tr>\n"
-            }
-            h += "</table>\n"
-        }
-        return h + "</section>\n"
-    }
-
-    /// A plate with several time points: a plate map per time point behind a slider (the latest
-    /// shown first), and each well's cells per type over time as a small line plot.
-    static func timeSeries(plate: String, counts: [WellCount], growth: GrowthTable) -> String {
-        let id = "tp-" + String(plate.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "-" })
-        let last = growth.times.count - 1
-        var h = "<div class=\"overtime\"><div><h3>Plate map over time</h3><p><label>time point <input type=\"range\" class=\"tpslider\" id=\"\(id)\" min=\"0\" max=\"\(last)\" value=\"\(last)\" "
-        h += "oninput=\"document.querySelectorAll('[data-slider=\\'\(id)\\']').forEach(e=>e.hidden=e.dataset.tp!=this.value);"
-        h += "document.getElementById('\(id)-label').textContent=this.dataset['t'+this.value]\" "
-        h += growth.times.enumerated().map { "data-t\($0.offset)=\"\(escape($0.element?.label ?? "-"))\"" }.joined(separator: " ")
-        h += "></label> <b id=\"\(id)-label\">\(escape(growth.times[last]?.label ?? "-"))</b></p>\n"
-        for (i, time) in growth.times.enumerated() {
-            h += "<div class=\"tpmap\" data-slider=\"\(id)\" data-tp=\"\(i)\"\(i == last ? "" : " hidden")>"
-            h += plateMap(counts.filter { $0.timepoint == time }, title: "At time point \(time?.label ?? "-")")
-            h += "</div>\n"
-        }
-        h += "</div><div>" + growthCurves(growth) + "</div></div>\n"
-        return h
-    }
-
-    /// Small multiples: one plot per well, one line per cell type, x from the first to the last
-    /// time point (by its order: scan number or minutes), y from 0 to the well's largest count.
-    static func growthCurves(_ growth: GrowthTable) -> String {
-        let orders = growth.times.map { Double($0?.order ?? 0) }
-        guard let first = orders.first, let lastOrder = orders.last else { return "" }
-        let span = max(lastOrder - first, 1)
-        let w = 150.0, ht = 80.0, pad = 4.0
-        var byWell: [String: [GrowthTable.Row]] = [:]
-        for row in growth.rows { byWell["\(row.plate)\u{0}\(row.well)", default: []].append(row) }
-        var h = "<h3>Growth curves</h3><p class=\"key\">cells per well and type, from time point \(escape(growth.times.first??.label ?? "-")) "
-        h += "to \(escape(growth.times.last??.label ?? "-")): "
-        h += typeColours.sorted(by: { $0.key < $1.key }).map { "<span style=\"background:\($0.value)\">\($0.key)</span>" }.joined()
-        h += "</p><div class=\"curves\">\n"
-        for key in byWell.keys.sorted() {
-            let rows = byWell[key]!
-            let well = rows[0].well
-            let top = Double(max(1, rows.flatMap(\.cells).max() ?? 1))
-            h += "<figure><svg class=\"growth\" width=\"\(Int(w))\" height=\"\(Int(ht))\" viewBox=\"0 0 \(Int(w)) \(Int(ht))\" role=\"img\" "
-            h += "aria-label=\"\(escape(well)) cells over time\"><rect x=\"0.5\" y=\"0.5\" width=\"\(Int(w) - 1)\" height=\"\(Int(ht) - 1)\" fill=\"none\" stroke=\"#ccc\"/>"
-            for row in rows {
-                let points = zip(orders, row.cells).map { x, n in
-                    String(format: "%.1f,%.1f", pad + (x - first) / span * (w - 2 * pad), ht - pad - Double(n) / top * (ht - 2 * pad))
-                }
-                let colour = typeColours[row.cellType] ?? "#56b4e9"
-                h += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(points.joined(separator: " "))\">"
-                h += "<title>\(escape(row.cellType)): \(row.cells.map(String.init).joined(separator: ", "))</title></polyline>"
-            }
-            h += "</svg><figcaption>\(escape(well)) (max \(Int(top)))</figcaption></figure>\n"
-        }
-        return h + "</div>\n"
-    }
-
-    /// A plate-shaped grid: 8x12 unless a well lies outside it (then 16x24), cells shaded by count.
-    static func plateMap(_ counts: [WellCount], title: String = "Plate map") -> String {
-        var byWell: [String: [WellCount]] = [:]
-        for c in counts { byWell[c.well, default: []].append(c) }
-        let large = byWell.keys.contains { w in
-            guard let r = w.first?.asciiValue, let col = Int(w.dropFirst()) else { return false }
-            return r > UInt8(ascii: "H") || col > 12
-        }
-        let rows = large ? 16 : 8, cols = large ? 24 : 12
-        let maxCount = max(1, byWell.values.map { $0.reduce(0) { $0 + $1.cells } }.max() ?? 1)
-        var h = "<h3>\(escape(title))</h3><p class=\"key\">cells per well; letter = dominant type: "
-        h += typeColours.sorted(by: { $0.key < $1.key }).map { "<span style=\"background:\($0.value)\">\($0.key)</span>" }.joined()
-        h += "</p><table class=\"platemap\"><tr><th></th>" + (1...cols).map { "<th>\($0)</th>" }.joined() + "</tr>\n"
-        for r in 0..<rows {
-            let letter = String(UnicodeScalar(UInt8(65 + r)))
-            h += "<tr><th>\(letter)</th>"
-            for c in 1...cols {
-                let well = letter + (c < 10 ? "0\(c)" : "\(c)")
-                guard let inWell = byWell[well] else { h += "<td class=\"empty\">·</td>"; continue }
-                let total = inWell.reduce(0) { $0 + $1.cells }
-                let dominant = inWell.max { $0.cells < $1.cells }!.cellType
-                let alpha = 0.15 + 0.85 * Double(total) / Double(maxCount)
-                let rgb = typeRGB[dominant] ?? "86,180,233"
-                h += "<td class=\"well\" title=\"\(well): \(total) cells, mostly \(escape(dominant))\" "
-                h += "style=\"background:rgba(\(rgb),\(String(format: "%.2f", alpha)))\">\(total)<br>\(escape(String(dominant.prefix(1))))</td>"
-            }
-            h += "</tr>\n"
-        }
-        return h + "</table>\n"
-    }
-
-    static func wellTable(_ counts: [WellCount]) -> String {
-        let timed = counts.contains { $0.timepoint != nil }
-        var h = "<h3>Per well</h3><table class=\"wells\"><tr><th class=\"l\">well</th>" + (timed ? "<th class=\"l\">time point</th>" : "")
-        h += "<th class=\"l\">cell type</th><th>cells</th><th>images</th><th>mean area (px)</th><th>mean score</th></tr>\n"
-        for c in counts {
-            h += "<tr><td class=\"l\">\(escape(c.well))</td>" + (timed ? "<td class=\"l\">\(escape(c.timepoint?.label ?? "-"))</td>" : "")
-            h += "<td class=\"l\">\(escape(c.cellType))</td><td>\(c.cells)</td><td>\(c.images)</td>"
-            h += "<td>\(String(format: "%.1f", c.meanArea))</td><td>\(String(format: "%.3f", c.meanScore))</td></tr>\n"
-        }
-        return h + "</table>\n"
-    }
-
-    /// What the stored results were made with, as the jobs recorded it.
-    static func provenance(_ plates: [(plate: String, records: [String])], stale: [String]) -> String {
-        var h = "<section><h2>Made with</h2><p>Model files and ensemble configs recorded by this plate's jobs.</p>"
-        for s in stale { h += "<p class=\"err\">\(escape(s))</p>" }
-        h += "<table>"
-        h += "<tr><th class=\"l\">plate</th><th class=\"l\">record</th></tr>\n"
-        for (plate, records) in plates {
-            for r in records { h += "<tr><td class=\"l\">\(escape(plate))</td><td class=\"l\"><code>\(escape(r))</code></td></tr>\n" }
-        }
-        return h + "</table></section>\n"
-    }
-
-    static func models(_ files: [ModelFile]) -> String {
-        var h = "<section><h2>Models and ensemble config in the models folder now</h2><table><tr><th class=\"l\">file</th><th class=\"l\">content hash</th><th>bytes</th></tr>\n"
-        for f in files { h += "<tr><td class=\"l\">\(escape(f.name))</td><td class=\"l\">\(f.hash)</td><td>\(f.bytes)</td></tr>\n" }
-        if files.isEmpty { h += "<tr><td class=\"l\" colspan=\"3\">no model files found</td></tr>\n" }
-        return h + "</table></section>\n"
-    }
+/// An image's path relative to its plate's folder: the name a user reads and gives.
+public func relativePath(_ path: String, root: String) -> String {
+    let prefix = root.hasSuffix("/") ? root : root + "/"
+    return path.hasPrefix(prefix) ? String(path.dropFirst(prefix.count)) : path
 }
 
-/// An image's overlay in the report: the stored cells outlined over the image as it is now on
-/// disk, or why it could not be drawn (the file moved, or changed since it was segmented).
-enum OverlayFile {
-    case drawn(String)
+/// A field's pictures in the report, or why it has none.
+enum FieldPicture: Sendable {
+    /// Paths relative to the report's folder; `overlay` nil when no full-size one was asked for.
+    case drawn(thumbnail: String, overlay: String?)
     case notDrawn(String)
+}
 
-    static func draw(_ image: StoredImage, cells: [LocatedCell], to url: URL, named name: String) throws -> OverlayFile {
+/// The fields' thumbnails and overlays, drawn from the stored cells over the image files as they
+/// are now: read in batches, drawn on every core.
+enum FieldPictures {
+    static func draw(_ images: [StoredImage], plate: PlateInfo, from db: any JobStore, into folder: URL,
+                     full: PlateReport.FullOverlays) throws -> [Int64: FieldPicture] {
+        let merged = images.filter { $0.mergeState == .succeeded }
+        let safePlate = PlateReport.fileSafe(plate.name)
+        for sub in ["thumbs", "overlays"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent("\(sub)/\(safePlate)"), withIntermediateDirectories: true)
+        }
+        var pictures: [Int64: FieldPicture] = [:]
+        let batch = 64
+        for start in stride(from: 0, to: merged.count, by: batch) {
+            let part = Array(merged[start..<min(start + batch, merged.count)])
+            let cells = try db.cells(ofImages: part.map(\.id), cellType: nil)
+            let drawn = concurrentMap(part.count) { i -> FieldPicture in
+                let image = part[i]
+                let name = "\(image.id)-\(PlateReport.fileSafe(imageID(of: image.path))).png"
+                let wantsFull: Bool
+                switch full {
+                case .all: wantsFull = true
+                case .none, .automatic: wantsFull = false
+                case let .wells(wells): wantsFull = image.well.map(wells.contains) ?? false
+                }
+                return draw(image, cells: cells[image.id] ?? [], in: folder, thumbnail: "thumbs/\(safePlate)/\(name)",
+                            overlay: wantsFull ? "overlays/\(safePlate)/\(name)" : nil)
+            }
+            for (image, picture) in zip(part, drawn) { pictures[image.id] = picture }
+        }
+        return pictures
+    }
+
+    static func draw(_ image: StoredImage, cells: [CellRecord], in folder: URL, thumbnail: String, overlay: String?) -> FieldPicture {
         let bytes: Data
         do { bytes = try Data(contentsOf: URL(fileURLWithPath: image.path)) } catch {
             return .notDrawn("\(image.path) cannot be read: \(error.localizedDescription)")
@@ -253,21 +161,23 @@ enum OverlayFile {
         guard ContentHash.of(bytes) == image.contentHash else {
             return .notDrawn("\(image.path) changed since it was segmented")
         }
-        let gray: GrayImage
-        // 8-bit fields as they are; 16-bit ones stretched between their own 0.1st and 99.9th
-        // percentiles, so that the cells are visible whatever the camera's range.
-        let display = IntensityRule.matched(IntensityReference(lowPercentile: 0.1, highPercentile: 99.9, lowValue: 0, highValue: 255,
-                                                               images: 0, source: "display"))
         do {
             let samples = try ImageFile.decode(bytes, name: image.path, page: image.page ?? 0)
-            gray = samples.bitDepth == 8 ? IntensityRule.none.apply(samples) : display.apply(samples)
+            // 8-bit fields as they are; 16-bit ones stretched between their own 0.1st and 99.9th
+            // percentiles, so that the cells are visible whatever the camera's range.
+            let display = IntensityRule.matched(IntensityReference(lowPercentile: 0.1, highPercentile: 99.9, lowValue: 0, highValue: 255,
+                                                                   images: 0, source: "display"))
+            let gray = samples.bitDepth == 8 ? IntensityRule.none.apply(samples) : display.apply(samples)
+            var labels = LabelImage(width: gray.width, height: gray.height)
+            for (i, cell) in cells.enumerated() {
+                try labels.paint(COCORLE(compressed: cell.rle, width: gray.width, height: gray.height), label: UInt32(i + 1))
+            }
+            let picture = CellPicture(image: gray, labels: labels, cellTypes: cells.map(\.cellType))
+            try picture.writeThumbnail(side: PlateReport.thumbnailSide, to: folder.appendingPathComponent(thumbnail).path)
+            if let overlay { try picture.writeOverlay(to: folder.appendingPathComponent(overlay).path) }
+            return .drawn(thumbnail: thumbnail, overlay: overlay)
         } catch {
             return .notDrawn("\(error)")
         }
-        let instances = try cells.map { c in
-            (mask: try COCORLE(compressed: c.cell.rle, width: c.imageWidth, height: c.imageHeight).mask(), cellType: c.cell.cellType)
-        }
-        try Overlay.write(gray, instances: instances, to: url.path)
-        return .drawn(name)
     }
 }

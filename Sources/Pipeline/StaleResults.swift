@@ -33,9 +33,11 @@ public struct StaleResults: Sendable {
             if let data = FileManager.default.contents(atPath: ranges) { current[(ranges as NSString).lastPathComponent] = ContentHash.of(data) }
         }
         let config = ContentHash.of(try folder.ensembleConfig().jsonData())
+        // Every plate's records in one pass when there are several.
+        let groups = try plates.count == 1 ? [plates[0]: db.provenanceGroups(plate: plates[0])] : db.provenanceGroups(plate: nil)
         var found: [String: StaleResults] = [:]
         for plate in plates {
-            let stale = try find(in: db, plate: plate, modelFiles: current, ensembleConfig: config)
+            let stale = try find(in: db, plate: plate, groups: groups[plate] ?? [], modelFiles: current, ensembleConfig: config)
             if !stale.isEmpty { found[plate] = stale }
         }
         return found
@@ -45,15 +47,18 @@ public struct StaleResults: Sendable {
         try find(in: db, plates: [plate], modelsDir: modelsDir)[plate] ?? StaleResults()
     }
 
-    private static func find(in db: any JobStore, plate: String, modelFiles current: [String: String],
+    /// Reads the plate's distinct provenance records (a few: one per model file and precision,
+    /// one per ensemble config), then only the jobs of those that are stale.
+    private static func find(in db: any JobStore, plate: String, groups: [ProvenanceGroup], modelFiles current: [String: String],
                              ensembleConfig config: String) throws -> StaleResults {
         var stale = StaleResults()
         var changed = Set<String>()
-        for result in try db.resultProvenance(plate: plate) {
-            switch result.kind {
+        for group in groups {
+            switch group.kind {
             case InferJob.kind:
-                guard let job = try? InferJob(jobArgs: result.args), let made = try? ModelSource(jobArgs: result.provenance) else { continue }
-                let weights = "\(job.model).safetensors", ranges = "\(job.model).int8.json"
+                guard let made = try? ModelSource(jobArgs: group.provenance) else { continue }
+                let model = ((made.file as NSString).lastPathComponent as NSString).deletingPathExtension
+                let weights = "\(model).safetensors", ranges = "\(model).int8.json"
                 let differs: String?
                 if let now = current[weights], now != made.contentHash {
                     differs = weights
@@ -63,16 +68,18 @@ public struct StaleResults: Sendable {
                     differs = nil
                 }
                 guard let differs else { continue }
-                stale.tiles.append(result.job)
+                stale.tiles += try db.jobs(plate: plate, kind: group.kind, provenance: group.provenance)
                 changed.insert(differs)
             case MergeJob.kind:
-                guard let made = try? MergeProvenance(jobArgs: result.provenance), made.ensembleConfig != config else { continue }
-                stale.merges.append(result.job)
+                guard let made = try? MergeProvenance(jobArgs: group.provenance), made.ensembleConfig != config else { continue }
+                stale.merges += try db.jobs(plate: plate, kind: group.kind, provenance: group.provenance)
                 changed.insert("ensemble.json")
             default:
                 continue
             }
         }
+        stale.tiles.sort()
+        stale.merges.sort()
         stale.changedFiles = changed.sorted()
         return stale
     }

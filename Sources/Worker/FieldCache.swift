@@ -27,29 +27,3 @@ final class FieldCache: Sendable {
         return image
     }
 }
-
-/// What tells one version of a file from another without reading it: device, inode, size and
-/// modification time to the nanosecond.
-struct FileIdentity: Equatable, Sendable {
-    let device: UInt64
-    let inode: UInt64
-    let size: Int64
-    let modified: Int64
-    let modifiedNanoseconds: Int64
-
-    /// Throws the system's reason (e.g. "No such file or directory") when `path` cannot be seen.
-    init(_ path: String) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw SystemReason(code: errno) }
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
-        size = Int64(info.st_size)
-        modified = Int64(info.st_mtim.tv_sec)
-        modifiedNanoseconds = Int64(info.st_mtim.tv_nsec)
-    }
-}
-
-struct SystemReason: Error, CustomStringConvertible {
-    let code: Int32
-    var description: String { String(cString: strerror(code)) }
-}

@@ -6,5 +6,5 @@ struct Bench: AsyncParsableCommand {
         commandName: "plateseg-bench",
         abstract: "Benchmarks behind docs/performance.md (build with -c release).",
         subcommands: [QueueBench.self, QueueBenchWorker.self, MergeBench.self, ModelsBench.self, PlateBench.self,
-                      LargePlateBench.self, ReadingBench.self, ChaosBench.self])
+                      LargePlateBench.self, ReadingBench.self, ChaosBench.self, FacilityBench.self, FacilityWorker.self])
 }

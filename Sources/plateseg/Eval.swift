@@ -23,15 +23,18 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print the score of every image.") var perImage = false
 
     func run() throws {
-        let db = try store.open(mustExist: true)
+        let db = try store.openForReading()
         let truthFile = try GroundTruth.read(path: truth)
         for e in truthFile.errors { print("truth: \(e)") }
+        for r in truthFile.repeats { print("truth: \(r)") }
         let evaluation = try Evaluation(db, truth: truthFile, truthPath: truth, plate: plate, modelsDir: modelsDir)
         let rows = try ScoredOutput(rawValue: model.rawValue).map { [$0] } ?? evaluation.everyOutput()
         var table = [["scored", "images", "score", "shsy5y", "astro", "cort", "cells/annotated", "count bias"]]
+        var scoredAny = false
         for scored in rows {
             let result = try evaluation.score(scored)
             result.leftOut.forEach { print($0) }
+            scoredAny = scoredAny || !result.imageScores.isEmpty
             let report = result.report
             let byType = ["shsy5y", "astro", "cort"].map { report.groups["cell type"]?[$0].map { String(format: "%.3f", $0.score) } ?? "-" }
             table.append([scored.rawValue, "\(result.imageScores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType
@@ -47,6 +50,9 @@ struct Eval: ParsableCommand {
                     print("  \(well): \(String(format: "%.3f", g.score)) over \(g.images) image(s), \(g.predictedCells) cells of \(g.annotatedCells) annotated")
                 }
             }
+        }
+        guard scoredAny else {
+            throw CommandError("nothing scored: each of the \(evaluation.images.count) annotated image(s) was left out, as said above")
         }
         printTable(table)
         if rows.contains(.ensemble) {
@@ -79,7 +85,7 @@ struct Calibrate: ParsableCommand {
     }
 
     func run() throws {
-        let db = try store.open(mustExist: true)
+        let db = try store.openForReading()
         let images = try Calibration.images(from: db, truth: try GroundTruth.read(path: truth), plate: plate)
         guard !images.isEmpty else { throw EvaluationError("no image of \(plate ?? "any plate") in \(db.location) has both annotations in \(truth) and stored tile outputs; run the plate first (after `plateseg prune` run it again with `plateseg retry`)") }
         let ran = Set(images.flatMap { $0.artifacts.compactMap { EnsembleModel(artifactModel: $0.model) } })

@@ -20,4 +20,16 @@ struct StoreOptions: ParsableArguments {
     func open(mustExist: Bool = false) throws -> any JobStore {
         try openJobStore(db, settings: StoreSettings(mustExist: mustExist))
     }
+
+    /// For commands that only read: nothing is created, migrated or written, and a user who may
+    /// only read the database can run them.
+    func openForReading() throws -> any JobStore {
+        try openJobStore(db, settings: StoreSettings(readOnly: true))
+    }
+}
+
+/// A command that cannot do what was asked: one line (`Error: …`), exit status 1.
+struct CommandError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

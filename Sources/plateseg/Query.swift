@@ -33,12 +33,10 @@ struct Query: ParsableCommand {
     }
 
     func run() throws {
-        let db = try store.open(mustExist: true)
-        let label = timepoint.map { TimePoint(parsing: $0)?.label ?? $0 }
-        let q = CellQuery(plate: plate, well: well?.uppercased(), cellType: cellType, timepoint: label)
+        let db = try store.openForReading()
+        let q = try CellFilter.query(db, plate: plate, well: well, cellType: cellType, timepoint: timepoint)
         if cells {
-            let found = try db.cells(q)
-            emit(header: CellColumns.header, rows: found.map(CellColumns.row))
+            try emitCells(db, q)
         } else if overTime {
             let table = GrowthTable(try db.wellCounts(q))
             emit(header: ["plate", "well", "cell_type"] + table.times.map { $0?.label ?? "-" },
@@ -57,14 +55,48 @@ struct Query: ParsableCommand {
         }
     }
 
+    /// A plate's cells are read a few hundred fields at a time: CSV and JSON go out as they come.
+    private func emitCells(_ db: any JobStore, _ q: CellQuery) throws {
+        let roots = Dictionary(try db.plates().map { ($0.name, $0.root) }, uniquingKeysWith: { a, _ in a })
+        let row = { (c: LocatedCell) in CellExport.row(c, image: relativePath(c.imagePath, root: roots[c.plate] ?? "")) }
+        switch format {
+        case .table:
+            var rows: [[String]] = []
+            try db.forEachCell(q) { rows.append(row($0)) }
+            emit(header: CellExport.header, rows: rows)
+        case .csv:
+            let csv = try CSVOutput(FileHandle.standardOutput, name: "standard output")
+            try csv.write(CellExport.header)
+            try db.forEachCell(q) { try csv.write(row($0)) }
+            try csv.finish()
+        case .json:
+            var first = true
+            FileHandle.standardOutput.write(Data("[".utf8))
+            try db.forEachCell(q) { c in
+                let object = Dictionary(uniqueKeysWithValues: zip(CellExport.header, row(c).map(jsonValue)))
+                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                FileHandle.standardOutput.write(Data(((first ? "\n" : ",\n") + String(decoding: data, as: UTF8.self)).utf8))
+                first = false
+            }
+            FileHandle.standardOutput.write(Data("\n]\n".utf8))
+        }
+    }
+
     private func emit(header: [String], rows: [[String]]) {
         switch format {
         case .table:
             if rows.isEmpty { print("No cells match."); return }
             printTable([header] + rows)
         case .csv:
-            print(header.joined(separator: ","))
-            rows.forEach { print($0.joined(separator: ",")) }
+            fflush(nil)
+            do {
+                let csv = try CSVOutput(FileHandle.standardOutput, name: "standard output")
+                try csv.write(header)
+                try rows.forEach(csv.write)
+                try csv.finish()
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+            }
         case .json:
             let objects = rows.map { Dictionary(uniqueKeysWithValues: zip(header, $0.map(jsonValue))) }
             let data = try! JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
@@ -77,17 +109,5 @@ struct Query: ParsableCommand {
         if let i = Int(s) { return i }
         if let d = Double(s) { return d }
         return s
-    }
-}
-
-enum CellColumns {
-    static let header = ["plate", "well", "field", "timepoint", "channel", "image", "cell_type", "score", "area", "box_x", "box_y",
-                         "box_width", "box_height", "centroid_x", "centroid_y"]
-
-    static func row(_ c: LocatedCell) -> [String] {
-        [c.plate, c.well ?? "", c.field.map(String.init) ?? "", c.timepoint?.label ?? "", c.channel ?? "",
-         (c.imagePath as NSString).lastPathComponent, c.cell.cellType,
-         String(format: "%.4f", c.cell.score), "\(c.cell.area)", "\(c.cell.box.x)", "\(c.cell.box.y)", "\(c.cell.box.width)",
-         "\(c.cell.box.height)", String(format: "%.2f", c.cell.centroid.x), String(format: "%.2f", c.cell.centroid.y)]
     }
 }

@@ -35,6 +35,7 @@ struct Run: ParsableCommand {
         let name = plate.plateName
         // Unbuffered, so that it comes before the progress bar (stderr) also when piped to a log.
         FileHandle.standardOutput.write(Data("plate \(name): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs; \(workers) workers; database \(db.location)\n".utf8))
+        for note in [s.tilingNote, s.changeNote].compactMap({ $0 }) { FileHandle.standardOutput.write(Data("\(note)\n".utf8)) }
         FileHandle.standardOutput.write(Data("networks in \(precision.describe(modelFiles: plate.modelNames.map { "\(ModelsFolder(plate.modelsDir).path)/\($0).safetensors" }))\n".utf8))
         if !FileManager.default.fileExists(atPath: "\(plate.modelsDir)/ensemble.json") {
             FileHandle.standardOutput.write(Data("note: no ensemble.json in \(plate.modelsDir): cells are merged with the built-in defaults, not a fitted config; copy models/ensemble.json there or fit one with `plateseg calibrate`\n".utf8))
@@ -72,22 +73,26 @@ struct Run: ParsableCommand {
 
         let started = Date()
         let bar = ProgressBar(plate: name)
+        // Each refresh counts the plate's jobs through its own index: its cost does not grow with
+        // the other plates in the database.
         while true {
             for line in try supervisor.check(db) { bar.note(line) }
             guard supervisor.anyRunning else { break }
             if let p = try db.progress(plate: name).first { bar.show(p) }
-            RunLoop.main.run(until: Date().addingTimeInterval(0.5))
+            RunLoop.main.run(until: Date().addingTimeInterval(1))
         }
         signals.forEach { $0.cancel() }
         let final = try db.progress(plate: name).first
         if let final { bar.finish(final) }
         try printSummary(db, plate: name)
         let elapsed = Date().timeIntervalSince(started)
-        var usage = rusage()
+        var usage = rusage(), own = rusage()
         getrusage(RUSAGE_CHILDREN.rawValue, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &own)
         let merged = final?.imagesMerged ?? 0
-        print(String(format: "\n%.1f s for %d images merged in this run's plate (%.0f images/hour); peak worker memory %.0f MiB",
-                     elapsed, merged, elapsed > 0 ? Double(merged) / elapsed * 3600 : 0, Double(usage.ru_maxrss) / 1024))
+        let cpu = Double(own.ru_utime.tv_sec + own.ru_stime.tv_sec) + Double(own.ru_utime.tv_usec + own.ru_stime.tv_usec) / 1e6
+        print(String(format: "\n%.1f s for %d images merged in this run's plate (%.0f images/hour); peak worker memory %.0f MiB; this process %.1f s of CPU",
+                     elapsed, merged, elapsed > 0 ? Double(merged) / elapsed * 3600 : 0, Double(usage.ru_maxrss) / 1024, cpu))
         let failed = try db.failedJobs(plate: name, limit: 20)
         let unreadable = try db.unreadableImages(plate: name)
         if !failed.isEmpty || !unreadable.isEmpty {
@@ -104,9 +109,14 @@ struct Run: ParsableCommand {
             return
         }
         var left: [String] = []
-        if let final, final.blocked > 0 { left.append("\(final.blocked) jobs wait on failed ones") }
-        if let final, final.queued + final.running - final.blocked > 0 {
-            left.append("\(final.queued + final.running - final.blocked) jobs not run" + (supervisor.stopping ? " (stopped)" : " (no worker left)"))
+        let notRun = (final?.queued ?? 0) + (final?.running ?? 0) - (final?.blocked ?? 0)
+        if supervisor.stopping {
+            left.append("stopped with \(notRun) jobs not run" + ((final?.blocked ?? 0) > 0 ? " and \(final!.blocked) waiting on them" : ""))
+        } else {
+            if notRun > 0 { left.append("\(notRun) jobs not run (no worker left)") }
+            if let final, final.blocked > 0 {
+                left.append("\(final.blocked) jobs wait on " + (final.failed > 0 ? "failed ones" : "jobs not run"))
+            }
         }
         if let final, final.failed > 0 { left.append("\(final.failed) jobs failed") }
         if !unreadable.isEmpty { left.append("\(unreadable.count) images unreadable") }

@@ -45,6 +45,9 @@ struct PlateOptions: ParsableArguments {
     @Option(help: "Folder with the model files, ensemble.json and intensity.json.")
     var modelsDir: String = "models"
 
+    @Flag(help: "Keep each field's tile outputs after its merge, for `eval --model <network>` and `calibrate` (about 300 KB per 704x520 field); by default a merge removes them once the cells are stored.")
+    var keepTileOutputs = false
+
     @Option(help: ArgumentHelp("µm per pixel of the plate's fields. Fields of another magnification than the training images' (recorded in the model files) are resized to the networks' scale; cells are mapped back to the field's pixels. --tile and --overlap are in the resized field's pixels.",
                                valueName: "µm"))
     var pixelSize: Double?
@@ -108,7 +111,8 @@ struct PlateOptions: ParsableArguments {
     func submit(to store: any JobStore) throws -> SubmitSummary {
         let manifest = try self.manifest.map { try Manifest(path: $0) }
         let submitter = PlateSubmitter(layout: TileLayout(size: tile, overlap: overlap), models: modelNames, maxAttempts: maxAttempts,
-                                       intensity: try intensityRule(), channel: channel, scale: try fieldScale())
+                                       intensity: try intensityRule(), channel: channel, scale: try fieldScale(),
+                                       keepTileOutputs: keepTileOutputs)
         return try submitter.submit(folder: plateFolder, plate: plate, manifest: manifest,
                                     timepoint: timepoint.flatMap(TimePoint.init(parsing:)), to: store)
     }
@@ -126,6 +130,8 @@ struct Submit: ParsableCommand {
         let db = try store.open()
         let s = try plate.submit(to: db)
         print("plate \(plate.plateName): \(s.newImages) new images (\(s.unreadableImages) unreadable), \(s.newJobs) new jobs")
+        if let note = s.tilingNote { print(note) }
+        if let note = s.changeNote { print(note) }
         for bad in try db.unreadableImages(plate: plate.plateName) {
             print("  unreadable: \(bad.error)")
         }

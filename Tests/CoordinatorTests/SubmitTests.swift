@@ -83,6 +83,46 @@ func freshStore() throws -> any JobStore {
         #expect(try submitter.submit(folder: plate.path, to: store) == SubmitSummary(newImages: 1, unreadableImages: 0, newJobs: 4))
     }
 
+    /// A resubmission reads only files whose identity (device, inode, size, modification time)
+    /// changed: bytes rewritten in place with the old time restored are not read; a file
+    /// changed since is read, and named.
+    @Test func aResubmissionReadsOnlyFilesThatChanged() throws {
+        let plate = try makePlate(["PLATE7_B02_s1.png": "0f08d640930b.png", "PLATE7_B03_s1.png": "08f52aa2add3.png"])
+        let store = try freshStore()
+        #expect(try submitter.submit(folder: plate.path, to: store).newJobs == 8)
+        let stored = try store.images(plate: "PLATE7")
+        #expect(stored.count == 2 && stored.allSatisfy { $0.fileIdentity != nil })
+        let field = plate.appendingPathComponent("PLATE7_B02_s1.png")
+        var info = stat()
+        #expect(stat(field.path, &info) == 0)
+        // Same size, same inode, same time to the nanosecond, other bytes: a read would find the
+        // file damaged.
+        let size = try Data(contentsOf: field).count
+        let handle = try FileHandle(forWritingTo: field)
+        try handle.write(contentsOf: Data(repeating: 0, count: size))
+        try handle.close()
+        var times = [info.st_atim, info.st_mtim]
+        #expect(utimensat(AT_FDCWD, field.path, &times, 0) == 0)
+        let resumed = try submitter.submit(folder: plate.path, to: store)
+        #expect(resumed.newImages == 0 && resumed.changedFiles.isEmpty, "an unchanged identity is not read again")
+
+        times[1].tv_sec += 60
+        #expect(utimensat(AT_FDCWD, field.path, &times, 0) == 0)
+        let changed = try submitter.submit(folder: plate.path, to: store)
+        #expect(changed.changedFiles == ["PLATE7_B02_s1.png"])
+        #expect(changed.changeNote?.contains("the stored cells are of the earlier file") == true)
+        #expect(try store.unreadableImages(plate: nil).isEmpty, "the segmented image stays as it was")
+    }
+
+    @Test func aFieldLargerThanATileIsAnnouncedWithItsTilesAndJobs() throws {
+        let plate = try makePlate(["PLATE7_B02_s1.png": "0f08d640930b.png"])
+        let small = PlateSubmitter(layout: TileLayout(size: 256, overlap: 32), models: ["yolox", "maskrcnn"])
+        let s = try small.submit(folder: plate.path, to: try freshStore())
+        #expect(s.tiledFields == 1 && s.tilesOfTiledFields == 9)
+        #expect(s.tilingNote == "1 field is larger than a tile: cut into 9 tiles, 18 network jobs and 1 merges")
+        #expect(try submitter.submit(folder: plate.path, to: try freshStore()).tilingNote == nil)
+    }
+
     @Test func badManifestRowsNameTheRowAndOtherImagesProceed() throws {
         let plate = try makePlate(["a.png": "0f08d640930b.png", "b.png": "08f52aa2add3.png", "c.png": "1974fbb27dcf.png"])
         let manifest = plate.appendingPathComponent("manifest.csv")
@@ -111,7 +151,7 @@ func freshStore() throws -> any JobStore {
         // a.png and P_B05_s1.png (its name places it) are segmented; the rest are reported.
         #expect(s.newJobs == 8)
         let errors = try store.unreadableImages(plate: nil).map(\.error).joined(separator: "\n")
-        #expect(errors.contains("row 4: b.png is listed again (first on row 3)"))
+        #expect(errors.contains("rows 3 and 4 both list b.png, so it was not submitted"))
         #expect(errors.contains("row 5: ../secret.png is outside the plate folder"))
         #expect(errors.contains("row 6: \(outside.path) is outside the plate folder"))
         #expect(errors.contains("c.png: not in the manifest, and its name gives no well"))
@@ -143,5 +183,58 @@ func freshStore() throws -> any JobStore {
         try "name,position\n".write(to: manifest, atomically: true, encoding: .utf8)
         #expect(throws: CoordinatorError.self) { try Manifest(path: manifest.path) }
         #expect(throws: CoordinatorError.self) { try Manifest(path: "/no/such/manifest.csv") }
+    }
+}
+
+/// Manifests as Excel and Python's csv module write them, and mistakes that can be mended.
+@Suite struct ManifestTests {
+    @Test func excelAndQuoteAllManifestsAreRead() throws {
+        let plate = try makePlate(["a, b.png": "0f08d640930b.png", "c.png": "08f52aa2add3.png"])
+        let manifest = plate.appendingPathComponent("manifest.csv")
+        // Python's csv.QUOTE_ALL with CRLF, after Excel's byte-order mark; a file name with a comma.
+        try "\u{FEFF}\"file\",\"well\",\"field\"\r\n\"a, b.png\",\"B02\",\"1\"\r\n\"c.png\",\"c3\",\"2\"\r\n"
+            .write(to: manifest, atomically: true, encoding: .utf8)
+        let read = try Manifest(path: manifest.path)
+        #expect(read.rowErrors.isEmpty, "\(read.rowErrors)")
+        #expect(read.identities["a, b.png"] == ImageIdentity(well: "B02", field: 1))
+        #expect(read.identities["c.png"] == ImageIdentity(well: "C03", field: 2))
+        #expect(read.rows == ["a, b.png": 2, "c.png": 3])
+    }
+
+    @Test func aFileListedTwiceSaysItWasNotSubmitted() throws {
+        let plate = try makePlate(["a.png": "0f08d640930b.png"])
+        let manifest = plate.appendingPathComponent("manifest.csv")
+        try "file,well\na.png,B02\na.png,B03\n".write(to: manifest, atomically: true, encoding: .utf8)
+        let read = try Manifest(path: manifest.path)
+        #expect(read.rowErrors["a.png"] == "\(manifest.path) rows 2 and 3 both list a.png, so it was not submitted; keep one row per file and submit again")
+    }
+}
+
+extension ManifestTests {
+    /// A manifest mended and submitted again: the errors of its rows go, and the plate can complete.
+    @Test func aMendedManifestClearsTheErrorsOfItsRows() throws {
+        let plate = try makePlate(["a.png": "0f08d640930b.png", "b.png": "08f52aa2add3.png"])
+        let manifest = plate.appendingPathComponent("manifest.csv")
+        try "file,well\na.png,B02\nb.png,Z99\nmissing.png,C03\n".write(to: manifest, atomically: true, encoding: .utf8)
+        let store = try freshStore()
+        let submitter = PlateSubmitter(layout: TileLayout(size: 768, overlap: 96), models: ["maskrcnn"])
+        _ = try submitter.submit(folder: plate.path, manifest: try Manifest(path: manifest.path), to: store)
+        #expect(try store.unreadableImages(plate: nil).count == 2)
+        try "file,well\na.png,B02\nb.png,B03\n".write(to: manifest, atomically: true, encoding: .utf8)
+        let mended = try submitter.submit(folder: plate.path, manifest: try Manifest(path: manifest.path), to: store)
+        #expect(mended.newImages == 1 && mended.newJobs == 2)
+        #expect(try store.unreadableImages(plate: nil).isEmpty)
+        #expect(try store.progress(plate: "PLATE7").first?.unreadableImages == 0)
+    }
+
+    @Test func twoFilesTheManifestPutsInOnePlaceNameBothRows() throws {
+        let plate = try makePlate(["a.png": "0f08d640930b.png", "b.png": "08f52aa2add3.png"])
+        let manifest = plate.appendingPathComponent("manifest.csv")
+        try "file,well,field\na.png,B02,1\nb.png,B02,1\n".write(to: manifest, atomically: true, encoding: .utf8)
+        let store = try freshStore()
+        _ = try PlateSubmitter(layout: TileLayout(size: 768, overlap: 96), models: ["maskrcnn"])
+            .submit(folder: plate.path, manifest: try Manifest(path: manifest.path), to: store)
+        let errors = try store.unreadableImages(plate: nil).map(\.error)
+        #expect(errors == ["\(manifest.path) rows 2 and 3 place a.png and b.png at one well B02, field 1, time point - and channel -; correct one of the rows and submit again"])
     }
 }

@@ -60,6 +60,9 @@ import Testing
 
     @Test func aNewerSchemaIsRefusedAndLeftAlone() throws {
         let url = try Driver.postgres.freshLocation()
+        // A reader makes no schema; a command that writes does.
+        #expect(errorLine(try plateseg(["status", "--db", url], expectStatus: 1)).contains("holds no plateseg tables"))
+        _ = try plateseg(["retry", "--db", url], expectStatus: 0)
         _ = try plateseg(["status", "--db", url], expectStatus: 0)
         try TestPostgres.psql(url, "INSERT INTO plateseg_schema (version) VALUES (99)")
         let out = try plateseg(["status", "--db", url], expectStatus: 1)
@@ -70,7 +73,7 @@ import Testing
     @Test func aDatabaseOfAnotherProgramGetsNoHalfSchema() throws {
         let url = try Driver.postgres.freshLocation()
         try TestPostgres.psql(url, "CREATE TABLE images (id serial PRIMARY KEY, name text)")
-        let out = try plateseg(["status", "--db", url], expectStatus: 1)
+        let out = try plateseg(["retry", "--db", url], expectStatus: 1)
         #expect(errorLine(out).contains("relation \"images\" already exists"))
         let tables = try TestPostgres.psql(url, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables WHERE schemaname = 'public'")
         #expect(tables == "images", "the migration rolled back whole")
@@ -88,8 +91,8 @@ import Testing
 
     @Test func theDatabaseComesFromPLATESEG_DB() throws {
         let url = try Driver.postgres.freshLocation()
-        _ = try plateseg(["status"], environment: ["PLATESEG_DB": url], expectStatus: 0)
-        // `status` made the schema there: every version from 1 is applied.
+        _ = try plateseg(["retry"], environment: ["PLATESEG_DB": url], expectStatus: 0)
+        // `retry` made the schema there: every version from 1 is applied.
         #expect(try TestPostgres.psql(url, "SELECT min(version) = 1 AND max(version) = count(*) FROM plateseg_schema") == "t")
     }
 
@@ -124,15 +127,49 @@ import Testing
         }
     }
 
-    /// Root ignores file modes, so the read-only cases run as the unprivileged `nobody`.
-    @Test func aReadOnlyDatabaseSaysWhatMustBeWritable() throws {
+    /// Root ignores file modes, so the read-only cases run as the unprivileged `nobody`: the
+    /// commands that only read work for a user who may only read, and leave nothing beside the
+    /// file; one that writes says what must be writable.
+    @Test func readersNeedOnlyReadAccessAndWritersSayWhatMustBeWritable() throws {
         let db = try submittedDatabase()
         let folder = db.deletingLastPathComponent()
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: db.path)
-        let out = try asNobody(["status", "--db", db.path])
-        #expect(out.status == 1 && errorLine(out.text).contains("\(db.path): cannot write the job database (read-only)"), "\(out.text)")
-        #expect(errorLine(out.text).contains("make the file and its folder writable"))
+        for args in [["status"], ["query"], ["query", "--cells", "--format", "csv"], ["trace", "P_B02_s1.png"]] {
+            let out = try asNobody(args + ["--db", db.path])
+            #expect(out.status == 0, "\(args): \(out.text)")
+        }
+        let csv = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-ro-\(UUID().uuidString).csv")
+        let exported = try asNobody(["export", "--db", db.path, "--out", csv.path])
+        #expect(exported.status == 0 && exported.text.contains("wrote 0 cells"), "\(exported.text)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["plate.sqlite"], "no -wal or -shm left beside it")
+        let plate = temporaryFolder("plateseg-plate")
+        try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/0f08d640930b.png"), to: plate.appendingPathComponent("P_B03_s1.png"))
+        let writer = try asNobody(["submit", plate.path, "--plate", "P2", "--db", db.path, "--models", "yolox"])
+        #expect(writer.status == 1 && errorLine(writer.text).contains("\(db.path): cannot write the job database (read-only)"), "\(writer.text)")
+        #expect(errorLine(writer.text).contains("make the file and its folder writable"))
+    }
+
+    /// A reader never makes a database: a missing or empty `--db` is named, and stays so.
+    @Test func aReaderNeverCreatesADatabase() throws {
+        let folder = temporaryFolder("plateseg-db")
+        let empty = folder.appendingPathComponent("empty.sqlite")
+        _ = FileManager.default.createFile(atPath: empty.path, contents: nil)
+        for args in [["status"], ["query"], ["report", "--out", folder.appendingPathComponent("r").path]] {
+            let out = try plateseg(args + ["--db", empty.path], expectStatus: 1)
+            #expect(errorLine(out).contains("\(empty.path): is empty, not a job database"), "\(out)")
+        }
+        let export = try plateseg(["export", "--db", empty.path, "--out", folder.appendingPathComponent("x.csv").path], expectStatus: 1)
+        #expect(errorLine(export).contains("is empty, not a job database"))
+        #expect(try Data(contentsOf: empty).isEmpty && !FileManager.default.fileExists(atPath: folder.appendingPathComponent("x.csv").path))
+        let missing = folder.appendingPathComponent("missing.sqlite")
+        #expect(errorLine(try plateseg(["query", "--db", missing.path], expectStatus: 1)).contains("no job database here"))
+        #expect(!FileManager.default.fileExists(atPath: missing.path))
+    }
+
+    @Test func aWriterSaysWhatMustBeWritableAndAMissingFolderIsNamed() throws {
+        let db = try submittedDatabase()
+        let folder = db.deletingLastPathComponent()
         let plate = temporaryFolder("plateseg-plate")
         try FileManager.default.copyItem(at: demo.appendingPathComponent("plate/0f08d640930b.png"), to: plate.appendingPathComponent("P_B02_s1.png"))
         let missing = try plateseg(["submit", plate.path, "--db", folder.appendingPathComponent("no/such/folder/x.sqlite").path], expectStatus: 1)
@@ -152,12 +189,14 @@ import Testing
         let truth = temporaryFolder().appendingPathComponent("train.csv")
         try "id,annotation,width,height,cell_type\nP_B02_s1,abc 3,704,520,astro\n".write(to: truth, atomically: true, encoding: .utf8)
         let bad = try plateseg(["eval", "--db", db.path, "--truth", truth.path, "--models-dir", repositoryRoot.appendingPathComponent("models").path], expectStatus: 1)
-        #expect(bad.contains("line 2 (image P_B02_s1): bad run-length encoding"))
+        #expect(bad.contains("row 2 (image P_B02_s1): bad run-length encoding"))
         #expect(errorLine(bad).contains("nothing left to score") && !bad.contains("USAGE"), "\(bad)")
         try "id,annotation,width,height,cell_type\nP_B02_s1,1 3,520,704,astro\nP_C02_s1,1 3,704,520,astro\n"
             .write(to: truth, atomically: true, encoding: .utf8)
-        let swapped = try plateseg(["eval", "--db", db.path, "--truth", truth.path, "--models-dir", repositoryRoot.appendingPathComponent("models").path], expectStatus: 0)
+        // Every image left out: not an empty table and exit 0, but one line and exit 1.
+        let swapped = try plateseg(["eval", "--db", db.path, "--truth", truth.path, "--models-dir", repositoryRoot.appendingPathComponent("models").path], expectStatus: 1)
         #expect(swapped.contains("P_B02_s1.png: 704x520 pixels, but its annotations in \(truth.path) are 520x704; left out"), "\(swapped)")
         #expect(swapped.contains("P_C02_s1.png: not merged yet"))
+        #expect(errorLine(swapped).contains("nothing scored: each of the 2 annotated image(s) was left out") && !swapped.contains("+0.0 %"), "\(swapped)")
     }
 }

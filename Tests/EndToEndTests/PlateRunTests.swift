@@ -80,14 +80,18 @@ import Testing
         let report = work.appendingPathComponent("report")
         try plateseg(["report", "--db", db, "--out", report.path, "--models-dir", models.path])
         let html = try String(contentsOf: report.appendingPathComponent("index.html"), encoding: .utf8)
-        #expect(html.contains("class=\"platemap\"") && html.contains("P1_B03_s1.png"))
+        #expect(html.contains("class=\"platemap pm96\"") && html.contains("P1_B03_s1.png"))
         #expect(html.contains("Made with") && html.contains("maskrcnn.safetensors") && html.contains("ensembleConfig"))
         let dom = try run(URL(fileURLWithPath: chromium), [
             "--headless", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files", "--virtual-time-budget=5000",
             "--dump-dom", report.appendingPathComponent("index.html").absoluteString,
         ])
-        #expect(dom.contains("class=\"platemap\""))
-        #expect(dom.contains("data-overlays=\"3\"") && dom.contains("data-overlays-loaded=\"3\""), "all three overlays decoded in the browser")
+        #expect(dom.contains("class=\"platemap pm96\""))
+        #expect(dom.contains("data-thumbs=\"3\"") && dom.contains("data-thumbs-loaded=\"3\""), "all three thumbnails decoded in the browser")
+        let wellPage = try String(contentsOf: report.appendingPathComponent("wells/plate/C02.html"), encoding: .utf8)
+        let overlay = try #require(wellPage.firstMatch(of: /href="..\/..\/(overlays\/[^"]+\.png)"/)?.1, "a small plate's fields link to full-size overlays")
+        let full = try PNGCodec.readHeader(report.appendingPathComponent(String(overlay)).path)
+        #expect(full.width == 704 && full.height == 520)
 
         // Running again resumes: nothing new, same cells.
         let again = try plateseg(["run", plate.path, "--workers", "1", "--db", db, "--models-dir", models.path], expectStatus: 1)
@@ -109,7 +113,7 @@ import Testing
         try plateseg(["report", "--db", db, "--out", later.path, "--models-dir", models.path])
         let laterHTML = try String(contentsOf: later.appendingPathComponent("index.html"), encoding: .utf8)
         #expect(laterHTML.contains("P1_C02_s1.png changed since it was segmented"))
-        #expect(laterHTML.components(separatedBy: "class=\"overlay\"").count - 1 == 3, "the other three images keep their overlays")
+        #expect(laterHTML.components(separatedBy: "class=\"thumb\"").count - 1 == 3, "the other three images keep their pictures")
     }
 
     /// A worker process killed mid-run (as the kernel kills for memory): `run` names it and why,
@@ -236,7 +240,8 @@ import Testing
     @Test func prunedPlatesKeepTheirCellsAndCanBeMergedAgain() throws {
         try installModels()
         let run = ["run", plate.path, "--workers", "1", "--models", "yolox", "--db", db, "--models-dir", models.path]
-        try plateseg(run)
+        try plateseg(run + ["--keep-tile-outputs"])
+        #expect(try plateseg(["status", "--db", db]).contains("tile outputs: plate 3 ("))
         let cells = try plateseg(["query", "--db", db, "--cells", "--format", "csv"])
         let out = try plateseg(["prune", "--db", db, "--plate", "plate"])
         #expect(out.contains("plate plate: removed 3 tile outputs of 3 merged images"), "\(out)")
@@ -246,6 +251,33 @@ import Testing
         #expect(try plateseg(["retry", "--db", db, "--job", String(merge)]).contains("2 job(s) queued again"))
         try plateseg(run)
         #expect(try plateseg(["query", "--db", db, "--cells", "--format", "csv"]) == cells)
+    }
+
+    /// By default a merge removes the tile outputs it read: the database holds cells, not
+    /// probability maps; single networks' scores then need the outputs kept, and say how.
+    /// The demo's annotations of the field copied to P1_B02_s1.png, under that name.
+    func demoTruthOfB02() throws -> URL {
+        let truth = work.appendingPathComponent("truth.csv")
+        let rows = try String(contentsOf: demo.appendingPathComponent("truth.csv"), encoding: .utf8)
+            .split(whereSeparator: \.isNewline).filter { $0.hasPrefix("0f08d640930b,") }.map { "P1_B02_s1" + $0.dropFirst("0f08d640930b".count) }
+        try (["id,annotation,width,height,cell_type"] + rows).joined(separator: "\n").write(to: truth, atomically: true, encoding: .utf8)
+        return truth
+    }
+
+    @Test func tileOutputsAreRemovedOnceMergedUnlessKept() throws {
+        try installModels()
+        try plateseg(["run", plate.path, "--workers", "1", "--models", "yolox,maskrcnn", "--db", db, "--models-dir", models.path])
+        let status = try plateseg(["status", "--db", db])
+        #expect(status.contains("stored") && !status.contains("tile outputs:"), "\(status)")
+        let truth = try demoTruthOfB02()
+        let eval = ["eval", "--db", db, "--truth", truth.path, "--models-dir", models.path]
+        #expect(try plateseg(eval).contains("ensemble"))
+        let refused = try plateseg(eval + ["--model", "yolox"], expectStatus: 1)
+        #expect(refused.contains("plate plate: its tile outputs were removed after its merges (the default); `eval --model yolox` needs them"))
+        #expect(try plateseg(["retry", "--db", db, "--plate", "plate", "--keep-tile-outputs"]).contains("keeps its tile outputs from now on; 9 job(s) queued again"))
+        try plateseg(["run", plate.path, "--workers", "1", "--models", "yolox,maskrcnn", "--db", db, "--models-dir", models.path])
+        #expect(try plateseg(eval + ["--model", "all"]).contains("yolox"))
+        #expect(try plateseg(["status", "--db", db]).contains("tile outputs: plate 6 ("))
     }
 
     @Test func aMissingModelFailsItsJobsUntilRetried() throws {
@@ -306,14 +338,12 @@ import Testing
 
         try FileManager.default.copyItem(at: repositoryRoot.appendingPathComponent("models/ensemble.json"),
                                          to: models.appendingPathComponent("ensemble.json"))
-        let truth = work.appendingPathComponent("truth.csv")
-        let rows = try String(contentsOf: demo.appendingPathComponent("truth.csv"), encoding: .utf8)
-            .split(whereSeparator: \.isNewline).filter { $0.hasPrefix("0f08d640930b,") }.map { "P1_B02_s1" + $0.dropFirst("0f08d640930b".count) }
-        try (["id,annotation,width,height,cell_type"] + rows).joined(separator: "\n").write(to: truth, atomically: true, encoding: .utf8)
+        let truth = try demoTruthOfB02()
         let eval = ["eval", "--db", db, "--truth", truth.path, "--models-dir", models.path]
         #expect(try plateseg(eval).contains("note: 3 merges of plate plate were made by other versions of ensemble.json than those in"))
         #expect(try plateseg(["retry", "--db", db, "--plate", "plate", "--stale", "--models-dir", models.path])
-            .contains("3 merges of plate plate were made by other versions of ensemble.json\n3 job(s) queued again"))
+            .contains("3 merges of plate plate were made by other versions of ensemble.json\n6 job(s) queued again"),
+                "with the tiles whose outputs the merges removed")
         #expect(!(try plateseg(args)).contains("other versions"))
         #expect(!(try plateseg(eval)).contains("note:"), "the stored cells are the folder's config's now")
     }

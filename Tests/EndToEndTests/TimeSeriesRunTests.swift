@@ -77,7 +77,7 @@ import Testing
             "--dump-dom", report.appendingPathComponent("index.html").absoluteString,
         ])
         #expect(dom.contains("data-growth-curves=\"2\""), "one plot per well")
-        #expect(dom.contains("data-overlays=\"6\"") && dom.contains("data-overlays-loaded=\"6\""))
+        #expect(dom.contains("data-thumbs=\"6\"") && dom.contains("data-thumbs-loaded=\"6\""), "every field's picture decoded")
         #expect(dom.contains("class=\"tpslider\""))
     }
 }

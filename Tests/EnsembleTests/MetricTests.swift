@@ -147,9 +147,9 @@ import Testing
         #expect(truth.images.map(\.id) == ["good", "empty"])
         #expect(truth.images[1].masks.isEmpty)
         #expect(truth.images[0].masks.map(\.area) == [10, 3])
-        #expect(truth.errors.map(\.location) == ["line 4", "line 6"])
+        #expect(truth.errors.map(\.location) == ["row 4", "row 6"])
         #expect(truth.errors[0].image == "bad")
-        #expect(truth.errors[0].description.contains(path) && truth.errors[0].description.contains("line 4"))
+        #expect(truth.errors[0].description.contains(path) && truth.errors[0].description.contains("row 4"))
         #expect(truth.errors[0].reason.contains("ends past"))
     }
 
@@ -182,7 +182,7 @@ import Testing
             """
         let path = try temporary("val.json", json)
         let truth = try GroundTruth.read(path: path)
-        #expect(truth.images.map(\.id) == ["0323e81d23d9"])
+        #expect(truth.images.map(\.id) == ["train/0323e81d23d9"], "named by its path without extension")
         let image = truth.images[0]
         #expect(image.cellType == "cort")
         #expect(image.masks[0] == square)
@@ -211,7 +211,9 @@ import Testing
         let json = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
         let read = try GroundTruth.read(path: try temporary("val_fold0.json", json))
         #expect(read.errors.isEmpty)
-        #expect(read.images == [image])
+        var named = image
+        named.id = "train/\(image.id)"
+        #expect(read.images == [named])
     }
 
     @Test func polygonsCoverPixelsWhoseCentreIsInside() {
@@ -220,5 +222,29 @@ import Testing
         let m = GroundTruth.rasterize(polygons: [[0, 0, 10, 10, 0, 10]], width: 20, height: 20)
         #expect(m.area == 45)
         #expect(m[0, 9] && m[8, 9] && !m[9, 9] && !m[0, 0])
+    }
+}
+
+/// Annotations as spreadsheets and scripts write them, and annotations written twice over.
+@Suite struct TruthFileTests {
+    func temporary(_ name: String, _ text: String) throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("plateseg-truth-\(UUID().uuidString)-\(name)")
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    @Test func aRowWrittenTwiceIsCountedOnceAndNamed() throws {
+        let csv = "id,annotation,width,height,cell_type\ngood,1 5,10,10,astro\ngood,50 3,10,10,astro\ngood,1 5,10,10,astro\n"
+        let path = try temporary("train.csv", csv)
+        let truth = try GroundTruth.read(path: path)
+        #expect(truth.images.first?.masks.count == 2)
+        #expect(truth.repeats == ["\(path), row 4 (image good): repeats row 2, the same cell; counted once"])
+        #expect(truth.errors.isEmpty)
+    }
+
+    @Test func quotedFieldsCRLFAndAByteOrderMarkAreRead() throws {
+        let csv = "\u{FEFF}\"id\",\"annotation\",\"width\",\"height\",\"cell_type\"\r\n\"b/x\",\"1 5\",\"10\",\"10\",\"astro\"\r\n"
+        let truth = try GroundTruth.read(path: try temporary("quoted.csv", csv))
+        #expect(truth.errors.isEmpty && truth.images.map(\.id) == ["b/x"] && truth.images[0].masks[0].area == 5)
     }
 }

@@ -278,17 +278,20 @@ import Testing
             let made = job.kind == "merge" ? "config-1" : "model-\(job.args)"
             try store.complete(job.lease, result: JobResult(artifact: [1], provenance: made, cells: job.kind == "merge" ? [cell("astro")] : nil))
         }
-        let made = try store.resultProvenance(plate: "P1")
-        #expect(made.map(\.kind) == ["infer", "infer", "merge", "infer", "infer", "merge"])
-        #expect(made.map(\.provenance) == ["model-{\"t\":0}", "model-{\"t\":1}", "config-1", "model-{\"t\":0}", "model-{\"t\":1}", "config-1"])
-        #expect(made.first?.args == "{\"t\":0}")
+        #expect(try store.provenanceGroups(plate: "P1") == [
+            ProvenanceGroup(kind: "infer", provenance: "model-{\"t\":0}", jobs: 2), ProvenanceGroup(kind: "infer", provenance: "model-{\"t\":1}", jobs: 2),
+            ProvenanceGroup(kind: "merge", provenance: "config-1", jobs: 2),
+        ])
+        let first = try store.jobs(plate: "P1", kind: "infer", provenance: "model-{\"t\":0}")
+        #expect(first.count == 2)
+        #expect(try store.jobs(plate: "P1", kind: "merge", provenance: "model-{\"t\":0}").isEmpty)
 
         #expect(try store.retry(RetrySelection(jobIDs: [], failedOnly: false)) == 0)
-        #expect(try store.retry(RetrySelection(jobIDs: [made[0].job, made[3].job], failedOnly: false)) == 2)
+        #expect(try store.retry(RetrySelection(jobIDs: first, failedOnly: false)) == 2)
         let jobs = try store.jobs(plate: "P1")
         #expect(jobs.filter { $0.state == .queued }.count == 4, "the two tiles and both merges that read them")
-        #expect(try store.resultProvenance(plate: "P1").map(\.job) == [made[1].job, made[4].job])
-        #expect(try store.resultProvenance(plate: "P2").count == 2, "another plate is untouched")
+        #expect(try store.provenanceGroups(plate: "P1") == [ProvenanceGroup(kind: "infer", provenance: "model-{\"t\":1}", jobs: 2)])
+        #expect(try store.provenanceGroups(plate: "P2").count == 2, "another plate is untouched")
     }
 
     @Test(arguments: Driver.allCases)

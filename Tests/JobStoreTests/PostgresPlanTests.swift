@@ -1,5 +1,5 @@
 import Foundation
-import JobStore
+@testable import JobStore
 import Testing
 
 /// The claim's plan does not depend on what the last ANALYZE saw. After a finished plate, the
@@ -48,5 +48,31 @@ import Testing
         #expect(ofP2.contains("Index Scan using jobs_ready_plate") && ofP2.contains("Index Cond: ((plate_id >= "), "\(ofP2)")
         #expect(!ofP2.contains("Sort"), "\(ofP2)")
         #expect(ofAny.contains("Index Scan using jobs_ready ") && !ofAny.contains("Sort"), "\(ofAny)")
+    }
+}
+
+/// A field's cells are read through `cells_image`: their cost does not depend on the other
+/// plates' cells (the report, `eval` and the exports read a plate field by field).
+@Suite struct PostgresCellPlanTests {
+    @Test func aFieldsCellsAreReadByItsIndexWhateverElseTheDatabaseHolds() throws {
+        let location = try Driver.postgres.freshLocation()
+        let store = try openJobStore(location)
+        for plate in ["P1", "P2", "P3"] {
+            _ = try store.submit(samplePlate(name: plate, images: 100, tiles: 1))
+            while let job = try store.claim(owner: "t", leaseSeconds: 60, plate: plate) {
+                try store.complete(job.lease, result: JobResult(cells: job.kind == "merge" ? (0..<20).map { _ in cell("astro") } : nil))
+            }
+        }
+        try TestPostgres.psql(location, "ANALYZE")
+        let ids = try store.images(plate: "P3").prefix(3).map { String($0.id) }.joined(separator: ",")
+        for typed in [false, true] {
+            let plan = try TestPostgres.psql(location, """
+                SET plan_cache_mode = force_generic_plan;
+                PREPARE q(bigint[]\(typed ? ", text" : "")) AS \(PostgresDriver.cellsOfImages(ofType: typed));
+                EXPLAIN EXECUTE q('{\(ids)}'\(typed ? ", 'astro'" : ""))
+                """)
+            #expect(plan.contains("cells_image") && !plan.contains("Seq Scan"), "\(plan)")
+        }
+        #expect(try store.cells(ofImages: try store.images(plate: "P3").prefix(3).map(\.id), cellType: nil).values.map(\.count) == [20, 20, 20])
     }
 }

@@ -26,3 +26,31 @@ import Testing
         #expect(!plan.contains { $0.contains("TEMP B-TREE") }, "\(plan)")
     }
 }
+
+/// A field's cells are read through `cells_image`, and a plate's counts through its images'
+/// index: neither reads the other plates' cells.
+@Suite struct SQLiteCellPlanTests {
+    @Test func aFieldsCellsAndAPlatesCountsReadOnlyTheirOwnRows() throws {
+        let location = try Driver.sqlite.freshLocation()
+        let store = try openJobStore(location)
+        for plate in ["P1", "P2"] {
+            _ = try store.submit(samplePlate(name: plate, images: 50, tiles: 1))
+            while let job = try store.claim(owner: "t", leaseSeconds: 60, plate: plate) {
+                try store.complete(job.lease, result: JobResult(cells: job.kind == "merge" ? (0..<20).map { _ in cell("astro") } : nil))
+            }
+        }
+        let db = try DatabaseQueue(path: location)
+        try db.write { try $0.execute(sql: "ANALYZE") }
+        let plan = { (sql: String) in
+            try db.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql).map { $0["detail"] as String } }
+        }
+        let cells = try plan("SELECT rle FROM cells INDEXED BY cells_image WHERE image_id IN (1, 2) AND cell_type = 'astro' ORDER BY image_id, id")
+        #expect(cells.contains { $0.contains("USING INDEX cells_image") }, "\(cells)")
+        let counts = try plan("""
+            SELECT SUM(c.cells) FROM image_counts c JOIN images i ON i.id = c.image_id
+            WHERE i.plate_id = (SELECT id FROM plates WHERE name = 'P2') GROUP BY i.well
+            """)
+        #expect(!counts.contains { $0.hasPrefix("SCAN c") || $0.contains("SCAN image_counts") }, "\(counts)")
+        #expect(!counts.contains { $0.contains("cells") && !$0.contains("image_counts") }, "the cells themselves are not read: \(counts)")
+    }
+}

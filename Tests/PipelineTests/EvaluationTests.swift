@@ -61,7 +61,7 @@ import Testing
         let error = try #require(throws: EvaluationError.self) {
             try Evaluation(plate.store, truth: try GroundTruth.read(path: path), truthPath: path, plate: "P", modelsDir: "/nonexistent")
         }
-        #expect(error.description.contains("ids are file names without extension"))
+        #expect(error.description.contains("ids are the images' paths in the plate folder without extension, or their file names without extension"))
         #expect(imageID(of: MergeReadyPlate.image) == Self.id)
     }
 }
@@ -88,7 +88,19 @@ import Testing
         let images = try Calibration.images(from: plate.store, truth: truth, plate: "P")
         #expect(images.count == 1 && images[0].artifacts.count == 3 && images[0].cellType == "astro" && images[0].truth.count == 2)
         _ = try plate.store.pruneArtifacts(plate: "P")
-        #expect(try Calibration.images(from: plate.store, truth: truth, plate: "P").isEmpty)
+        let error = try #require(throws: EvaluationError.self) { try Calibration.images(from: plate.store, truth: truth, plate: "P") }
+        #expect(error.description.hasPrefix("plate P: its tile outputs were removed after its merges (the default); `plateseg calibrate` needs them"))
+        #expect(error.description.contains("plateseg retry --plate P --keep-tile-outputs"))
+    }
+
+    @Test func aPlateWhoseTileOutputsWereRemovedIsOneLineForEachNetworkAlone() throws {
+        let plate = try MergeReadyPlate(keepTileOutputs: false)
+        try plate.runMerge(MergeHandler(store: plate.store, merger: Merger()))
+        let (truth, path) = try EvaluationTests.truth()
+        let evaluation = try Evaluation(plate.store, truth: truth, truthPath: path, plate: "P", modelsDir: "models")
+        #expect(try evaluation.score(.ensemble).imageScores.count == 1, "the stored cells need no tile outputs")
+        let error = try #require(throws: EvaluationError.self) { try evaluation.score(.maskrcnn) }
+        #expect(error.description.contains("`eval --model maskrcnn` needs them"))
     }
 
     @Test func crossValidationNeedsAnImagePerFold() throws {

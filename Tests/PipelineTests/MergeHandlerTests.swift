@@ -45,7 +45,17 @@ import Worker
         let args = MergeJob(image: MergeReadyPlate.image, width: MergeReadyPlate.width, height: MergeReadyPlate.height)
         let id = try plate.mergeJobID
         let error = try #require(throws: PermanentJobError.self) { try handler.fieldMasks(of: id, args) }
-        #expect("\(error)".contains("pruned") && "\(error)".contains("plateseg retry --job \(id)"))
+        #expect("\(error)".contains("removed after an earlier merge") && "\(error)".contains("plateseg retry --job \(id)"))
+    }
+
+    @Test func aMergeRemovesTheTileOutputsItReadUnlessThePlateKeepsThem() throws {
+        for keep in [false, true] {
+            let plate = try MergeReadyPlate(keepTileOutputs: keep)
+            let result = try plate.runMerge(MergeHandler(store: plate.store, merger: Merger()))
+            #expect(result.dropsInputs)
+            #expect(try plate.store.artifactCount(plate: "P") == (keep ? 3 : 0))
+            #expect(try plate.store.cells(CellQuery(plate: "P")).count == 2)
+        }
     }
 
     @Test func argumentsThatAreNotAMergeJobFailForGood() throws {

@@ -19,8 +19,10 @@ struct MergeReadyPlate {
 
     /// `modelHashes`: the content hash each network's tile job records for its model file.
     /// `calibrations`: the int8 ranges' hash a network's tile job records (those run in int8).
+    /// `keepTileOutputs`: as a plate submitted with --keep-tile-outputs (for `eval --model` and
+    /// `calibrate`); else its merge removes them.
     init(cellType: String = "astro", models: [String] = ["yolox", "maskrcnn", "upernet"], modelHashes: [String: String] = [:],
-         calibrations: [String: String] = [:]) throws {
+         calibrations: [String: String] = [:], keepTileOutputs: Bool = true) throws {
         location = temporaryFolder().appendingPathComponent("plate.sqlite").path
         store = try openJobStore(location)
         let tile = PixelRect(x: 0, y: 0, width: Self.width, height: Self.height)
@@ -31,7 +33,8 @@ struct MergeReadyPlate {
         jobs.append(NewJob(key: "merge", kind: MergeJob.kind, imagePath: Self.image,
                            args: MergeJob(image: Self.image, width: Self.width, height: Self.height).jobArgs(), dependsOn: jobs.map(\.key)))
         _ = try store.submit(PlateSubmission(plate: "P", root: "/plates/P", images: [
-            NewImage(path: Self.image, well: "A01", field: 1, width: Self.width, height: Self.height, contentHash: "h")], jobs: jobs))
+            NewImage(path: Self.image, well: "A01", field: 1, width: Self.width, height: Self.height, contentHash: "h")], jobs: jobs,
+            keepTileOutputs: keepTileOutputs))
         for _ in models {
             let job = try #require(try store.claim(owner: "test", leaseSeconds: 60))
             let model = try InferJob(jobArgs: job.args).model

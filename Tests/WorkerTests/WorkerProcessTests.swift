@@ -1,6 +1,7 @@
 import Foundation
 import JobStore
 import PlatesegTestSupport
+import Synchronization
 import Testing
 
 /// Real worker processes on a real database (a SQLite file, a PostgreSQL server): started,
@@ -23,10 +24,10 @@ struct WorkerFixture {
         _ = try store.submit(PlateSubmission(plate: "P", root: folder.path, images: [], jobs: jobs))
     }
 
-    func startWorker(lease: Double = 5, drain: Bool = true, name: String = "worker") throws -> Process {
+    func startWorker(lease: Double = 5, drain: Bool = true, name: String = "worker", loops: Int = 1) throws -> Process {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("plateseg-testworker")
-        p.arguments = ["--db", db, "--log", log, "--lease", "\(lease)"] + (drain ? ["--exit-when-drained"] : [])
+        p.arguments = ["--db", db, "--log", log, "--lease", "\(lease)", "--loops", "\(loops)"] + (drain ? ["--exit-when-drained"] : [])
         let errors = folder.appendingPathComponent("\(name).err").path
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
         p.standardError = FileHandle(forWritingAtPath: errors)
@@ -141,6 +142,47 @@ func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
         for job in jobs {
             #expect(try f.store.artifact(of: job.id) == Array("job \(job.id)".utf8))
         }
+    }
+}
+
+/// A facility's many workers on one server: each worker process holds one connection at most
+/// (its loops and their heartbeats share it), so 64 of them, two loops each, fit what a server
+/// with the default `max_connections` (100, 3 kept for superusers) lets plateseg's role open.
+@Suite(.serialized) struct ManyWorkersTests {
+    @Test func sixtyFourWorkerProcessesFitADefaultServerAndRunEveryJobOnce() throws {
+        let f = try WorkerFixture(.postgres)
+        // Jobs longer than a heartbeat interval (lease 3 s: a heartbeat a second), so that each
+        // worker's heartbeat talks to the server while its loop holds a job.
+        try f.submitSleepJobs(count: 256, ms: 1300)
+        final class Sampling: Sendable {
+            let peak = Mutex(0)
+            let going = Atomic<Bool>(true)
+        }
+        let sampling = Sampling()
+        let db = f.db
+        let sampler = Thread {
+            while sampling.going.load(ordering: .relaxed) {
+                // Less the sampler's own connection.
+                let n = (try? TestPostgres.psql(db, "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()"))
+                    .flatMap { Int($0) } ?? 0
+                sampling.peak.withLock { $0 = max($0, n) }
+                Thread.sleep(forTimeInterval: 0.2)
+            }
+        }
+        sampler.start()
+        let workers = try (0..<64).map { try f.startWorker(lease: 3, name: "w\($0)", loops: 2) }
+        workers.forEach { $0.waitUntilExit() }
+        sampling.going.store(false, ordering: .relaxed)
+        #expect(workers.allSatisfy { $0.terminationStatus == 0 })
+        let jobs = try f.store.jobs(plate: "P")
+        #expect(jobs.count == 256 && jobs.allSatisfy { $0.state == .succeeded && $0.attempts == 1 })
+        let events = f.events()
+        #expect(events.starts.count == 256 && Set(events.starts.map(\.0)).count == 256, "every job ran once")
+        let errors = try (0..<64).map { try String(contentsOf: f.folder.appendingPathComponent("w\($0).err"), encoding: .utf8) }.joined()
+        #expect(!errors.contains("connection") && !errors.contains("unavailable"), "\(errors.prefix(2000))")
+        // 64 workers and the test's own store: well inside the 97 of a default server (the test
+        // server allows more, so that this is measured rather than refused).
+        #expect(sampling.peak.withLock { $0 } <= 65, "at most one connection a worker")
     }
 }
 

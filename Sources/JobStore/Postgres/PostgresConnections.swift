@@ -30,15 +30,21 @@ final class Statement {
 /// their thread: plateseg's workers are threads, not tasks. A connection that failed is closed,
 /// never reused; the next call opens a new one, so a database that restarted or a network that
 /// came back is picked up again by whoever asks next.
+///
+/// A process holds at most `limit` connections (one by default): a facility's hundreds of
+/// worker processes fit the server's `max_connections`, and a heartbeat waits the few
+/// milliseconds a claim or a completion takes.
 final class PostgresConnections: Sendable {
     let address: PostgresAddress
     private let configuration: PostgresConnection.Configuration
     private let idle = Mutex<[PostgresConnection]>([])
+    private let slots: DispatchSemaphore
     private let nextID = Atomic<Int>(1)
     private let logger = Logger(label: "plateseg.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    init(address: PostgresAddress) throws {
+    init(address: PostgresAddress, limit: Int = 1) throws {
         self.address = address
+        slots = DispatchSemaphore(value: max(1, limit))
         let tls: PostgresConnection.Configuration.TLS
         switch address.tls {
         case .disable:
@@ -54,6 +60,10 @@ final class PostgresConnections: Sendable {
             host: address.host, port: address.port, username: address.user, password: address.password,
             database: address.database, tls: tls)
         configuration.options.connectTimeout = .milliseconds(Int64(address.timeout * 1000))
+        // plateseg's statements are short, or read one plate: compiling them to machine code
+        // (the planner's estimate of a status over twenty plates passes `jit_above_cost`) costs
+        // a third of a second, more than running them.
+        configuration.options.additionalStartupParameters = [("jit", "off")]
         self.configuration = configuration
     }
 
@@ -70,6 +80,8 @@ final class PostgresConnections: Sendable {
 
     /// Runs `body` on one connection. A connection whose call failed as `unavailable` is dropped.
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        slots.wait()
+        defer { slots.signal() }
         let connection = try checkout()
         do {
             let value = try body(connection)

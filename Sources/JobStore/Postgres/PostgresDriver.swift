@@ -10,9 +10,15 @@ final class PostgresDriver: StoreDriver {
 
     var location: String { connections.address.redacted }
 
-    init(address: PostgresAddress) throws {
+    /// `readOnly`: a reader (status, query, …) checks the schema but never makes or changes it,
+    /// so that a role that may only read can use it.
+    init(address: PostgresAddress, readOnly: Bool = false) throws {
         connections = try PostgresConnections(address: address)
-        try PostgresSchema.migrate(connections)
+        if readOnly {
+            try PostgresSchema.requireCurrent(connections)
+        } else {
+            try PostgresSchema.migrate(connections)
+        }
     }
 
     // MARK: submit
@@ -31,6 +37,7 @@ final class PostgresDriver: StoreDriver {
         var height: Int
         var hash: String
         var error: String?
+        var identity: String?
     }
 
     private struct JobRow: Encodable {
@@ -63,35 +70,57 @@ final class PostgresDriver: StoreDriver {
             let plate = try tx.run(p.query("SELECT id, settings FROM plates WHERE name = \(p.bind(s.plate))")).first!
             let (plateID, settings) = try plate.decode((Int64, String).self)
             guard settings == s.settings else { throw JobStoreError.settingsChanged(plate: s.plate, was: settings, now: s.settings) }
+            if s.keepTileOutputs {
+                let k = Statement()
+                try tx.run(k.query("UPDATE plates SET keep_tile_outputs = true WHERE id = \(k.bind(plateID))"))
+            }
 
             var summary = SubmitSummary(newImages: 0, unreadableImages: 0, newJobs: 0)
             var seen = Set<String>()
             let images = s.images.filter { seen.insert($0.path).inserted }.map {
                 ImageRow(path: $0.path, well: $0.well, field: $0.field, timepoint: $0.timepoint?.label, timepoint_order: $0.timepoint?.order,
                          channel: $0.channel, plane: $0.plane, page: $0.page, segmented: $0.segmented,
-                         width: $0.width, height: $0.height, hash: $0.contentHash, error: $0.error)
+                         width: $0.width, height: $0.height, hash: $0.contentHash, error: $0.error, identity: $0.fileIdentity)
             }
             let i = Statement()
             let added = try tx.run(i.query("""
                 INSERT INTO images (plate_id, path, well, field, timepoint, timepoint_order, channel, plane, page, segmented,
-                                    width, height, content_hash, error, created_at)
+                                    width, height, content_hash, error, created_at, file_identity)
                 SELECT \(i.bind(plateID)), x.path, x.well, x.field, x.timepoint, x.timepoint_order, x.channel, x.plane, x.page, x.segmented,
-                       x.width, x.height, x.hash, x.error, plateseg_now(\(i.bind(now)))
+                       x.width, x.height, x.hash, x.error, plateseg_now(\(i.bind(now))), x.identity
                 FROM jsonb_to_recordset(\(i.bind(Self.json(images)))::jsonb)
                     AS x(path text, well text, field integer, timepoint text, timepoint_order integer, channel text, plane integer,
-                         page integer, segmented boolean, width integer, height integer, hash text, error text)
+                         page integer, segmented boolean, width integer, height integer, hash text, error text, identity text)
                 ON CONFLICT (plate_id, path) DO UPDATE SET
                     well = excluded.well, field = excluded.field, timepoint = excluded.timepoint,
                     timepoint_order = excluded.timepoint_order, channel = excluded.channel, plane = excluded.plane,
                     page = excluded.page, segmented = excluded.segmented, width = excluded.width, height = excluded.height,
-                    content_hash = excluded.content_hash, error = excluded.error
-                WHERE images.error IS NOT NULL AND excluded.error IS NULL
+                    content_hash = excluded.content_hash, error = excluded.error, file_identity = excluded.file_identity
+                WHERE images.error IS NOT NULL AND (excluded.error IS NULL OR excluded.error <> images.error)
                 RETURNING error IS NOT NULL
                 """))
             for row in added {
                 summary.newImages += 1
                 if try row.decode(Bool.self) { summary.unreadableImages += 1 }
             }
+            // The same bytes found again under another identity (copied back, touched): remembered,
+            // so that the next resubmission need not read them either.
+            let r = Statement()
+            try tx.run(r.query("""
+                UPDATE images SET file_identity = x.identity
+                FROM jsonb_to_recordset(\(r.bind(Self.json(images)))::jsonb) AS x(path text, hash text, error text, identity text)
+                WHERE images.plate_id = \(r.bind(plateID)) AND images.path = x.path AND x.error IS NULL AND x.identity IS NOT NULL
+                  AND images.content_hash = x.hash AND images.file_identity IS DISTINCT FROM x.identity
+                """))
+            // Errors of files this folder no longer holds or lists (a manifest row mended, a stray
+            // file removed) are gone with them; an image that has jobs is never removed.
+            let g = Statement()
+            try tx.run(g.query("""
+                DELETE FROM images i WHERE i.plate_id = \(g.bind(plateID)) AND i.error IS NOT NULL
+                  AND starts_with(i.path, \(g.bind(s.root.hasSuffix("/") ? s.root : s.root + "/")))
+                  AND i.path <> ALL(\(g.bind(images.map(\.path))))
+                  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.image_id = i.id)
+                """))
             let ids = Statement()
             var imageIDs: [String: Int64] = [:]
             for row in try tx.run(ids.query("SELECT path, id FROM images WHERE plate_id = \(ids.bind(plateID))")) {
@@ -210,7 +239,8 @@ final class PostgresDriver: StoreDriver {
         }
         let store = result.artifact != nil || result.provenance != nil
         return [s.bind(lease.jobID), s.bind(lease.token), s.bind(now), s.bind(store),
-                s.bind(ByteBuffer(bytes: result.artifact ?? [])), s.bind(result.provenance), "\(s.bind(cells))::jsonb"]
+                s.bind(ByteBuffer(bytes: result.artifact ?? [])), s.bind(result.provenance), "\(s.bind(cells))::jsonb",
+                s.bind(result.dropsInputs)]
             .joined(separator: ", ")
     }
 
@@ -289,13 +319,19 @@ final class PostgresDriver: StoreDriver {
             let selected = try tx.run(s.query("SELECT id FROM jobs WHERE \(conditions.joined(separator: " AND ")) FOR UPDATE"))
                 .map { try $0.decode(Int64.self) }
             guard !selected.isEmpty else { return 0 }
-            // A merge cannot run again from tile outputs that were pruned: those tiles run again first.
+            // A merge cannot run again from tile outputs that were removed: those tiles run again
+            // first, for the merges chosen and for those that run again because a tile they read does.
             let p = Statement()
+            let chosen = p.bind(selected)
             let pruned = try tx.run(p.query("""
+                WITH merges AS (
+                    SELECT unnest(\(chosen)::bigint[]) AS id
+                    UNION SELECT job_id FROM job_dependencies WHERE depends_on = ANY(\(chosen))
+                )
                 SELECT DISTINCT d.depends_on FROM job_dependencies d JOIN jobs j ON j.id = d.depends_on
-                WHERE d.job_id = ANY(\(p.bind(selected))) AND j.state = 'succeeded'
-                  AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.job_id = d.depends_on)
-                  AND d.depends_on <> ALL(\(p.bind(selected)))
+                WHERE d.job_id IN (SELECT id FROM merges) AND j.state = 'succeeded'
+                  AND NOT EXISTS (SELECT 1 FROM outputs o WHERE o.job_id = d.depends_on)
+                  AND d.depends_on <> ALL(\(chosen))
                 """)).map { try $0.decode(Int64.self) }
             let ids = selected + pruned
             let u = Statement()
@@ -323,13 +359,14 @@ final class PostgresDriver: StoreDriver {
     func pruneArtifacts(plate: String) throws -> PrunedArtifacts {
         try connections.transaction(timed: false) { tx in
             let s = Statement()
+            // The outputs go; their provenance stays (stale results and `trace` read it).
             let row = try tx.run(s.query("""
-                WITH gone AS (
-                    DELETE FROM artifacts a USING jobs j
-                    WHERE a.job_id = j.id AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))
-                      AND j.kind = 'infer' AND j.state = 'succeeded'
-                      AND EXISTS (SELECT 1 FROM jobs m WHERE m.image_id = j.image_id AND m.kind = 'merge' AND m.state = 'succeeded')
-                    RETURNING octet_length(a.bytes) AS size, j.image_id
+                WITH read AS (
+                    SELECT d.depends_on AS job FROM jobs m JOIN job_dependencies d ON d.job_id = m.id
+                    WHERE m.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate))) AND m.state = 'succeeded'
+                ), gone AS (
+                    DELETE FROM outputs o USING jobs j WHERE o.job_id = j.id AND o.job_id IN (SELECT job FROM read)
+                    RETURNING octet_length(o.bytes) AS size, j.image_id
                 )
                 SELECT COUNT(*)::bigint, COALESCE(SUM(size), 0)::bigint, COUNT(DISTINCT image_id)::bigint FROM gone
                 """)).first
@@ -347,23 +384,41 @@ final class PostgresDriver: StoreDriver {
         return try connections.run(s.query(sql), timed: false)
     }
 
+    func setKeepTileOutputs(plate: String, _ keep: Bool) throws {
+        let s = Statement()
+        _ = try connections.run(s.query("UPDATE plates SET keep_tile_outputs = \(s.bind(keep)) WHERE name = \(s.bind(plate))"))
+    }
+
+    func plates() throws -> [PlateInfo] {
+        try read { _ in "SELECT name, root, settings, keep_tile_outputs, created_at FROM plates ORDER BY created_at, id" }.map { row in
+            let (name, root, settings, keep, created) = try row.decode((String, String, String, Bool, Double).self)
+            return PlateInfo(name: name, root: root, settings: settings, keepTileOutputs: keep, created: created)
+        }
+    }
+
+    /// Per plate: its images, its jobs by state and kind (`jobs_plate`), the last minute's
+    /// (`jobs_finished`): a refresh reads the plate's own rows, whatever else the database holds.
     func progress(plate: String?, now: Double?) throws -> [PlateProgress] {
         try read { s in
-            let plate = s.bind(plate)
+            let filter = plate.map { "WHERE p.name = \(s.bind($0))" } ?? ""
             return """
-                SELECT p.name,
-                    (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.segmented),
-                    (SELECT COUNT(*) FROM images i WHERE i.plate_id = p.id AND i.error IS NOT NULL),
-                    COUNT(j.id) FILTER (WHERE j.kind = 'merge' AND j.state = 'succeeded'),
-                    COUNT(j.id) FILTER (WHERE j.state = 'queued'),
-                    COUNT(j.id) FILTER (WHERE j.state = 'queued' AND j.waiting_on > 0),
-                    COUNT(j.id) FILTER (WHERE j.state = 'running'),
-                    COUNT(j.id) FILTER (WHERE j.state = 'succeeded'),
-                    COUNT(j.id) FILTER (WHERE j.state = 'failed'),
-                    COUNT(j.id) FILTER (WHERE j.state IN ('succeeded', 'failed') AND j.finished_at >= plateseg_now(\(s.bind(now))) - 60)
-                FROM plates p LEFT JOIN jobs j ON j.plate_id = p.id
-                WHERE \(plate)::text IS NULL OR p.name = \(plate)::text
-                GROUP BY p.id ORDER BY p.name COLLATE "C"
+                SELECT p.name, i.images, i.unreadable, j.merged, j.queued, j.blocked, j.running, j.succeeded, j.failed,
+                    (SELECT COUNT(*) FROM jobs r WHERE r.plate_id = p.id AND r.finished_at >= plateseg_now(\(s.bind(now))) - 60
+                        AND r.state IN ('succeeded', 'failed'))
+                FROM plates p
+                CROSS JOIN LATERAL (
+                    SELECT COUNT(*) FILTER (WHERE segmented) AS images, COUNT(*) FILTER (WHERE error IS NOT NULL) AS unreadable
+                    FROM images WHERE plate_id = p.id) i
+                CROSS JOIN LATERAL (
+                    SELECT COUNT(*) FILTER (WHERE kind = 'merge' AND state = 'succeeded') AS merged,
+                           COUNT(*) FILTER (WHERE state = 'queued') AS queued,
+                           COUNT(*) FILTER (WHERE state = 'queued' AND waiting_on > 0) AS blocked,
+                           COUNT(*) FILTER (WHERE state = 'running') AS running,
+                           COUNT(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+                           COUNT(*) FILTER (WHERE state = 'failed') AS failed
+                    FROM jobs WHERE plate_id = p.id) j
+                \(filter)
+                ORDER BY p.name COLLATE "C"
                 """
         }.map { row in
             let (name, images, unreadable, merged, queued, blocked, running, succeeded, failed, recent) =
@@ -371,6 +426,60 @@ final class PostgresDriver: StoreDriver {
             return PlateProgress(plate: name, images: images, unreadableImages: unreadable, imagesMerged: merged, queued: queued,
                                  blocked: blocked, running: running, succeeded: succeeded, failed: failed, finishedLastMinute: recent)
         }
+    }
+
+    func identity(plate: String?) throws -> [PlateIdentity] {
+        var byPlate: [String: PlateIdentity] = [:]
+        let times = try read { s in
+            """
+            SELECT p.name, i.timepoint, i.timepoint_order FROM images i JOIN plates p ON p.id = i.plate_id
+            WHERE \(plate.map { "p.name = \(s.bind($0)) AND" } ?? "") i.segmented AND i.timepoint IS NOT NULL
+            GROUP BY p.name, i.timepoint_order, i.timepoint ORDER BY p.name COLLATE "C", i.timepoint_order, i.timepoint COLLATE "C"
+            """
+        }
+        for row in times {
+            let (name, label, order) = try row.decode((String, String, Int).self)
+            byPlate[name, default: PlateIdentity(plate: name, timepoints: [], channels: [])].timepoints.append(TimePoint(label: label, order: order))
+        }
+        let channels = try read { s in
+            """
+            SELECT p.name, i.channel, i.segmented, COUNT(*) FROM images i JOIN plates p ON p.id = i.plate_id
+            \(plate.map { "WHERE p.name = \(s.bind($0))" } ?? "")
+            GROUP BY p.name, i.channel, i.segmented ORDER BY p.name COLLATE "C", i.channel COLLATE "C" NULLS FIRST
+            """
+        }
+        for row in channels {
+            let (name, channel, segmented, images) = try row.decode((String, String?, Bool, Int).self)
+            byPlate[name, default: PlateIdentity(plate: name, timepoints: [], channels: [])].channels
+                .append((channel: channel, segmented: segmented, images: images))
+        }
+        return byPlate.values.sorted { $0.plate < $1.plate }
+    }
+
+    /// Two grouped passes (cells' counts by image, outputs by job), not one per plate.
+    func storage(plate: String?) throws -> [PlateStorage] {
+        try read { s in
+            let only = plate.map { "WHERE p.name = \(s.bind($0))" } ?? ""
+            return """
+                WITH cells AS (
+                    SELECT i.plate_id, SUM(c.stored_bytes)::bigint AS bytes FROM image_counts c JOIN images i ON i.id = c.image_id GROUP BY 1
+                ), outs AS (
+                    SELECT j.plate_id, SUM(octet_length(o.bytes))::bigint AS bytes, COUNT(*) AS n FROM outputs o JOIN jobs j ON j.id = o.job_id GROUP BY 1
+                )
+                SELECT p.name, COALESCE(c.bytes, 0), COALESCE(o.bytes, 0), COALESCE(o.n, 0)
+                FROM plates p LEFT JOIN cells c ON c.plate_id = p.id LEFT JOIN outs o ON o.plate_id = p.id
+                \(only) ORDER BY p.name COLLATE "C"
+                """
+        }.map { row in
+            let (name, cells, outputs, count) = try row.decode((String, Int, Int, Int).self)
+            return PlateStorage(plate: name, cellBytes: cells, tileOutputBytes: outputs, tileOutputs: count)
+        }
+    }
+
+    func verify() throws {}
+
+    func databaseBytes() throws -> Int {
+        try read { _ in "SELECT pg_database_size(current_database())" }.first?.decode(Int.self) ?? 0
     }
 
     /// `plate_id = …` for an optional plate name, as a condition.
@@ -391,24 +500,24 @@ final class PostgresDriver: StoreDriver {
 
     func images(plate: String?) throws -> [StoredImage] {
         try read { s in
-            let p = s.bind(plate)
-            return """
+            """
                 SELECT i.id, p.name, i.path, i.well, i.field, i.width, i.height, i.content_hash, i.error, j.id, j.state,
-                       i.timepoint, i.timepoint_order, i.channel, i.plane, i.segmented, i.page
+                       i.timepoint, i.timepoint_order, i.channel, i.plane, i.segmented, i.page, i.file_identity
                 FROM images i JOIN plates p ON p.id = i.plate_id
                 LEFT JOIN jobs j ON j.image_id = i.id AND j.kind = 'merge'
-                WHERE \(p)::text IS NULL OR p.name = \(p)::text
+                \(plate.map { "WHERE i.plate_id = (SELECT id FROM plates WHERE name = \(s.bind($0)))" } ?? "")
                 ORDER BY p.name COLLATE "C", i.timepoint_order NULLS FIRST, i.well COLLATE "C" NULLS FIRST, i.field NULLS FIRST,
                          i.path COLLATE "C"
                 """
         }.map { row in
             let (id, plate, path, well, field, width, height, hash, error, mergeID, mergeState, timepoint, order, channel, plane, segmented,
-                 page) = try row.decode((Int64, String, String, String?, Int?, Int, Int, String, String?, Int64?, String?,
-                                        String?, Int?, String?, Int?, Bool, Int?).self)
+                 page, identity) = try row.decode((Int64, String, String, String?, Int?, Int, Int, String, String?, Int64?, String?,
+                                                  String?, Int?, String?, Int?, Bool, Int?, String?).self)
             return StoredImage(id: id, plate: plate, path: path, well: well, field: field,
                                timepoint: Self.timepoint(timepoint, order), channel: channel, plane: plane, page: page, segmented: segmented,
                                width: width, height: height,
-                               contentHash: hash, error: error, mergeJobID: mergeID, mergeState: mergeState.flatMap(JobState.init))
+                               contentHash: hash, error: error, mergeJobID: mergeID, mergeState: mergeState.flatMap(JobState.init),
+                               fileIdentity: identity)
         }
     }
 
@@ -449,7 +558,7 @@ final class PostgresDriver: StoreDriver {
     }
 
     func artifact(of jobID: JobID) throws -> [UInt8]? {
-        try read { s in "SELECT bytes FROM artifacts WHERE job_id = \(s.bind(jobID))" }.first.map { row in
+        try read { s in "SELECT bytes FROM outputs WHERE job_id = \(s.bind(jobID))" }.first.map { row in
             [UInt8](try row.decode(ByteBuffer.self).readableBytesView)
         }
     }
@@ -457,19 +566,21 @@ final class PostgresDriver: StoreDriver {
     func dependencyArtifacts(of jobID: JobID) throws -> [StoredArtifact] {
         try read { s in
             """
-            SELECT j.id, j.kind, j.args, a.bytes FROM job_dependencies d
-            JOIN jobs j ON j.id = d.depends_on JOIN artifacts a ON a.job_id = j.id
-            WHERE d.job_id = \(s.bind(jobID)) ORDER BY j.id
+            SELECT j.id, j.kind, j.args, o.bytes FROM job_dependencies d
+            JOIN jobs j ON j.id = d.depends_on LEFT JOIN outputs o ON o.job_id = j.id
+            WHERE d.job_id = \(s.bind(jobID)) AND j.state = 'succeeded' ORDER BY j.id
             """
         }.map { row in
-            let (id, kind, args, bytes) = try row.decode((Int64, String, String, ByteBuffer).self)
-            return StoredArtifact(jobID: id, kind: kind, args: args, bytes: [UInt8](bytes.readableBytesView))
+            let (id, kind, args, bytes) = try row.decode((Int64, String, String, ByteBuffer?).self)
+            return StoredArtifact(jobID: id, kind: kind, args: args, bytes: bytes.map { [UInt8]($0.readableBytesView) } ?? [])
         }
     }
 
     func artifactCount(plate: String?) throws -> Int {
         try read { s in
-            "SELECT COUNT(*) FROM artifacts a JOIN jobs j ON j.id = a.job_id WHERE \(Self.plateCondition(s, plate, column: "j.plate_id"))"
+            """
+            SELECT COUNT(*) FROM outputs o JOIN jobs j ON j.id = o.job_id WHERE \(Self.plateCondition(s, plate, column: "j.plate_id"))
+            """
         }.first?.decode(Int.self) ?? 0
     }
 
@@ -485,18 +596,31 @@ final class PostgresDriver: StoreDriver {
         }
     }
 
-    func resultProvenance(plate: String) throws -> [JobProvenance] {
+    func provenanceGroups(plate: String?) throws -> [String: [ProvenanceGroup]] {
+        var groups: [String: [ProvenanceGroup]] = [:]
+        for row in try read({ s in
+            """
+            SELECT p.name, j.kind, a.provenance, COUNT(*) FROM jobs j JOIN artifacts a ON a.job_id = j.id JOIN plates p ON p.id = j.plate_id
+            WHERE j.state = 'succeeded' AND a.provenance IS NOT NULL
+              \(plate.map { "AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind($0)))" } ?? "")
+            GROUP BY p.name, j.kind, a.provenance ORDER BY p.name COLLATE "C", j.kind COLLATE "C", a.provenance COLLATE "C"
+            """
+        }) {
+            let (name, kind, provenance, jobs) = try row.decode((String, String, String, Int).self)
+            groups[name, default: []].append(ProvenanceGroup(kind: kind, provenance: provenance, jobs: jobs))
+        }
+        return groups
+    }
+
+    func jobs(plate: String, kind: String, provenance: String) throws -> [JobID] {
         try read { s in
             """
-            SELECT j.id, j.kind, j.args, a.provenance FROM jobs j JOIN artifacts a ON a.job_id = j.id
-            WHERE j.state = 'succeeded' AND a.provenance IS NOT NULL
+            SELECT j.id FROM jobs j JOIN artifacts a ON a.job_id = j.id
+            WHERE j.state = 'succeeded' AND j.kind = \(s.bind(kind)) AND a.provenance = \(s.bind(provenance))
               AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))
             ORDER BY j.id
             """
-        }.map { row in
-            let (id, kind, args, provenance) = try row.decode((Int64, String, String, String).self)
-            return JobProvenance(job: id, kind: kind, args: args, provenance: provenance)
-        }
+        }.map { try $0.decode(JobID.self) }
     }
 
     func provenanceRecords(plate: String) throws -> [String] {
@@ -522,53 +646,56 @@ final class PostgresDriver: StoreDriver {
         }
     }
 
-    private static func cellConditions(_ s: Statement, _ q: CellQuery) -> String {
-        let plate = s.bind(q.plate), well = s.bind(q.well), type = s.bind(q.cellType), image = s.bind(q.image)
-        let timepoint = s.bind(q.timepoint)
-        return """
-            (\(plate)::text IS NULL OR p.name = \(plate)::text) AND (\(well)::text IS NULL OR i.well = \(well)::text)
-            AND (\(type)::text IS NULL OR c.cell_type = \(type)::text) AND (\(image)::text IS NULL OR i.path = \(image)::text)
-            AND (\(timepoint)::text IS NULL OR i.timepoint = \(timepoint)::text)
-            """
-    }
-
     private static func timepoint(_ label: String?, _ order: Int?) -> TimePoint? {
         guard let label, let order else { return nil }
         return TimePoint(label: label, order: order)
     }
 
-    func cells(_ q: CellQuery) throws -> [LocatedCell] {
-        try read { s in
-            """
-            SELECT p.name, i.well, i.field, i.path, i.width, i.height, c.cell_type, c.score, c.area,
-                   c.box_x, c.box_y, c.box_width, c.box_height, c.centroid_x, c.centroid_y, c.rle,
-                   i.timepoint, i.timepoint_order, i.channel
-            FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
-            WHERE \(Self.cellConditions(s, q))
-            ORDER BY p.name COLLATE "C", i.timepoint_order NULLS FIRST, i.well COLLATE "C" NULLS FIRST, i.field NULLS FIRST,
-                     i.path COLLATE "C", c.id
-            """
-        }.map { row in
-            let (plate, well, field, path, width, height, type, score, area, bx, by, bw, bh, cx, cy, rle, timepoint, order, channel) =
-                try row.decode((String, String?, Int?, String, Int, Int, String, Double, Int, Int, Int, Int, Int, Double, Double, String,
-                                String?, Int?, String?).self)
-            return LocatedCell(plate: plate, well: well, field: field, timepoint: Self.timepoint(timepoint, order), channel: channel,
-                               imagePath: path, imageWidth: width, imageHeight: height,
-                               cell: CellRecord(cellType: type, score: score, area: area, box: (bx, by, bw, bh), centroid: (cx, cy), rle: rle))
+    func cells(ofImages ids: [Int64], cellType: String?) throws -> [Int64: [CellRecord]] {
+        guard !ids.isEmpty else { return [:] }
+        var byImage: [Int64: [CellRecord]] = [:]
+        let rows = try read { s in
+            _ = s.bind(ids)
+            if let cellType { _ = s.bind(cellType) }
+            return Self.cellsOfImages(ofType: cellType != nil)
         }
+        for row in rows {
+            let (image, type, score, area, bx, by, bw, bh, cx, cy, rle) =
+                try row.decode((Int64, String, Double, Int, Int, Int, Int, Int, Double, Double, String).self)
+            byImage[image, default: []].append(CellRecord(cellType: type, score: score, area: area, box: (bx, by, bw, bh), centroid: (cx, cy), rle: rle))
+        }
+        return byImage
     }
 
+    /// The cells of the images in $1 (of the type $2): read through `cells_image`, whatever else
+    /// the database holds.
+    static func cellsOfImages(ofType: Bool) -> String {
+        """
+        SELECT image_id, cell_type, score, area, box_x, box_y, box_width, box_height, centroid_x, centroid_y, rle
+        FROM cells WHERE image_id = ANY($1) \(ofType ? "AND cell_type = $2" : "") ORDER BY image_id, id
+        """
+    }
+
+    /// From the counts kept per image and type: a plate is counted from one row per image and
+    /// type, and only the conditions given are in the statement, so that the plate's own index
+    /// is used, whatever else the database holds.
     func wellCounts(_ q: CellQuery) throws -> [WellCount] {
         try read { s in
-            """
-            SELECT p.name, COALESCE(i.well, '?'), c.cell_type, COUNT(*), COUNT(DISTINCT i.id),
-                   AVG(c.area)::double precision, AVG(c.score), i.timepoint, i.timepoint_order
-            FROM cells c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
-            WHERE \(Self.cellConditions(s, q))
-            GROUP BY p.name, i.well, i.timepoint_order, i.timepoint, c.cell_type
-            ORDER BY p.name COLLATE "C", i.well COLLATE "C" NULLS FIRST, i.timepoint_order NULLS FIRST, i.timepoint COLLATE "C",
-                     c.cell_type COLLATE "C"
-            """
+            var conditions: [String] = []
+            if let plate = q.plate { conditions.append("i.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))") }
+            if let well = q.well { conditions.append("i.well = \(s.bind(well))") }
+            if let type = q.cellType { conditions.append("c.cell_type = \(s.bind(type))") }
+            if let image = q.image { conditions.append("i.path = \(s.bind(image))") }
+            if let timepoint = q.timepoint { conditions.append("i.timepoint = \(s.bind(timepoint))") }
+            return """
+                SELECT p.name, COALESCE(i.well, '?'), c.cell_type, SUM(c.cells)::bigint, COUNT(*),
+                       SUM(c.area_sum)::double precision / SUM(c.cells), SUM(c.score_sum) / SUM(c.cells), i.timepoint, i.timepoint_order
+                FROM image_counts c JOIN images i ON i.id = c.image_id JOIN plates p ON p.id = i.plate_id
+                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                GROUP BY p.name, i.well, i.timepoint_order, i.timepoint, c.cell_type
+                ORDER BY p.name COLLATE "C", i.well COLLATE "C" NULLS FIRST, i.timepoint_order NULLS FIRST, i.timepoint COLLATE "C",
+                         c.cell_type COLLATE "C"
+                """
         }.map { row in
             let (plate, well, type, cells, images, meanArea, meanScore, timepoint, order) =
                 try row.decode((String, String, String, Int, Int, Double, Double, String?, Int?).self)

@@ -183,6 +183,59 @@ enum PostgresSchema {
         ],
         // 4: a plate's claim reads only that plate's ready jobs (see `claimFunction`).
         [claimFunction],
+        // 5: a facility's night. A job's output bytes live in a table of their own, from which
+        // merges delete the outputs they read unless the plate keeps them (autovacuum is told to
+        // reclaim them early); counts per image and type are kept beside the cells, so that
+        // counting a plate reads one row per image and type; a resubmitted file whose identity is
+        // unchanged is not read again; a plate's jobs finished lately are found by time.
+        [
+            """
+            CREATE TABLE outputs (
+                job_id BIGINT PRIMARY KEY REFERENCES jobs(id),
+                bytes BYTEA NOT NULL
+            )
+            """,
+            // The bytes are zstd already: compressing them again costs time and saves nothing.
+            "ALTER TABLE outputs ALTER COLUMN bytes SET STORAGE EXTERNAL",
+            "INSERT INTO outputs (job_id, bytes) SELECT job_id, bytes FROM artifacts WHERE octet_length(bytes) > 0",
+            "ALTER TABLE artifacts DROP COLUMN bytes",
+            "ALTER TABLE plates ADD COLUMN keep_tile_outputs BOOLEAN NOT NULL DEFAULT false",
+            "ALTER TABLE images ADD COLUMN file_identity TEXT",
+            """
+            CREATE TABLE image_counts (
+                image_id BIGINT NOT NULL REFERENCES images(id),
+                cell_type TEXT NOT NULL,
+                cells INTEGER NOT NULL,
+                area_sum BIGINT NOT NULL,
+                score_sum DOUBLE PRECISION NOT NULL,
+                stored_bytes BIGINT NOT NULL,
+                PRIMARY KEY (image_id, cell_type)
+            )
+            """,
+            """
+            INSERT INTO image_counts (image_id, cell_type, cells, area_sum, score_sum, stored_bytes)
+            SELECT image_id, cell_type, COUNT(*), SUM(area), SUM(score), SUM(octet_length(rle) + \(cellRowBytes))
+            FROM cells GROUP BY image_id, cell_type
+            """,
+            "DROP INDEX cells_type",
+            "CREATE INDEX jobs_finished ON jobs (plate_id, finished_at) WHERE finished_at IS NOT NULL",
+            // A plate's jobs counted by state and kind from the index alone (status, progress).
+            "DROP INDEX jobs_plate",
+            "CREATE INDEX jobs_plate ON jobs (plate_id, state) INCLUDE (kind, waiting_on)",
+            // A plate's tile outputs are written and deleted within minutes: vacuum them after a
+            // thousand dead rows, not after a fifth of the table, and without the throttle meant
+            // for large tables, so that their space is reused before the table grows further.
+            """
+            ALTER TABLE outputs SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+                                     autovacuum_vacuum_cost_delay = 0,
+                                     toast.autovacuum_vacuum_scale_factor = 0, toast.autovacuum_vacuum_threshold = 1000,
+                                     toast.autovacuum_vacuum_cost_delay = 0)
+            """,
+            "DROP FUNCTION plateseg_complete_and_claim(bigint, bigint, double precision, boolean, bytea, text, jsonb, text, double precision, text)",
+            "DROP FUNCTION plateseg_complete(bigint, bigint, double precision, boolean, bytea, text, jsonb)",
+            completeFunction,
+            completeAndClaimFunction,
+        ],
     ]
 
     /// A worker's claim: the next ready job, of its plate if it has one. The planner takes a
@@ -223,8 +276,107 @@ enum PostgresSchema {
     END $$
     """
 
+    /// The job succeeds under its token, its artifact is stored, a merge's cells (and their
+    /// counts) replace the image's, the outputs it read are emptied unless the plate keeps them,
+    /// and its dependants wait on one job fewer; false: the lease was lost.
+    static let completeFunction = """
+    CREATE FUNCTION plateseg_complete(p_job bigint, p_token bigint, p_now double precision, p_store boolean,
+                                      p_bytes bytea, p_provenance text, p_cells jsonb, p_drop_inputs boolean)
+    RETURNS boolean
+    LANGUAGE plpgsql AS $$
+    #variable_conflict use_column
+    DECLARE
+        t double precision := plateseg_now(p_now);
+        image bigint;
+        plate bigint;
+    BEGIN
+        UPDATE jobs j SET state = 'succeeded', finished_at = t, lease_owner = NULL, lease_deadline = NULL,
+            last_error = NULL
+        WHERE j.id = p_job AND j.fencing_token = p_token AND j.state = 'running'
+        RETURNING j.image_id, j.plate_id INTO image, plate;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+        IF p_store THEN
+            INSERT INTO artifacts (job_id, provenance, created_at) VALUES (p_job, p_provenance, t)
+            ON CONFLICT (job_id) DO UPDATE SET provenance = excluded.provenance, created_at = excluded.created_at;
+            IF octet_length(p_bytes) > 0 THEN
+                INSERT INTO outputs (job_id, bytes) VALUES (p_job, p_bytes)
+                ON CONFLICT (job_id) DO UPDATE SET bytes = excluded.bytes;
+            ELSE
+                DELETE FROM outputs o WHERE o.job_id = p_job;
+            END IF;
+        END IF;
+        IF p_cells IS NOT NULL THEN
+            IF image IS NULL THEN
+                RAISE EXCEPTION 'merge job % has no image', p_job;
+            END IF;
+            DELETE FROM cells c WHERE c.image_id = image;
+            INSERT INTO cells (image_id, merge_job_id, cell_type, score, area, box_x, box_y, box_width, box_height,
+                               centroid_x, centroid_y, rle)
+            SELECT image, p_job, x.cell_type, x.score, x.area, x.box_x, x.box_y, x.box_width, x.box_height,
+                   x.centroid_x, x.centroid_y, x.rle
+            FROM jsonb_array_elements(p_cells) WITH ORDINALITY AS e(cell, ord),
+                 jsonb_to_record(e.cell) AS x(cell_type text, score double precision, area integer, box_x integer,
+                     box_y integer, box_width integer, box_height integer, centroid_x double precision,
+                     centroid_y double precision, rle text)
+            ORDER BY e.ord;
+            DELETE FROM image_counts c WHERE c.image_id = image;
+            INSERT INTO image_counts (image_id, cell_type, cells, area_sum, score_sum, stored_bytes)
+            SELECT image, c.cell_type, COUNT(*), SUM(c.area), SUM(c.score), SUM(octet_length(c.rle) + \(cellRowBytes))
+            FROM cells c WHERE c.image_id = image GROUP BY c.cell_type;
+        END IF;
+        IF p_drop_inputs AND NOT (SELECT p.keep_tile_outputs FROM plates p WHERE p.id = plate) THEN
+            DELETE FROM outputs o WHERE o.job_id IN (SELECT d.depends_on FROM job_dependencies d WHERE d.job_id = p_job);
+        END IF;
+        UPDATE jobs j SET waiting_on = j.waiting_on - 1
+        WHERE j.id IN (SELECT d.job_id FROM job_dependencies d WHERE d.depends_on = p_job) AND j.waiting_on > 0;
+        RETURN true;
+    END $$
+    """
+
+    /// Both in one call and one commit; the claim sees what the completion made ready.
+    static let completeAndClaimFunction = """
+    CREATE FUNCTION plateseg_complete_and_claim(p_job bigint, p_token bigint, p_now double precision, p_store boolean,
+                                                p_bytes bytea, p_provenance text, p_cells jsonb, p_drop_inputs boolean,
+                                                p_owner text, p_lease double precision, p_plate text)
+    RETURNS TABLE (completed boolean, id bigint, kind text, args text, plate text, image_id bigint, attempts integer,
+                   max_attempts integer, fencing_token bigint, lease_deadline double precision)
+    LANGUAGE plpgsql AS $$
+    BEGIN
+        completed := plateseg_complete(p_job, p_token, p_now, p_store, p_bytes, p_provenance, p_cells, p_drop_inputs);
+        IF completed THEN
+            RETURN QUERY SELECT true, c.* FROM plateseg_claim(p_owner, p_lease, p_plate, p_now) c;
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END IF;
+        RETURN NEXT;
+    END $$
+    """
+
+    /// A cell's row and index entries besides its mask, in bytes: what a plate's share of the
+    /// database is estimated with.
+    static let cellRowBytes = 96
+
     /// Any number will do, as long as nothing else in the database takes the same lock.
     static let lockKey: Int64 = 0x706C_6174_6573_6567
+
+    /// For readers: the schema must be this plateseg's.
+    static func requireCurrent(_ connections: PostgresConnections) throws {
+        let exists = try connections.run("SELECT to_regclass('plateseg_schema') IS NOT NULL").first?.decode(Bool.self) ?? false
+        let current = exists ? try connections.run("SELECT COALESCE(max(version), 0) FROM plateseg_schema").first?.decode(Int.self) ?? 0 : 0
+        let location = connections.address.redacted
+        if current > migrations.count {
+            throw JobStoreError.database(path: location, reason: "has schema version \(current), newer than this plateseg's \(migrations.count); use that plateseg version or a newer one")
+        }
+        if current == 0 {
+            throw JobStoreError.database(path: location, reason: "holds no plateseg tables; pass --db with the URL that `plateseg submit` or the workers used")
+        }
+        if current < migrations.count {
+            throw JobStoreError.database(path: location, reason: "has schema version \(current), older than this plateseg's \(migrations.count); bring it up to date with a command that writes (`plateseg submit` or `plateseg worker`), then read it")
+        }
+    }
 
     static func migrate(_ connections: PostgresConnections) throws {
         try connections.transaction(timed: false) { tx in

@@ -96,8 +96,44 @@ enum SQLiteSchema {
                 CREATE INDEX images_time ON images (plate_id, timepoint_order, well);
                 """)
         }
+        // A facility's night: a job's output bytes live in a table of their own, which merges
+        // empty of the outputs they read unless the plate keeps them (whole rows deleted: their
+        // pages are free for the next plate, where emptied rows would leave them near empty);
+        // counts per image and type are kept beside the cells, so that counting a plate reads one
+        // row per image and type, not every cell; a resubmitted file whose identity is unchanged
+        // is not read again; a plate's jobs finished lately are found by time.
+        m.registerMigration("v4") { db in
+            try db.execute(sql: """
+                CREATE TABLE outputs (
+                    job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+                    bytes BLOB NOT NULL
+                );
+                INSERT INTO outputs (job_id, bytes) SELECT job_id, bytes FROM artifacts WHERE length(bytes) > 0;
+                ALTER TABLE artifacts DROP COLUMN bytes;
+                ALTER TABLE plates ADD COLUMN keep_tile_outputs INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE images ADD COLUMN file_identity TEXT;
+                CREATE TABLE image_counts (
+                    image_id INTEGER NOT NULL REFERENCES images(id),
+                    cell_type TEXT NOT NULL,
+                    cells INTEGER NOT NULL,
+                    area_sum INTEGER NOT NULL,
+                    score_sum REAL NOT NULL,
+                    stored_bytes INTEGER NOT NULL,
+                    PRIMARY KEY (image_id, cell_type)
+                ) WITHOUT ROWID;
+                INSERT INTO image_counts (image_id, cell_type, cells, area_sum, score_sum, stored_bytes)
+                    SELECT image_id, cell_type, COUNT(*), SUM(area), SUM(score), SUM(length(rle) + \(cellRowBytes))
+                    FROM cells GROUP BY image_id, cell_type;
+                DROP INDEX cells_type;
+                CREATE INDEX jobs_finished ON jobs (plate_id, finished_at) WHERE finished_at IS NOT NULL;
+                """)
+        }
         return m
     }
+
+    /// A cell's row and index entries besides its mask, in bytes: what a plate's share of the
+    /// database is estimated with.
+    static let cellRowBytes = 96
 
     /// The next ready job, of one plate if given, read in order from an index named here: with
     /// statistics the planner may choose to walk all ready jobs, or all jobs, in id order, reading

@@ -3,7 +3,7 @@ import JobStore
 import Logging
 import Worker
 
-// plateseg-testworker --db PATH --lease SECONDS --log FILE [--exit-when-drained]
+// plateseg-testworker --db PATH --lease SECONDS --log FILE [--loops N] [--exit-when-drained]
 // Job kinds: "sleep" ({"ms": N}) sleeps then returns an artifact; "fail" always throws.
 // Every execution appends "start|end <job> <pid>" to the log file so tests can see overlaps.
 
@@ -52,11 +52,14 @@ guard let db = arguments["--db"], let logPath = arguments["--log"] else {
 let delay = Double(arguments["--retry-delay"] ?? "0") ?? 0
 let store = try openJobStore(db, settings: StoreSettings(retryPolicy: RetryPolicy { _ in delay }))
 let log = EventLog(path: logPath)
-var options = WorkerLoop.Options(owner: "test:\(ProcessInfo.processInfo.processIdentifier)")
-options.leaseSeconds = Double(arguments["--lease"] ?? "5") ?? 5
-options.idlePollSeconds = 0.05
-options.exitWhenDrained = flags.contains("--exit-when-drained")
 LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
 let logger = Logger(label: "testworker")
-let loop = WorkerLoop(store: store, handlers: ["sleep": SleepHandler(log: log), "fail": FailHandler()], options: options, logger: logger)
-WorkerProcess.run([loop], logger: logger)
+// Loops of one process share its store, as `plateseg worker --concurrency N` does.
+let loops = (0..<(Int(arguments["--loops"] ?? "1") ?? 1)).map { i in
+    var options = WorkerLoop.Options(owner: "test:\(ProcessInfo.processInfo.processIdentifier):\(i)")
+    options.leaseSeconds = Double(arguments["--lease"] ?? "5") ?? 5
+    options.idlePollSeconds = 0.05
+    options.exitWhenDrained = flags.contains("--exit-when-drained")
+    return WorkerLoop(store: store, handlers: ["sleep": SleepHandler(log: log), "fail": FailHandler()], options: options, logger: logger)
+}
+WorkerProcess.run(loops, logger: logger)
