@@ -127,8 +127,12 @@ public struct ImageIdentity: Sendable, Equatable {
     }
 
     /// MetaXpress / ImageXpress: `PLATE1_B02_s1_w1<GUID>` (site = field, wavelength = channel).
+    /// The plate name is the user's and may itself look like a well (`F01_A01_s1`): the well is
+    /// the token that carries the site or wavelength, else the last well-like token.
     private static func imageXpress(_ s: String) -> ImageIdentity? {
-        guard let m = s.firstMatch(of: imageXpressPattern), let col = int(m, 2) else { return nil }
+        let matches = s.matches(of: imageXpressPattern)
+        let withSiteOrChannel = matches.last { $0.output[3].substring != nil || $0.output[4].substring != nil }
+        guard let m = withSiteOrChannel ?? matches.last, let col = int(m, 2) else { return nil }
         return normalizedWell(row: m.output[1].substring!, column: col).map {
             ImageIdentity(well: $0, field: int(m, 3), channel: int(m, 4).map { "w\($0)" })
         }

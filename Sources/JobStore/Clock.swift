@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Where the queue's time comes from. Lease deadlines and back-offs are read on the database's
@@ -18,9 +19,12 @@ public struct StoreClock: Sendable {
     var now: Double? { reading?() }
 }
 
-/// A clock that moves only when told to.
+/// A clock that moves only when told to. Threads may wait on it (a worker's heartbeat, its
+/// back-off): they wake when it is moved, not when real time passes.
 public final class ManualClock: Sendable {
     private let time: Mutex<Double>
+    /// Broadcast on every move and every `poke()`; waiters check their own condition.
+    private let moved = NSCondition()
 
     public init(_ start: Double = 1_000_000) {
         time = Mutex(start)
@@ -29,6 +33,28 @@ public final class ManualClock: Sendable {
     public var now: Double { time.withLock { $0 } }
 
     public func advance(by seconds: Double) {
+        moved.lock()
         time.withLock { $0 += seconds }
+        moved.broadcast()
+        moved.unlock()
+    }
+
+    /// Blocks until the clock reads `deadline` or later (nil: no deadline) or `woken()` holds,
+    /// checked whenever the clock moves or `poke()` is called. Returns whether it was woken.
+    public func wait(until deadline: Double?, orUntil woken: () -> Bool) -> Bool {
+        moved.lock()
+        defer { moved.unlock() }
+        while true {
+            if woken() { return true }
+            if let deadline, now >= deadline { return false }
+            moved.wait()
+        }
+    }
+
+    /// Makes every waiter check its condition again.
+    public func poke() {
+        moved.lock()
+        moved.broadcast()
+        moved.unlock()
     }
 }

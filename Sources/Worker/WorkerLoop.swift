@@ -23,6 +23,8 @@ public final class WorkerLoop: Sendable {
         /// Past the lease the database decides: a lease still held is completed, a lease
         /// taken back is refused by its fencing token.
         public var storeRetrySeconds: Double = 600
+        /// Times the heartbeat, back-off and idle waits (tests inject a `ManualClock`).
+        public var clock: any WorkerClock = SystemWorkerClock()
 
         public init(owner: String) {
             self.owner = owner
@@ -64,7 +66,7 @@ public final class WorkerLoop: Sendable {
         var completed = 0
         var next: ClaimedJob?
         var backoff = Backoff()
-        let heartbeat = Heartbeat(store: store, leaseSeconds: options.leaseSeconds, logger: logger)
+        let heartbeat = Heartbeat(store: store, leaseSeconds: options.leaseSeconds, clock: options.clock, logger: logger)
         defer { heartbeat.close() }
         while !isStopping {
             let job: ClaimedJob?
@@ -82,7 +84,7 @@ public final class WorkerLoop: Sendable {
                 } catch {
                     let wait = backoff.next()
                     logger.error("claim failed (trying again in \(String(format: "%.1f", wait)) s): \(error)")
-                    Thread.sleep(forTimeInterval: wait)
+                    options.clock.sleep(wait)
                     continue
                 }
             }
@@ -90,7 +92,7 @@ public final class WorkerLoop: Sendable {
                 if options.once { return completed }
                 if options.exitWhenDrained, drained() { return completed }
                 if isStopping { continue }
-                Thread.sleep(forTimeInterval: options.idlePollSeconds)
+                options.clock.sleep(options.idlePollSeconds)
                 continue
             }
             let outcome = execute(job, heartbeat)
@@ -111,15 +113,15 @@ public final class WorkerLoop: Sendable {
     /// back-off, for at most `storeRetrySeconds`.
     private func patiently(_ jobID: JobID, _ operation: () throws -> Void) throws {
         var backoff = Backoff()
-        let giveUp = Date().addingTimeInterval(options.storeRetrySeconds)
+        let giveUp = options.clock.now + options.storeRetrySeconds
         while true {
             do {
                 try operation()
                 if backoff.failures > 0 { logger.notice("job \(jobID): stored after \(backoff.failures) failed attempt(s)") }
                 return
             } catch let error as JobStoreError {
-                guard case .unavailable = error, Date() < giveUp else { throw error }
-                Thread.sleep(forTimeInterval: backoff.next())
+                guard case .unavailable = error, options.clock.now < giveUp else { throw error }
+                options.clock.sleep(backoff.next())
             }
         }
     }
@@ -140,7 +142,7 @@ public final class WorkerLoop: Sendable {
 
     private func execute(_ job: ClaimedJob, _ heartbeat: Heartbeat) -> (succeeded: Bool, next: ClaimedJob?) {
         heartbeat.begin(job.lease)
-        let started = Date()
+        let started = options.clock.now
         let result: Result<JobResult, any Error>
         if let handler = handlers[job.kind] {
             result = Result { try handler.run(job) }
@@ -164,7 +166,7 @@ public final class WorkerLoop: Sendable {
                     logger.warning("job \(job.id): cannot store its result yet (\(location): \(reason)); trying again")
                     try patiently(job.id) { try store.complete(lease, result: output) }
                 }
-                logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", Date().timeIntervalSince(started))) s")
+                logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", options.clock.now - started)) s")
                 return (true, next)
             case let .failure(error):
                 // Bad input (a damaged image) fails at once: another attempt would read the same bytes.
@@ -214,8 +216,8 @@ struct Backoff {
 final class Heartbeat: Sendable {
     private struct State {
         var lease: Lease?
-        /// When the lease in hand is next extended (`DispatchTime` nanoseconds).
-        var due: UInt64 = 0
+        /// When the lease in hand is next extended, on the worker's clock.
+        var due: Double = 0
         /// The thread waits for a job and must be woken for the next one.
         var idle = false
         var closed = false
@@ -223,31 +225,34 @@ final class Heartbeat: Sendable {
 
     private let store: any JobStore
     private let leaseSeconds: Double
+    private let clock: any WorkerClock
     private let logger: Logger
     private let state = Mutex(State())
-    private let wake = DispatchSemaphore(value: 0)
+    private let wake: any WorkerAlarm
 
-    init(store: any JobStore, leaseSeconds: Double, logger: Logger) {
+    init(store: any JobStore, leaseSeconds: Double, clock: any WorkerClock, logger: Logger) {
         self.store = store
         self.leaseSeconds = leaseSeconds
+        self.clock = clock
         self.logger = logger
+        wake = clock.makeAlarm()
         Thread { [self] in beat() }.start()
     }
 
-    private static func after(_ seconds: Double) -> UInt64 {
-        DispatchTime.now().uptimeNanoseconds + UInt64(max(0, seconds) * 1e9)
+    private func after(_ seconds: Double) -> Double {
+        clock.now + max(0, seconds)
     }
 
     /// Starts extending `lease`: the job it belongs to is about to run.
     func begin(_ lease: Lease) {
         let waitingForJob = state.withLock { s in
             s.lease = lease
-            s.due = Self.after(leaseSeconds / 3)
+            s.due = after(leaseSeconds / 3)
             defer { s.idle = false }
             return s.idle
         }
         // A thread in a timed wait wakes by itself before this lease is due; only an idle one needs a signal.
-        if waitingForJob { wake.signal() }
+        if waitingForJob { wake.ring() }
     }
 
     /// Stops extending the lease of the job that ended, and returns it as last extended (nil:
@@ -262,11 +267,11 @@ final class Heartbeat: Sendable {
     /// Ends the thread; the loop is done.
     func close() {
         state.withLock { $0.closed = true }
-        wake.signal()
+        wake.ring()
     }
 
     private enum Step {
-        case wait(until: UInt64?)
+        case wait(until: Double?)
         case extend(Lease)
         case exit
     }
@@ -276,19 +281,17 @@ final class Heartbeat: Sendable {
             let step: Step = state.withLock { s in
                 if s.closed { return .exit }
                 // No job in hand, or its lease was lost: nothing to extend until the next job.
-                guard let lease = s.lease, s.due != .max else {
+                guard let lease = s.lease, s.due.isFinite else {
                     s.idle = true
                     return .wait(until: nil)
                 }
-                return DispatchTime.now().uptimeNanoseconds >= s.due ? .extend(lease) : .wait(until: s.due)
+                return clock.now >= s.due ? .extend(lease) : .wait(until: s.due)
             }
             switch step {
             case .exit:
                 return
-            case .wait(until: nil):
-                wake.wait()
-            case .wait(until: let due?):
-                _ = wake.wait(timeout: DispatchTime(uptimeNanoseconds: due))
+            case .wait(until: let due):
+                wake.wait(until: due)
             case .extend(let current):
                 let next: (Lease?, Double)
                 do {
@@ -304,7 +307,7 @@ final class Heartbeat: Sendable {
                     // The job may have ended (and another begun) while the database answered.
                     guard let held = s.lease, held.jobID == current.jobID, held.token == current.token else { return }
                     if let renewed = next.0 { s.lease = renewed }
-                    s.due = next.1.isFinite ? Self.after(next.1) : .max
+                    s.due = next.1.isFinite ? after(next.1) : .infinity
                 }
             }
         }

@@ -3,6 +3,7 @@ import Foundation
 import JobStore
 import Models
 import Pipeline
+import Worker
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -11,6 +11,8 @@ import Testing
         ("cort_b3_1.png", "B03", 1),
         ("PLATE1_B02_s1_w1.png", "B02", 1),
         ("2021-06-01_plate7_H12_s12_w2A1B2C3.png", "H12", 12),
+        ("F01_A01_s1.png", "A01", 1),
+        ("A12_P24_s3_w1.png", "P24", 3),
         ("r02c03f01p01-ch1sk1fk1fl1.png", "B03", 1),
         ("r08c12f09p01-ch2.png", "H12", 9),
     ])
@@ -25,6 +27,8 @@ import Testing
                 == ImageIdentity(well: "A01", field: nil, channel: "w2"))
         #expect(ImageIdentity.parse(fileName: "101210OranePlt1_C16_w1_[9AA4D9EA-18E4-4354-8C7D-0202029A8048].tif")
                 == ImageIdentity(well: "C16", field: nil, channel: "w1"))
+        #expect(ImageIdentity.parse(fileName: "B07_D04_w2.png") == ImageIdentity(well: "D04", field: nil, channel: "w2"))
+        #expect(ImageIdentity.parse(fileName: "H01_C03.png") == ImageIdentity(well: "C03", field: nil))
     }
 
     @Test func imageXpressTimeSeriesTakesTimeAndPlaneFromFolders() {

@@ -3,6 +3,7 @@ import Imaging
 import Testing
 @testable import Models
 
+extension Int8InProcess {
 /// `floatLayers` of a network's int8 ranges: the layers that keep the activations' precision.
 @Suite struct FloatLayersTests {
     @Test func aScopeHoldsWholeDottedParts() throws {
@@ -43,4 +44,5 @@ import Testing
         let stemFloat = try Self.run(keepingFloat: ["backbone.backbone.stem"])
         #expect(int8 != float && stemFloat != float && stemFloat != int8)
     }
+}
 }

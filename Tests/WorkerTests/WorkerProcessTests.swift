@@ -24,10 +24,15 @@ struct WorkerFixture {
         _ = try store.submit(PlateSubmission(plate: "P", root: folder.path, images: [], jobs: jobs))
     }
 
-    func startWorker(lease: Double = 5, drain: Bool = true, name: String = "worker", loops: Int = 1) throws -> Process {
+    /// `clockAt`: where the worker's store clock stands still (seconds since 1970; default: now),
+    /// so that no lease expires because the machine is slow, only when a later worker's clock is
+    /// set past it. `gate`: jobs end only once that file exists.
+    func startWorker(lease: Double = 60, drain: Bool = true, name: String = "worker", loops: Int = 1,
+                     clockAt: Double = Date().timeIntervalSince1970, gate: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = productsDirectory.appendingPathComponent("plateseg-testworker")
-        p.arguments = ["--db", db, "--log", log, "--lease", "\(lease)", "--loops", "\(loops)"] + (drain ? ["--exit-when-drained"] : [])
+        p.arguments = ["--db", db, "--log", log, "--lease", "\(lease)", "--loops", "\(loops)", "--clock-at", "\(clockAt)"]
+            + (drain ? ["--exit-when-drained"] : []) + (gate.map { ["--gate", $0] } ?? [])
         let errors = folder.appendingPathComponent("\(name).err").path
         _ = FileManager.default.createFile(atPath: errors, contents: nil)
         p.standardError = FileHandle(forWritingAtPath: errors)
@@ -72,18 +77,23 @@ func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
         #expect(try f.store.artifactCount(plate: "P") == 40)
     }
 
+    /// The victim's lease (60 s) expires on the survivor's clock, set an hour later: the job is
+    /// taken back by the lease, not by how fast the machine happens to be.
     @Test(arguments: Driver.allCases)
     func sigkilledWorkersJobIsRedoneAndStoredOnce(driver: Driver) throws {
         let f = try WorkerFixture(driver)
-        try f.submitSleepJobs(count: 4, ms: 1500)
-        let victim = try f.startWorker(lease: 1, drain: false, name: "victim")
+        try f.submitSleepJobs(count: 4, ms: 300)
+        let now = Date().timeIntervalSince1970
+        let victim = try f.startWorker(drain: false, name: "victim", clockAt: now, gate: f.folder.appendingPathComponent("never").path)
         try waitUntil { f.events().starts.count == 1 }
         let killedJob = f.events().starts[0].0
         kill(victim.processIdentifier, SIGKILL)
         victim.waitUntilExit()
         #expect(victim.terminationReason == .uncaughtSignal)
 
-        let survivor = try f.startWorker(lease: 1, name: "survivor")
+        let at59 = try openJobStore(f.db, settings: StoreSettings(clock: .manual(ManualClock(now + 59))))
+        #expect(try at59.rescueExpiredLeases() == 0, "its lease still runs at 59 s")
+        let survivor = try f.startWorker(name: "survivor", clockAt: now + 3600)
         survivor.waitUntilExit()
         #expect(survivor.terminationStatus == 0)
         let jobs = try f.store.jobs(plate: "P")
@@ -95,13 +105,18 @@ func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
         #expect(ends.filter { $0.0 == killedJob }.map(\.1) == [survivor.processIdentifier])
     }
 
+    /// The job in hand ends only after the worker has taken the signal in (its log says so).
     @Test(arguments: Driver.allCases)
     func sigtermFinishesTheJobInHandThenExits(driver: Driver) throws {
         let f = try WorkerFixture(driver)
-        try f.submitSleepJobs(count: 3, ms: 800)
-        let worker = try f.startWorker(drain: false)
+        try f.submitSleepJobs(count: 3, ms: 0)
+        let gate = f.folder.appendingPathComponent("gate").path
+        let worker = try f.startWorker(drain: false, gate: gate)
         try waitUntil { f.events().starts.count == 1 }
         kill(worker.processIdentifier, SIGTERM)
+        let errors = f.folder.appendingPathComponent("worker.err")
+        try waitUntil { (try? String(contentsOf: errors, encoding: .utf8))?.contains("finishing the job in hand") == true }
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
         worker.waitUntilExit()
         #expect(worker.terminationStatus == 0)
         let states = try f.store.jobs(plate: "P").map(\.state)
@@ -126,7 +141,7 @@ func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
     @Test func postgresRestartedMidPlateLosesAndDuplicatesNothing() throws {
         let f = try WorkerFixture(.postgres)
         try f.submitSleepJobs(count: 60, ms: 50)
-        let workers = try (0..<2).map { try f.startWorker(lease: 10, name: "w\($0)") }
+        let workers = try (0..<2).map { try f.startWorker(name: "w\($0)") }
         let startedAt = "SELECT pg_postmaster_start_time()"
         let before = try TestPostgres.psql(f.db, startedAt)
         try waitUntil { f.events().ends.count >= 10 }
@@ -152,7 +167,8 @@ func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
     @Test func sixtyFourWorkerProcessesFitADefaultServerAndRunEveryJobOnce() throws {
         let f = try WorkerFixture(.postgres)
         // Jobs longer than a heartbeat interval (lease 3 s: a heartbeat a second), so that each
-        // worker's heartbeat talks to the server while its loop holds a job.
+        // worker's heartbeat talks to the server while its loop holds a job. The store clocks
+        // stand still: however late a heartbeat on a loaded machine, no lease expires.
         try f.submitSleepJobs(count: 256, ms: 1300)
         final class Sampling: Sendable {
             let peak = Mutex(0)

@@ -4,8 +4,12 @@ import Logging
 import Worker
 
 // plateseg-testworker --db PATH --lease SECONDS --log FILE [--loops N] [--exit-when-drained]
+//                     [--clock-at SECONDS] [--gate FILE]
 // Job kinds: "sleep" ({"ms": N}) sleeps then returns an artifact; "fail" always throws.
 // Every execution appends "start|end <job> <pid>" to the log file so tests can see overlaps.
+// --clock-at: the store's clock stands still at that time (seconds since 1970), so no lease
+// expires while this process runs however slow the machine, and leases of earlier processes
+// that end before it are expired to it. --gate: a job, once started, ends only when FILE exists.
 
 struct SleepArgs: Codable { var ms: Int }
 
@@ -23,12 +27,14 @@ final class EventLog: Sendable {
 
 struct SleepHandler: JobHandler {
     let log: EventLog
+    let gate: String?
 
     func run(_ job: ClaimedJob) throws -> JobResult {
         let args = try SleepArgs(jobArgs: job.args)
         let pid = ProcessInfo.processInfo.processIdentifier
         log.write("start \(job.id) \(pid)")
         Thread.sleep(forTimeInterval: Double(args.ms) / 1000)
+        while let gate, !FileManager.default.fileExists(atPath: gate) { Thread.sleep(forTimeInterval: 0.01) }
         log.write("end \(job.id) \(pid)")
         return JobResult(artifact: Array("job \(job.id)".utf8))
     }
@@ -50,7 +56,8 @@ guard let db = arguments["--db"], let logPath = arguments["--log"] else {
     exit(2)
 }
 let delay = Double(arguments["--retry-delay"] ?? "0") ?? 0
-let store = try openJobStore(db, settings: StoreSettings(retryPolicy: RetryPolicy { _ in delay }))
+let clock: StoreClock = arguments["--clock-at"].flatMap(Double.init).map { .manual(ManualClock($0)) } ?? .database
+let store = try openJobStore(db, settings: StoreSettings(clock: clock, retryPolicy: RetryPolicy { _ in delay }))
 let log = EventLog(path: logPath)
 LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
 let logger = Logger(label: "testworker")
@@ -60,6 +67,6 @@ let loops = (0..<(Int(arguments["--loops"] ?? "1") ?? 1)).map { i in
     options.leaseSeconds = Double(arguments["--lease"] ?? "5") ?? 5
     options.idlePollSeconds = 0.05
     options.exitWhenDrained = flags.contains("--exit-when-drained")
-    return WorkerLoop(store: store, handlers: ["sleep": SleepHandler(log: log), "fail": FailHandler()], options: options, logger: logger)
+    return WorkerLoop(store: store, handlers: ["sleep": SleepHandler(log: log, gate: arguments["--gate"]), "fail": FailHandler()], options: options, logger: logger)
 }
 WorkerProcess.run(loops, logger: logger)

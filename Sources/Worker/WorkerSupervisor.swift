@@ -5,34 +5,38 @@ import JobStore
 /// named with why and what it held, its leases go back to the queue at once instead of after
 /// the lease, and it is replaced — at most `maxRestarts` times within `window`, so that a fault
 /// that kills every worker at start does not spin forever.
-final class WorkerSupervisor {
+public final class WorkerSupervisor {
     private let executable: URL
     private let arguments: [String]
     private let environment: [String: String]
     private let host = ProcessInfo.processInfo.hostName
-    private(set) var processes: [Process] = []
-    private var restarts: [Date] = []
+    public private(set) var processes: [Process] = []
+    /// When each replacement was started, on `clock`.
+    private var restarts: [Double] = []
     private let maxRestarts: Int
-    private let window: TimeInterval
+    private let window: Double
+    private let clock: any WorkerClock
     /// Set when the user asked the workers to stop: their exits are not deaths.
-    private(set) var stopping = false
+    public private(set) var stopping = false
     /// Deaths, for the summary.
-    private(set) var deaths = 0
+    public private(set) var deaths = 0
     private var handled = Set<Int32>()
 
-    init(executable: URL, arguments: [String], environment: [String: String], workers: Int,
-         maxRestarts: Int? = nil, window: TimeInterval = 600) throws {
+    /// `window`: seconds on `clock` within which at most `maxRestarts` replacements are started.
+    public init(executable: URL, arguments: [String], environment: [String: String], workers: Int,
+                maxRestarts: Int? = nil, window: Double = 600, clock: any WorkerClock = SystemWorkerClock()) throws {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
         self.maxRestarts = maxRestarts ?? max(3, 2 * workers)
         self.window = window
+        self.clock = clock
         processes = try (0..<workers).map { _ in try start() }
     }
 
-    var anyRunning: Bool { processes.contains(where: \.isRunning) }
+    public var anyRunning: Bool { processes.contains(where: \.isRunning) }
 
-    func stop() {
+    public func stop() {
         stopping = true
         processes.forEach { $0.terminate() }
     }
@@ -48,7 +52,8 @@ final class WorkerSupervisor {
 
     /// Looks at every worker once: the dead are reported, their leases given back, and (within
     /// the restart budget) replaced. Returns one line per event.
-    func check(_ db: any JobStore, now: Date = Date()) throws -> [String] {
+    public func check(_ db: any JobStore) throws -> [String] {
+        let now = clock.now
         var lines: [String] = []
         for (i, p) in processes.enumerated() where !p.isRunning && !handled.contains(p.processIdentifier) {
             guard !stopping, let why = Self.describe(p) else { continue }
@@ -56,7 +61,7 @@ final class WorkerSupervisor {
             deaths += 1
             let held = try db.releaseLeases(ofWorker: "\(host):\(p.processIdentifier):", why: "process \(p.processIdentifier) \(why)")
             let jobs = held.isEmpty ? "holding no job" : "holding job \(held.map(String.init).joined(separator: ", ")), queued again at once"
-            restarts = restarts.filter { now.timeIntervalSince($0) < window }
+            restarts = restarts.filter { now - $0 < window }
             if restarts.count < maxRestarts {
                 restarts.append(now)
                 let replacement = try start()
@@ -70,7 +75,7 @@ final class WorkerSupervisor {
     }
 
     /// Why a worker ended, or nil when it finished as asked (exit 0: the plate is drained).
-    static func describe(_ p: Process) -> String? {
+    public static func describe(_ p: Process) -> String? {
         switch p.terminationReason {
         case .uncaughtSignal:
             let sig = p.terminationStatus
