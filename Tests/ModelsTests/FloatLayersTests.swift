@@ -3,7 +3,6 @@ import Imaging
 import Testing
 @testable import Models
 
-extension Int8InProcess {
 /// `floatLayers` of a network's int8 ranges: the layers that keep the activations' precision.
 @Suite struct FloatLayersTests {
     @Test func aScopeHoldsWholeDottedParts() throws {
@@ -44,5 +43,4 @@ extension Int8InProcess {
         let stemFloat = try Self.run(keepingFloat: ["backbone.backbone.stem"])
         #expect(int8 != float && stemFloat != float && stemFloat != int8)
     }
-}
 }

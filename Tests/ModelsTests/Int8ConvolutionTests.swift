@@ -3,7 +3,6 @@ import Testing
 import CDNNL
 @testable import Models
 
-extension Int8InProcess {
 /// An int8 convolution against the same convolution in float32: the input quantised at its
 /// range (u8 when it is never negative, s8 otherwise), the weights per output channel, the bias
 /// and the residual add in real units. 8 bits carry about 1 % of the range: the outputs agree to
@@ -123,5 +122,4 @@ struct Int8ConvolutionTests {
                               precision: .int8)
         #expect(conv.precision == Precision.int8.activations)
     }
-}
 }

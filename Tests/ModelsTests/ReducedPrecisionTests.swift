@@ -3,7 +3,6 @@ import Imaging
 import Testing
 @testable import Models
 
-extension Int8InProcess {
 /// Each shipped network in bf16 and int8 against the same network in float32 on a real demo field: the
 /// reduced-precision path is judged by the engine's own float32 path (PyTorch parity is float32's
 /// test). Tolerances: of float32's detections above 0.3, 95 % (bf16) or 90 % (int8, whose
@@ -73,5 +72,4 @@ extension Int8InProcess {
         print("upernet \(precision): same class at \(same) of \(plane) pixels")
         #expect(Double(same) / Double(plane) > 0.99)
     }
-}
 }

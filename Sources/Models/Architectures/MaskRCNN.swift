@@ -198,7 +198,9 @@ public final class MaskRCNN: Model, @unchecked Sendable {
         let H = (h + m - 1) / m * m, W = (w + m - 1) / m * m
         let t = try Tensor(shape: [1, C, H, W])
         t.data.initialize(repeating: 0, count: t.count)
-        for y in 0..<h { (t.data + y * W * C).update(from: scaled.data + y * w * C, count: w * C) }
+        withExtendedLifetime(scaled) {
+            for y in 0..<h { (t.data + y * W * C).update(from: scaled.data + y * w * C, count: w * C) }
+        }
         return t
     }
 
@@ -220,8 +222,10 @@ public final class MaskRCNN: Model, @unchecked Sendable {
             .pool(out.proposals, levels: levels, features: pyramid, strides: levelStrides, into: pooled.data)
         let hidden = try fc7(fc6(pooled))
         let logits = try classScore(hidden).floats(), regression = try boxPrediction(hidden).floats()
-        out.classLogits = Array(UnsafeBufferPointer(start: logits.data, count: logits.count))
-        out.boxRegression = Array(UnsafeBufferPointer(start: regression.data, count: regression.count))
+        withExtendedLifetime((logits, regression)) {
+            out.classLogits = Array(UnsafeBufferPointer(start: logits.data, count: logits.count))
+            out.boxRegression = Array(UnsafeBufferPointer(start: regression.data, count: regression.count))
+        }
         out.detections = detections(out, imageW: imageW, imageH: imageH)
         guard !out.detections.isEmpty else { return out }
 
@@ -244,7 +248,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
             let n = masks.c
             out.maskLogits += part.enumerated().map { d, det in
                 let channel = n == 1 ? 0 : det.label + 1
-                return (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + channel] }
+                return withExtendedLifetime(masks) { (0..<(S * S)).map { masks.data[(d * S * S + $0) * n + channel] } }
             }
         }
         return out
@@ -277,6 +281,7 @@ public final class MaskRCNN: Model, @unchecked Sendable {
                 guard box.x1 - box.x0 >= 1e-3, box.y1 - box.y0 >= 1e-3 else { continue }
                 candidates.append(Candidate(box: box, score: sigmoid(o[i]), label: level))
             }
+            withExtendedLifetime((obj, deltas)) {}
         }
         return nonMaximumSuppression(candidates, threshold: config.rpnNmsThreshold, byClass: true, limit: config.rpnPostNmsTopN)
             .map(\.box)

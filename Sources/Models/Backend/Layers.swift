@@ -355,6 +355,7 @@ final class Deconv2D: @unchecked Sendable {
                 }
             }
         }
+        withExtendedLifetime(t) {}
         return y
     }
 }

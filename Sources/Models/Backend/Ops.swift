@@ -157,6 +157,7 @@ enum Ops {
                 }
             }
         }
+        withExtendedLifetime(x) {}
         return y
     }
 

@@ -49,6 +49,15 @@ final class Tensor: @unchecked Sendable {
     /// This tensor as float32, for code that reads its numbers.
     func floats() throws -> Tensor { try converted(to: .fp32) }
 
+    /// `body` on this tensor's float32 elements. A converted copy lives until `body` returns: a
+    /// pointer into a copy that was released reads a buffer the pool may already have handed to
+    /// another thread (a bf16 or int8 network's outputs came out changed when two threads ran
+    /// networks in one process).
+    func withFloats<R>(_ body: (UnsafeMutablePointer<Float>) throws -> R) throws -> R {
+        let f = try floats()
+        return try withExtendedLifetime(f) { try body(f.data) }
+    }
+
     /// The size of one element in bytes.
     var elementSize: Int { format.size }
 
@@ -86,13 +95,14 @@ final class Tensor: @unchecked Sendable {
     /// The values in planar NCHW order.
     func nchw() throws -> [Float] {
         let (C, HW) = (c, h * w)
-        let p = try floats().data
         var out = [Float](repeating: 0, count: count)
-        out.withUnsafeMutableBufferPointer { o in
-            for n in 0..<n {
-                for ch in 0..<C {
-                    let dst = (n * C + ch) * HW
-                    for i in 0..<HW { o[dst + i] = p[(n * HW + i) * C + ch] }
+        try withFloats { p in
+            out.withUnsafeMutableBufferPointer { o in
+                for n in 0..<n {
+                    for ch in 0..<C {
+                        let dst = (n * C + ch) * HW
+                        for i in 0..<HW { o[dst + i] = p[(n * HW + i) * C + ch] }
+                    }
                 }
             }
         }
