@@ -18,8 +18,8 @@ struct Status: ParsableCommand {
     var watch = false
 
     func run() throws {
-        // Every page of the file is read once: a damaged database is said here, not found later
-        // by the query that reaches the damaged page.
+        // Every page of the tables shown here is read once: a damaged database is said here, not
+        // found later by the query that reaches the damaged page.
         try store.openForReading().verify()
         // On a terminal the screen is redrawn; into a pipe or a file each refresh is appended,
         // flushed at once (stdout is block-buffered there, and --watch never ends on its own).

@@ -575,8 +575,11 @@ final class SQLiteDriver: StoreDriver {
     }
 
     func verify() throws {
-        let result = try reading { db in try String.fetchAll(db, sql: "PRAGMA quick_check(1)") }
-        guard result == ["ok"] else { throw JobStoreError.damaged(location: path) }
+        let damaged = try reading { db in
+            let tables = try String.fetchAll(db, sql: "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT IN ('cells', 'outputs')")
+            return try tables.contains { try String.fetchAll(db, sql: "PRAGMA quick_check(\($0.quotedDatabaseIdentifier))") != ["ok"] }
+        }
+        guard !damaged else { throw JobStoreError.damaged(location: path) }
     }
 
     func databaseBytes() throws -> Int {
