@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "plateseg-bench",
             dependencies: [
-                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "Pipeline", "CTIFF", "PlatesegTestSupport",
+                "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "Pipeline", "CTIFF", "PlateFixtures",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -67,7 +67,7 @@ let package = Package(
         // replays a corpus through them (the regression run of `make test`).
         .executableTarget(
             name: "plateseg-fuzz",
-            dependencies: ["Imaging", "Models", "JobStore", "Coordinator", "Ensemble", "CTIFF", "PlatesegTestSupport"],
+            dependencies: ["Imaging", "Models", "JobStore", "Coordinator", "Ensemble", "Pipeline", "CTIFF", "PlateFixtures"],
             swiftSettings: strict),
 
         // A worker process for the queue's own tests: the real loop, with job kinds the tests control.
@@ -77,17 +77,18 @@ let package = Package(
             path: "Tests/Support/plateseg-testworker",
             swiftSettings: strict),
 
-        // What the store, worker and end-to-end tests share: the driver list and the test databases.
-        .target(name: "PlatesegTestSupport", dependencies: ["JobStore", "CTIFF"], path: "Tests/Support/PlatesegTestSupport", swiftSettings: strict),
+        // What the tests, the benchmarks and the fuzzer's seeds build plates and databases with: the
+        // drivers and their scratch databases, a TIFF writer, the chaos harness. No test framework.
+        .target(name: "PlateFixtures", dependencies: ["JobStore", "CTIFF"], swiftSettings: strict),
 
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CTIFF", "PlatesegTestSupport"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CTIFF", "PlateFixtures"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging", "PlatesegTestSupport", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
-        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging", "PlatesegTestSupport"], swiftSettings: strict),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker", "PlatesegTestSupport"], swiftSettings: strict),
-        .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlatesegTestSupport", "Imaging", "CTIFF"], swiftSettings: strict),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "Imaging", "PlateFixtures", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
+        .testTarget(name: "CoordinatorTests", dependencies: ["Coordinator", "JobStore", "Imaging", "PlateFixtures"], swiftSettings: strict),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Coordinator", "JobStore", "Imaging", "plateseg-testworker", "PlateFixtures"], swiftSettings: strict),
+        .testTarget(name: "EndToEndTests", dependencies: ["plateseg", "PlateFixtures", "Imaging", "CTIFF"], swiftSettings: strict),
         .testTarget(
-            name: "PipelineTests", dependencies: ["Pipeline", "Ensemble", "JobStore", "Imaging", "PlatesegTestSupport", .product(name: "CSV", package: "CSV.swift")],
+            name: "PipelineTests", dependencies: ["Pipeline", "Ensemble", "JobStore", "Imaging", "PlateFixtures", .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: strict),
         .testTarget(name: "EnsembleTests", dependencies: ["Ensemble", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),
     ]

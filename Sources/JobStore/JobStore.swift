@@ -79,6 +79,10 @@ public protocol ResultStore: Sendable {
     func jobs(plate: String, kind: String, provenance: String) throws -> [JobID]
     /// The distinct provenance records (model files, ensemble configs) of a plate's results.
     func provenanceRecords(plate: String) throws -> [String]
+    /// Every provenance record some succeeded job holds, with that job's kind, whatever the
+    /// plates: a few (one per model file, precision and ensemble config), found without reading
+    /// the jobs.
+    func provenancesInUse() throws -> [(kind: String, provenance: String)]
     /// Time spent in succeeded jobs of a plate, by job kind: (kind, jobs, seconds).
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)]
 

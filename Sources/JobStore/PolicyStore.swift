@@ -102,6 +102,7 @@ final class PolicyStore: JobQueue, ResultStore {
         try driver.jobs(plate: plate, kind: kind, provenance: provenance)
     }
     func provenanceRecords(plate: String) throws -> [String] { try driver.provenanceRecords(plate: plate) }
+    func provenancesInUse() throws -> [(kind: String, provenance: String)] { try driver.provenancesInUse() }
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] { try driver.jobTimes(plate: plate) }
     func cells(ofImages ids: [Int64], cellType: String?) throws -> [Int64: [CellRecord]] {
         try driver.cells(ofImages: ids, cellType: cellType)

@@ -38,6 +38,7 @@ protocol StoreDriver: Sendable {
     func provenanceGroups(plate: String?) throws -> [String: [ProvenanceGroup]]
     func jobs(plate: String, kind: String, provenance: String) throws -> [JobID]
     func provenanceRecords(plate: String) throws -> [String]
+    func provenancesInUse() throws -> [(kind: String, provenance: String)]
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)]
     func cells(ofImages ids: [Int64], cellType: String?) throws -> [Int64: [CellRecord]]
     func wellCounts(_ query: CellQuery) throws -> [WellCount]

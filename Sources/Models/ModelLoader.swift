@@ -40,10 +40,7 @@ public enum ModelLoader {
         do { data = try Data(contentsOf: URL(fileURLWithPath: companion)) } catch {
             throw ModelError.calibration(file: path, reason: "has no int8 calibration beside it (\(companion)); run `plateseg calibrate-int8` or choose --precision bf16 or fp32")
         }
-        let ranges: ActivationRanges
-        do { ranges = try JSONDecoder().decode(ActivationRanges.self, from: data) } catch {
-            throw ModelError.calibration(file: companion, reason: "cannot be read as int8 ranges (\(error)); run `plateseg calibrate-int8` again")
-        }
+        let ranges = try ActivationRanges.decode(data, file: companion)
         let hash = ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: path)))
         guard ranges.modelFile == hash else {
             throw ModelError.calibration(file: companion, reason: "was calibrated for another version of \(path) (\(ranges.modelFile), the file is \(hash)); run `plateseg calibrate-int8` again")

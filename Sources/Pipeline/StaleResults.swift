@@ -27,18 +27,35 @@ public struct StaleResults: Sendable {
         let folder = ModelsFolder(modelsDir)
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isFolder), isFolder.boolValue else { return [:] }
+        // The records in use are a few whatever the night's size; only the jobs of the stale
+        // ones are read.
+        let records = try db.provenancesInUse()
+        guard !records.isEmpty else { return [:] }
         var current = Dictionary(try folder.files().map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
         for file in folder.modelFiles {
             let ranges = ActivationRanges.path(besideModel: file)
             if let data = FileManager.default.contents(atPath: ranges) { current[(ranges as NSString).lastPathComponent] = ContentHash.of(data) }
         }
         let config = ContentHash.of(try folder.ensembleConfig().jsonData())
-        // Every plate's records in one pass when there are several.
-        let groups = try plates.count == 1 ? [plates[0]: db.provenanceGroups(plate: plates[0])] : db.provenanceGroups(plate: nil)
+        let stale = records.compactMap { record in
+            changedFile(kind: record.kind, provenance: record.provenance, modelFiles: current, ensembleConfig: config)
+                .map { (record, $0) }
+        }
         var found: [String: StaleResults] = [:]
         for plate in plates {
-            let stale = try find(in: db, plate: plate, groups: groups[plate] ?? [], modelFiles: current, ensembleConfig: config)
-            if !stale.isEmpty { found[plate] = stale }
+            var results = StaleResults()
+            var changed = Set<String>()
+            for (record, file) in stale {
+                let jobs = try db.jobs(plate: plate, kind: record.kind, provenance: record.provenance)
+                guard !jobs.isEmpty else { continue }
+                if record.kind == MergeJob.kind { results.merges += jobs } else { results.tiles += jobs }
+                changed.insert(file)
+            }
+            guard !results.isEmpty else { continue }
+            results.tiles.sort()
+            results.merges.sort()
+            results.changedFiles = changed.sorted()
+            found[plate] = results
         }
         return found
     }
@@ -47,41 +64,23 @@ public struct StaleResults: Sendable {
         try find(in: db, plates: [plate], modelsDir: modelsDir)[plate] ?? StaleResults()
     }
 
-    /// Reads the plate's distinct provenance records (a few: one per model file and precision,
-    /// one per ensemble config), then only the jobs of those that are stale.
-    private static func find(in db: any JobStore, plate: String, groups: [ProvenanceGroup], modelFiles current: [String: String],
-                             ensembleConfig config: String) throws -> StaleResults {
-        var stale = StaleResults()
-        var changed = Set<String>()
-        for group in groups {
-            switch group.kind {
-            case InferJob.kind:
-                guard let made = try? ModelSource(jobArgs: group.provenance) else { continue }
-                let model = ((made.file as NSString).lastPathComponent as NSString).deletingPathExtension
-                let weights = "\(model).safetensors", ranges = "\(model).int8.json"
-                let differs: String?
-                if let now = current[weights], now != made.contentHash {
-                    differs = weights
-                } else if let used = made.calibration, let now = current[ranges], now != used {
-                    differs = ranges
-                } else {
-                    differs = nil
-                }
-                guard let differs else { continue }
-                stale.tiles += try db.jobs(plate: plate, kind: group.kind, provenance: group.provenance)
-                changed.insert(differs)
-            case MergeJob.kind:
-                guard let made = try? MergeProvenance(jobArgs: group.provenance), made.ensembleConfig != config else { continue }
-                stale.merges += try db.jobs(plate: plate, kind: group.kind, provenance: group.provenance)
-                changed.insert("ensemble.json")
-            default:
-                continue
-            }
+    /// The file in the folder now that differs from the one a provenance record names, if any.
+    private static func changedFile(kind: String, provenance: String, modelFiles current: [String: String],
+                                    ensembleConfig config: String) -> String? {
+        switch kind {
+        case InferJob.kind:
+            guard let made = try? ModelSource(jobArgs: provenance) else { return nil }
+            let model = ((made.file as NSString).lastPathComponent as NSString).deletingPathExtension
+            let weights = "\(model).safetensors", ranges = "\(model).int8.json"
+            if let now = current[weights], now != made.contentHash { return weights }
+            if let used = made.calibration, let now = current[ranges], now != used { return ranges }
+            return nil
+        case MergeJob.kind:
+            guard let made = try? MergeProvenance(jobArgs: provenance), made.ensembleConfig != config else { return nil }
+            return "ensemble.json"
+        default:
+            return nil
         }
-        stale.tiles.sort()
-        stale.merges.sort()
-        stale.changedFiles = changed.sorted()
-        return stale
     }
 
     /// "3 tiles and 3 merges of plate demo were made by other versions of maskrcnn.safetensors, ensemble.json"

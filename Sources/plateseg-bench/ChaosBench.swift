@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PlatesegTestSupport
+import PlateFixtures
 
 /// `make chaos`: a plate of real fields run undisturbed, then again while worker processes are
 /// SIGKILLed at random, the coordinator is killed mid-submit and mid-run, and (on PostgreSQL) the

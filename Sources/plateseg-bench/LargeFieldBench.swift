@@ -2,7 +2,7 @@ import ArgumentParser
 import CTIFF
 import Foundation
 import Imaging
-import PlatesegTestSupport
+import PlateFixtures
 
 /// A plate of large 16-bit fields made from real images, as an instrument with a big camera
 /// writes them: each field a mosaic of 704x520 fields, cropped square, stored as a camera

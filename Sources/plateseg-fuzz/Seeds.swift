@@ -2,7 +2,7 @@ import CTIFF
 import Ensemble
 import Foundation
 import Imaging
-import PlatesegTestSupport
+import PlateFixtures
 
 /// The seed corpus, from the repository's real files: crops of the demo's phase-contrast fields
 /// in the layouts cameras write, rows of the demo's annotations, its manifest, the shipped
@@ -71,12 +71,31 @@ enum Seeds {
         let truth = try String(contentsOf: demo.appendingPathComponent("truth.csv"), encoding: .utf8).split(whereSeparator: \.isNewline)
         let rows = truth.dropFirst().prefix(5).map { $0.split(separator: ",", omittingEmptySubsequences: false) }
         let masks = try rows.map { try KaggleRLE.decode($0[1], width: 704, height: 520) }
+        // Each cell also in an image just larger than itself: a decoded mask is as large as the
+        // box its runs span, so mutations of whole-field encodings (runs across many rows) spend
+        // their time filling bitmaps; the small image keeps every execution cheap.
+        let cellImages = masks.map { mask in
+            let pad = 2
+            let window = PixelRect(x: mask.box.x - pad, y: mask.box.y - pad, width: mask.box.width + 2 * pad, height: mask.box.height + 2 * pad)
+            var bits = [UInt8](repeating: 0, count: window.area)
+            for y in 0..<mask.box.height {
+                for x in 0..<mask.box.width { bits[(y + pad) * window.width + x + pad] = mask.bits[y * mask.box.width + x] }
+            }
+            return Mask(imageWidth: window.width, imageHeight: window.height, window: PixelRect(x: 0, y: 0, width: window.width, height: window.height), bits: bits)
+        }
         let kaggle = try folder("kaggle-rle"), coco = try folder("coco-rle")
         for (i, row) in rows.enumerated() {
             try Data("704 520\n\(row[1])".utf8).write(to: kaggle.appendingPathComponent("demo-\(i).txt"))
             try Data("704 520\n\(COCORLE(mask: masks[i]).compressedString)".utf8).write(to: coco.appendingPathComponent("demo-\(i).txt"))
+            let m = cellImages[i]
+            try Data("\(m.imageWidth) \(m.imageHeight)\n\(KaggleRLE.encode(m))".utf8).write(to: kaggle.appendingPathComponent("demo-cell-\(i).txt"))
         }
         try Data((truth.prefix(6).joined(separator: "\n") + "\n").utf8).write(to: try folder("truth-csv").appendingPathComponent("demo.csv"))
+        let cellRows = rows.enumerated().map { i, row in
+            "\(row[0])\(i % 2),\(KaggleRLE.encode(cellImages[i])),\(cellImages[i].imageWidth),\(cellImages[i].imageHeight),\(row[4])"
+        }
+        try Data((([String(truth[0])] + cellRows + [cellRows[0]]).joined(separator: "\r\n") + "\r\n").utf8)
+            .write(to: try folder("truth-csv").appendingPathComponent("demo-cells.csv"))
         let annotations: [[String: Any]] = masks.enumerated().map { i, mask in
             ["id": i + 1, "image_id": 1, "category_id": 1, "iscrowd": 0,
              "segmentation": ["size": [520, 704], "counts": COCORLE(mask: mask).compressedString]]
@@ -108,6 +127,28 @@ enum Seeds {
         try Data("file,well,field,timepoint,channel,page\nscan1/a.tif,B03,1,00d04h00m,Phase,1\nscan2/a.tif,b3,2,2,,2\n".utf8)
             .write(to: manifest.appendingPathComponent("time-series.csv"))
         try copy(repo.appendingPathComponent("models/ensemble.json"), to: try folder("ensemble-json").appendingPathComponent("shipped.json"))
+        for network in ["yolox", "upernet"] {
+            try copy(repo.appendingPathComponent("models/\(network).int8.json"), to: try folder("int8-ranges").appendingPathComponent("\(network).json"))
+        }
+        // Images of two plates (one with subfolders, a name twice) and the ids a truth file names
+        // them by: the path with or without extension, the bare name, names of no image.
+        try Data("""
+            P1 a/x.png
+            P1 b/x.png
+            P1 b/y.tif
+            P2 0f08d640930b.png
+            P2 sub dir/z.png
+            --
+            a/x
+            x.png
+            b/y
+            y
+            0f08d640930b
+            sub dir/z.png
+            /plates/P1/a/x.png
+            nothing
+
+            """.utf8).write(to: try folder("truth-names").appendingPathComponent("two-plates.txt"))
 
         let names = try folder("names")
         for (i, name) in [

@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import JobStore
 import Models
+import Pipeline
 
 /// Every parser that reads bytes from outside the program, each as a function of one input.
 /// Errors are the expected answer to bad bytes; a crash, a hang or a sanitizer report is a bug.
@@ -17,6 +18,8 @@ enum FuzzTargets {
         "artifact-payload": { _ = try? TileArtifact.decode(Zstd.compress([UInt8]($0), level: 1), name: "fuzz") },
         "kaggle-rle": { data in
             guard let (width, height, text) = sized(data) else { return }
+            // Large images only make bitmaps larger, not the parser different.
+            guard width.multipliedReportingOverflow(by: height).partialValue <= 1 << 16 || width <= 0 || height <= 0 else { return }
             _ = try? KaggleRLE.decode(text, width: width, height: height)
         },
         "coco-rle": { data in
@@ -31,6 +34,8 @@ enum FuzzTargets {
         "ensemble-json": { data in
             _ = try? EnsembleConfig.load(path: scratch(data, "ensemble.json"))
         },
+        "int8-ranges": int8Ranges,
+        "truth-names": truthNames,
         "names": { data in
             let name = String(decoding: data, as: UTF8.self)
             _ = ImageIdentity.parse(relativePath: name)
@@ -50,6 +55,43 @@ enum FuzzTargets {
         guard let file = try? SafeTensorsFile(path: scratch(data, "model.safetensors")) else { return }
         let weights = Weights(file: file)
         for (name, entry) in file.entries { _ = try? weights.tensor(name, shape: entry.shape) }
+    }
+
+    /// A ranges file that is accepted gives every layer a usable int8 scale.
+    static func int8Ranges(_ data: Data) {
+        guard let ranges = try? ActivationRanges.decode(data, file: "fuzz.int8.json") else { return }
+        for (layer, range) in ranges.layers.merging(ranges.outputs, uniquingKeysWith: { a, _ in a }) {
+            let scale = (range.minimum >= 0 ? 255 : 127) / max(range.bound, 1e-6)
+            precondition(scale.isFinite && scale > 0, "layer \(layer): range \(range) accepted with int8 scale \(scale)")
+        }
+    }
+
+    /// Lines "PLATE PATH" (paths under /plates/PLATE), "--", then ids as a truth file gives them:
+    /// an id names only images it is a name of (path, path in the plate folder with or without
+    /// extension, bare file name), and one image at most or an error.
+    static func truthNames(_ data: Data) {
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let split = lines.firstIndex(of: "--") ?? lines.endIndex
+        var images: [StoredImage] = []
+        for line in lines[..<split] {
+            guard let space = line.firstIndex(of: " ") else { continue }
+            let plate = String(line[..<space]), path = "/plates/\(plate)/\(line[line.index(after: space)...])"
+            images.append(StoredImage(id: Int64(images.count), plate: plate, path: path, well: nil, field: nil, width: 1, height: 1, contentHash: ""))
+        }
+        let plates = Set(images.map(\.plate)).map { PlateInfo(name: $0, root: "/plates/\($0)", settings: "", keepTileOutputs: false, created: 0) }
+        let names = ImageNames(images, plates: plates)
+        for id in lines[split...].dropFirst().map(String.init) {
+            let found = names.images(named: id)
+            for image in found {
+                let relative = names.name(of: image), file = (relative as NSString).lastPathComponent
+                let forms = [image.path, relative, (relative as NSString).deletingPathExtension, file, (file as NSString).deletingPathExtension]
+                precondition(forms.contains(id), "\(id) named \(image.path), which it is no name of")
+            }
+            switch Result(catching: { try names.image(named: id) }) {
+            case .success(let one): precondition(found.count <= 1 && one?.id == found.first?.id, "\(id): \(found.count) images, one given")
+            case .failure: precondition(found.count > 1, "\(id) refused though it names \(found.count) image(s)")
+            }
+        }
     }
 
     /// "WIDTH HEIGHT\n" and then the encoding, as a truth file gives them together.

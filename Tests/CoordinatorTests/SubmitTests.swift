@@ -2,7 +2,7 @@ import Coordinator
 import Foundation
 import Imaging
 import JobStore
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

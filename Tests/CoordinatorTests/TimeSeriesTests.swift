@@ -2,7 +2,7 @@ import Coordinator
 import Foundation
 import Imaging
 import JobStore
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// Plates as imagers write them: time points in folders or names, several channels per field,

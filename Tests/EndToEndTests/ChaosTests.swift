@@ -1,5 +1,5 @@
 import Foundation
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// The short chaos run of `make test` (the long one is `make chaos`): six real fields, worker

@@ -1,5 +1,5 @@
 import Foundation
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// `--db` as users get it wrong, and what they are told: one line naming what and how to fix

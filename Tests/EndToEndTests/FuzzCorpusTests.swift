@@ -5,7 +5,7 @@ import Testing
 /// since), runs through its parser without a crash: the regression half of `make fuzz`.
 @Suite struct FuzzCorpusTests {
     static let targets = ["png", "tiff", "safetensors", "artifact", "artifact-payload", "kaggle-rle", "coco-rle", "manifest", "truth-csv",
-                          "truth-coco", "ensemble-json", "names"]
+                          "truth-coco", "truth-names", "ensemble-json", "int8-ranges", "names"]
 
     @Test(arguments: targets)
     func theCorpusRunsThroughItsParser(target: String) throws {

@@ -1,7 +1,7 @@
 import Foundation
 import Imaging
 import JobStore
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// What a hostile user found answered wrongly without a word, now answered rightly or refused

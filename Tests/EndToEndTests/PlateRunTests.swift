@@ -1,7 +1,7 @@
 import CTIFF
 import Foundation
 import Imaging
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// The `plateseg` program as a user runs it: real demo images, real networks (the small

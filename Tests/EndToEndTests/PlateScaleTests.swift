@@ -1,7 +1,7 @@
 import Foundation
 import Imaging
 import JobStore
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// What a night leaves for a plate, made without the networks: `wells` x `fields` fields, each

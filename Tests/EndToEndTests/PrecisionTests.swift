@@ -1,6 +1,6 @@
 import Foundation
 import Imaging
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// `--precision` as a user meets it: `auto` says what it chose, and each tile records what its

@@ -1,5 +1,5 @@
 import Foundation
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// The README's command reference is what `plateseg --help` says: every subcommand is listed,

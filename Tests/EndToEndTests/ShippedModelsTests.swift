@@ -1,6 +1,6 @@
 import Foundation
 import Imaging
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// The shipped networks on real demo fields delivered as instruments deliver them: dimmed and

@@ -1,5 +1,5 @@
 import Foundation
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 /// A live-cell plate as an ImageXpress writes it — `TimePoint_N` folders, two wavelengths,

@@ -1,7 +1,7 @@
 import CTIFF
 import Foundation
 import Imaging
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 
 let instruments = repositoryRoot.appendingPathComponent("Tests/ImagingTests/Fixtures/instruments")

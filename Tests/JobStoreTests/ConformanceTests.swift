@@ -292,6 +292,9 @@ import Testing
         #expect(jobs.filter { $0.state == .queued }.count == 4, "the two tiles and both merges that read them")
         #expect(try store.provenanceGroups(plate: "P1") == [ProvenanceGroup(kind: "infer", provenance: "model-{\"t\":1}", jobs: 2)])
         #expect(try store.provenanceGroups(plate: "P2").count == 2, "another plate is untouched")
+        #expect(try store.provenancesInUse().map { "\($0.kind) \($0.provenance)" } == ["infer model-{\"t\":0}", "infer model-{\"t\":1}", "merge config-1"],
+                "P2's tile and merge still hold theirs")
+        #expect(try store.provenanceRecords(plate: "P1") == ["config-1", "model-{\"t\":0}", "model-{\"t\":1}"], "records of jobs waiting to run again stay")
     }
 
     @Test(arguments: Driver.allCases)

@@ -54,3 +54,29 @@ import Testing
         #expect(!counts.contains { $0.contains("cells") && !$0.contains("image_counts") }, "the cells themselves are not read: \(counts)")
     }
 }
+
+/// What `status` reads of every plate: counts from indexes alone and the provenance records in
+/// use by an index probe each, never a pass over the jobs (a night of 20 plates holds 276,480).
+@Suite struct SQLiteStatusPlanTests {
+    @Test func aPlatesProgressAndTheRecordsInUseReadIndexesOnly() throws {
+        let location = try Driver.sqlite.freshLocation()
+        let store = try openJobStore(location)
+        _ = try store.submit(samplePlate(name: "P1", images: 50, tiles: 2))
+        while let job = try store.claim(owner: "t", leaseSeconds: 60) {
+            try store.complete(job.lease, result: JobResult(provenance: job.kind, cells: job.kind == "merge" ? [cell("astro")] : nil))
+        }
+        let db = try DatabaseQueue(path: location)
+        try db.write { try $0.execute(sql: "ANALYZE") }
+        let plan = { (sql: String) in
+            try db.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + sql, arguments: [1]).map { $0["detail"] as String } }
+        }
+        for sql in SQLiteSchema.plateProgress {
+            let steps = try plan(sql)
+            #expect(steps.allSatisfy { $0.contains("USING COVERING INDEX") } && !steps.contains { $0.contains("TEMP B-TREE") }, "\(sql): \(steps)")
+        }
+        let inUse = try db.read { db in try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + SQLiteSchema.provenancesInUse).map { $0["detail"] as String } }
+        #expect(!inUse.contains { $0.hasPrefix("SCAN j") || $0.hasPrefix("SCAN a") }, "\(inUse)")
+        #expect(inUse.contains { $0.contains("INDEX artifacts_provenance") }, "\(inUse)")
+        #expect(try store.provenancesInUse().map(\.kind) == ["infer", "merge"])
+    }
+}

@@ -18,9 +18,9 @@ import Testing
         #expect { try openJobStore(location) } throws: { "\($0)".contains("newer") && "\($0)".contains("plateseg") }
         switch driver {
         case .sqlite:
-            #expect(try DatabaseQueue(path: location).read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") } == ["v1", "v2", "v3", "v4", "v99"])
+            #expect(try DatabaseQueue(path: location).read { try String.fetchAll($0, sql: "SELECT identifier FROM grdb_migrations") } == ["v1", "v2", "v3", "v4", "v5", "v99"])
         case .postgres:
-            #expect(try TestPostgres.psql(location, "SELECT string_agg(version::text, ',' ORDER BY version) FROM plateseg_schema") == "1,2,3,4,5,99")
+            #expect(try TestPostgres.psql(location, "SELECT string_agg(version::text, ',' ORDER BY version) FROM plateseg_schema") == "1,2,3,4,5,6,99")
         }
     }
 

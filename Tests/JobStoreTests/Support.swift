@@ -1,7 +1,7 @@
 import Foundation
 import Imaging
 import JobStore
-@_exported import PlatesegTestSupport
+@_exported import PlateFixtures
 
 import Testing
 

@@ -3,7 +3,7 @@ import Foundation
 import Imaging
 import Testing
 import JobStore
-@_exported import PlatesegTestSupport
+@_exported import PlateFixtures
 import Worker
 
 /// One 100x80 field with two rectangular cells of `cellType`, its three tile jobs completed with

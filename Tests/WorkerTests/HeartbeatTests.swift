@@ -1,7 +1,7 @@
 import Foundation
 import JobStore
 import Logging
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 import Worker
 

@@ -1,6 +1,6 @@
 import Foundation
 import JobStore
-import PlatesegTestSupport
+import PlateFixtures
 import Synchronization
 import Testing
 

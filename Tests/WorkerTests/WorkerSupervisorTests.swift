@@ -1,6 +1,6 @@
 import Foundation
 import JobStore
-import PlatesegTestSupport
+import PlateFixtures
 import Testing
 import Worker
 

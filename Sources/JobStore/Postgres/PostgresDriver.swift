@@ -587,7 +587,8 @@ final class PostgresDriver: StoreDriver {
     func provenance(imageID: Int64) throws -> [(job: JobID, kind: String, args: String, provenance: String?)] {
         try read { s in
             """
-            SELECT j.id, j.kind, j.args, a.provenance FROM jobs j LEFT JOIN artifacts a ON a.job_id = j.id
+            SELECT j.id, j.kind, j.args, pr.text FROM jobs j LEFT JOIN artifacts a ON a.job_id = j.id
+            LEFT JOIN provenances pr ON pr.id = a.provenance_id
             WHERE j.image_id = \(s.bind(imageID)) ORDER BY j.kind COLLATE "C" DESC, j.id
             """
         }.map { row in
@@ -600,10 +601,11 @@ final class PostgresDriver: StoreDriver {
         var groups: [String: [ProvenanceGroup]] = [:]
         for row in try read({ s in
             """
-            SELECT p.name, j.kind, a.provenance, COUNT(*) FROM jobs j JOIN artifacts a ON a.job_id = j.id JOIN plates p ON p.id = j.plate_id
-            WHERE j.state = 'succeeded' AND a.provenance IS NOT NULL
+            SELECT p.name, j.kind, pr.text, COUNT(*) FROM jobs j JOIN artifacts a ON a.job_id = j.id
+            JOIN provenances pr ON pr.id = a.provenance_id JOIN plates p ON p.id = j.plate_id
+            WHERE j.state = 'succeeded'
               \(plate.map { "AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind($0)))" } ?? "")
-            GROUP BY p.name, j.kind, a.provenance ORDER BY p.name COLLATE "C", j.kind COLLATE "C", a.provenance COLLATE "C"
+            GROUP BY p.name, j.kind, pr.text ORDER BY p.name COLLATE "C", j.kind COLLATE "C", pr.text COLLATE "C"
             """
         }) {
             let (name, kind, provenance, jobs) = try row.decode((String, String, String, Int).self)
@@ -616,7 +618,8 @@ final class PostgresDriver: StoreDriver {
         try read { s in
             """
             SELECT j.id FROM jobs j JOIN artifacts a ON a.job_id = j.id
-            WHERE j.state = 'succeeded' AND j.kind = \(s.bind(kind)) AND a.provenance = \(s.bind(provenance))
+            WHERE j.state = 'succeeded' AND j.kind = \(s.bind(kind))
+              AND a.provenance_id = (SELECT id FROM provenances WHERE md5(text) = md5(\(s.bind(provenance))))
               AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))
             ORDER BY j.id
             """
@@ -626,11 +629,28 @@ final class PostgresDriver: StoreDriver {
     func provenanceRecords(plate: String) throws -> [String] {
         try read { s in
             """
-            SELECT DISTINCT a.provenance COLLATE "C" FROM artifacts a JOIN jobs j ON j.id = a.job_id
-            WHERE a.provenance IS NOT NULL AND j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate)))
+            SELECT pr.text COLLATE "C" FROM provenances pr WHERE pr.id IN (
+                SELECT a.provenance_id FROM artifacts a JOIN jobs j ON j.id = a.job_id
+                WHERE j.plate_id = (SELECT id FROM plates WHERE name = \(s.bind(plate))))
             ORDER BY 1
             """
         }.map { try $0.decode(String.self) }
+    }
+
+    func provenancesInUse() throws -> [(kind: String, provenance: String)] {
+        // Per record, the first succeeded job that holds it (an index probe, not a scan).
+        try read { _ in
+            """
+            SELECT k, text FROM (
+                SELECT pr.text, (SELECT j.kind FROM artifacts a JOIN jobs j ON j.id = a.job_id
+                                 WHERE a.provenance_id = pr.id AND j.state = 'succeeded' LIMIT 1) AS k
+                FROM provenances pr) x
+            WHERE k IS NOT NULL ORDER BY k COLLATE "C", text COLLATE "C"
+            """
+        }.map { row in
+            let (kind, provenance) = try row.decode((String, String).self)
+            return (kind: kind, provenance: provenance)
+        }
     }
 
     func jobTimes(plate: String) throws -> [(kind: String, jobs: Int, seconds: Double)] {

@@ -236,6 +236,26 @@ enum PostgresSchema {
             completeFunction,
             completeAndClaimFunction,
         ],
+        // 6: provenance records stored once, pointed at by artifacts (status finds those in use
+        // with a few index probes); jobs with an error found without reading every job. A record
+        // is found by its text's md5: a btree entry of the text itself may exceed a page's third.
+        [
+            "CREATE TABLE provenances (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, text TEXT NOT NULL)",
+            "CREATE UNIQUE INDEX provenances_text ON provenances (md5(text))",
+            "INSERT INTO provenances (text) SELECT DISTINCT provenance FROM artifacts WHERE provenance IS NOT NULL",
+            "ALTER TABLE artifacts ADD COLUMN provenance_id BIGINT REFERENCES provenances(id)",
+            """
+            UPDATE artifacts a SET provenance_id = pr.id FROM provenances pr
+            WHERE a.provenance IS NOT NULL AND md5(pr.text) = md5(a.provenance)
+            """,
+            "ALTER TABLE artifacts DROP COLUMN provenance",
+            "CREATE INDEX artifacts_provenance ON artifacts (provenance_id)",
+            "CREATE INDEX jobs_errors ON jobs (id) WHERE last_error IS NOT NULL",
+            "DROP FUNCTION plateseg_complete_and_claim(bigint, bigint, double precision, boolean, bytea, text, jsonb, boolean, text, double precision, text)",
+            "DROP FUNCTION plateseg_complete(bigint, bigint, double precision, boolean, bytea, text, jsonb, boolean)",
+            completeFunction,
+            completeAndClaimFunction,
+        ],
     ]
 
     /// A worker's claim: the next ready job, of its plate if it has one. The planner takes a
@@ -289,6 +309,7 @@ enum PostgresSchema {
         t double precision := plateseg_now(p_now);
         image bigint;
         plate bigint;
+        made_by bigint;
     BEGIN
         UPDATE jobs j SET state = 'succeeded', finished_at = t, lease_owner = NULL, lease_deadline = NULL,
             last_error = NULL
@@ -298,8 +319,16 @@ enum PostgresSchema {
             RETURN false;
         END IF;
         IF p_store THEN
-            INSERT INTO artifacts (job_id, provenance, created_at) VALUES (p_job, p_provenance, t)
-            ON CONFLICT (job_id) DO UPDATE SET provenance = excluded.provenance, created_at = excluded.created_at;
+            IF p_provenance IS NOT NULL THEN
+                -- Looked up first: an insert that conflicts would still use up an identity value.
+                SELECT pr.id INTO made_by FROM provenances pr WHERE md5(pr.text) = md5(p_provenance);
+                IF made_by IS NULL THEN
+                    INSERT INTO provenances (text) VALUES (p_provenance) ON CONFLICT ((md5(text))) DO NOTHING;
+                    SELECT pr.id INTO made_by FROM provenances pr WHERE md5(pr.text) = md5(p_provenance);
+                END IF;
+            END IF;
+            INSERT INTO artifacts (job_id, provenance_id, created_at) VALUES (p_job, made_by, t)
+            ON CONFLICT (job_id) DO UPDATE SET provenance_id = excluded.provenance_id, created_at = excluded.created_at;
             IF octet_length(p_bytes) > 0 THEN
                 INSERT INTO outputs (job_id, bytes) VALUES (p_job, p_bytes)
                 ON CONFLICT (job_id) DO UPDATE SET bytes = excluded.bytes;

@@ -295,8 +295,13 @@ final class SQLiteDriver: StoreDriver {
             """).execute(arguments: [now, lease.jobID, lease.token])
         guard db.changesCount == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
         if result.artifact != nil || result.provenance != nil {
-            try db.cachedStatement(sql: "INSERT OR REPLACE INTO artifacts (job_id, provenance, created_at) VALUES (?, ?, ?)")
-                .execute(arguments: [lease.jobID, result.provenance, now])
+            if let provenance = result.provenance {
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO provenances (text) VALUES (?)").execute(arguments: [provenance])
+            }
+            try db.cachedStatement(sql: """
+                INSERT OR REPLACE INTO artifacts (job_id, provenance_id, created_at)
+                VALUES (?, (SELECT id FROM provenances WHERE text = ?), ?)
+                """).execute(arguments: [lease.jobID, result.provenance, now])
             if let bytes = result.artifact, !bytes.isEmpty {
                 try db.cachedStatement(sql: "INSERT OR REPLACE INTO outputs (job_id, bytes) VALUES (?, ?)")
                     .execute(arguments: [lease.jobID, Data(bytes)])
@@ -482,9 +487,9 @@ final class SQLiteDriver: StoreDriver {
         }
     }
 
-    /// Per plate: its images counted through `images_well`, its jobs by state and kind through
-    /// `jobs_plate`, the last minute's through `jobs_finished`: a refresh reads the plate's own
-    /// rows, whatever else the database holds.
+    /// Per plate: its images counted through `images_well`, its jobs by state through
+    /// `jobs_plate`, its merges and blocked jobs through their partial indexes, the last minute's
+    /// through `jobs_finished`: a refresh reads the plate's own index entries, not its jobs.
     func progress(plate: String?, now: Double?) throws -> [PlateProgress] {
         let since = time(now) - 60
         return try reading { db in
@@ -501,22 +506,17 @@ final class SQLiteDriver: StoreDriver {
                     """, arguments: [id])!
                 progress.images = images[0]
                 progress.unreadableImages = images[1]
-                for r in try Row.fetchAll(db, sql: """
-                    SELECT state, kind = 'merge', waiting_on > 0, COUNT(*) FROM jobs INDEXED BY jobs_plate
-                    WHERE plate_id = ? GROUP BY 1, 2, 3
-                    """, arguments: [id]) {
-                    let n: Int = r[3]
+                for r in try Row.fetchAll(db, sql: SQLiteSchema.plateProgress[0], arguments: [id]) {
+                    let n: Int = r[1]
                     switch JobState(rawValue: r[0]) {
-                    case .queued?:
-                        progress.queued += n
-                        if r[2] as Bool { progress.blocked += n }
+                    case .queued?: progress.queued += n
                     case .running?: progress.running += n
-                    case .succeeded?:
-                        progress.succeeded += n
-                        if r[1] as Bool { progress.imagesMerged += n }
+                    case .succeeded?: progress.succeeded += n
                     case .failed?, nil: progress.failed += n
                     }
                 }
+                progress.blocked = try Int.fetchOne(db, sql: SQLiteSchema.plateProgress[1], arguments: [id]) ?? 0
+                progress.imagesMerged = try Int.fetchOne(db, sql: SQLiteSchema.plateProgress[2], arguments: [id]) ?? 0
                 progress.finishedLastMinute = try Int.fetchOne(db, sql: """
                     SELECT COUNT(*) FROM jobs INDEXED BY jobs_finished
                     WHERE plate_id = ? AND finished_at >= ? AND finished_at IS NOT NULL AND state IN ('succeeded', 'failed')
@@ -639,7 +639,7 @@ final class SQLiteDriver: StoreDriver {
                 db,
                 sql: """
                     SELECT j.id, p.name, j.kind, i.path, j.attempts, j.last_error
-                    FROM jobs j JOIN plates p ON p.id = j.plate_id LEFT JOIN images i ON i.id = j.image_id
+                    FROM jobs j INDEXED BY jobs_errors JOIN plates p ON p.id = j.plate_id LEFT JOIN images i ON i.id = j.image_id
                     WHERE j.state = :state AND j.last_error IS NOT NULL AND (:plate IS NULL OR p.name = :plate)
                       AND (j.state = 'failed' OR j.attempts > 0) -- a job put back by `retry` starts afresh
                     ORDER BY j.id LIMIT :limit
@@ -686,7 +686,8 @@ final class SQLiteDriver: StoreDriver {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT j.id, j.kind, j.args, a.provenance FROM jobs j LEFT JOIN artifacts a ON a.job_id = j.id
+                    SELECT j.id, j.kind, j.args, pr.text FROM jobs j LEFT JOIN artifacts a ON a.job_id = j.id
+                    LEFT JOIN provenances pr ON pr.id = a.provenance_id
                     WHERE j.image_id = ? ORDER BY j.kind DESC, j.id
                     """,
                 arguments: [imageID]
@@ -714,11 +715,11 @@ final class SQLiteDriver: StoreDriver {
             for r in try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT p.name, j.kind, a.provenance, COUNT(*) FROM jobs j JOIN artifacts a ON a.job_id = j.id
-                    JOIN plates p ON p.id = j.plate_id
-                    WHERE j.state = 'succeeded' AND a.provenance IS NOT NULL
+                    SELECT p.name, j.kind, pr.text, COUNT(*) FROM jobs j JOIN artifacts a ON a.job_id = j.id
+                    JOIN provenances pr ON pr.id = a.provenance_id JOIN plates p ON p.id = j.plate_id
+                    WHERE j.state = 'succeeded'
                       \(plate == nil ? "" : "AND j.plate_id = (SELECT id FROM plates WHERE name = ?)")
-                    GROUP BY p.name, j.kind, a.provenance ORDER BY p.name, j.kind, a.provenance
+                    GROUP BY p.name, j.kind, pr.text ORDER BY p.name, j.kind, pr.text
                     """,
                 arguments: StatementArguments(plate.map { [$0] } ?? [])) {
                 groups[r[0], default: []].append(ProvenanceGroup(kind: r[1], provenance: r[2], jobs: r[3]))
@@ -732,12 +733,18 @@ final class SQLiteDriver: StoreDriver {
             try JobID.fetchAll(
                 db,
                 sql: """
-                    SELECT j.id FROM jobs j JOIN artifacts a ON a.job_id = j.id
-                    WHERE j.state = 'succeeded' AND j.kind = ? AND a.provenance = ?
-                      AND j.plate_id = (SELECT id FROM plates WHERE name = ?)
+                    SELECT j.id FROM artifacts a INDEXED BY artifacts_provenance JOIN jobs j ON j.id = a.job_id
+                    WHERE a.provenance_id = (SELECT id FROM provenances WHERE text = ?) AND j.state = 'succeeded'
+                      AND j.kind = ? AND j.plate_id = (SELECT id FROM plates WHERE name = ?)
                     ORDER BY j.id
                     """,
-                arguments: [kind, provenance, plate])
+                arguments: [provenance, kind, plate])
+        }
+    }
+
+    func provenancesInUse() throws -> [(kind: String, provenance: String)] {
+        try reading { db in
+            try Row.fetchAll(db, sql: SQLiteSchema.provenancesInUse).map { (kind: $0[0], provenance: $0[1]) }
         }
     }
 
@@ -746,9 +753,10 @@ final class SQLiteDriver: StoreDriver {
             try String.fetchAll(
                 db,
                 sql: """
-                    SELECT DISTINCT a.provenance FROM artifacts a JOIN jobs j ON j.id = a.job_id
-                    WHERE a.provenance IS NOT NULL AND j.plate_id = (SELECT id FROM plates WHERE name = ?)
-                    ORDER BY a.provenance
+                    SELECT pr.text FROM provenances pr WHERE pr.id IN (
+                        SELECT a.provenance_id FROM artifacts a JOIN jobs j ON j.id = a.job_id
+                        WHERE j.plate_id = (SELECT id FROM plates WHERE name = ?))
+                    ORDER BY pr.text
                     """,
                 arguments: [plate])
         }

@@ -128,12 +128,53 @@ enum SQLiteSchema {
                 CREATE INDEX jobs_finished ON jobs (plate_id, finished_at) WHERE finished_at IS NOT NULL;
                 """)
         }
+        // A night's jobs share a few provenance records (one per model file, precision and
+        // ensemble config): each is stored once and a job's artifact points at it, so that
+        // `status` learns which records are in use from a few index probes instead of grouping
+        // every job's copy of them; jobs with an error are found without reading every job; a
+        // plate's jobs are counted by state, its merges and blocked jobs, from indexes alone
+        // (`jobs_plate` keeps (plate_id, state) only: a plate's claim walks it in id order).
+        m.registerMigration("v5") { db in
+            try db.execute(sql: """
+                CREATE TABLE provenances (
+                    id INTEGER PRIMARY KEY,
+                    text TEXT NOT NULL UNIQUE
+                );
+                INSERT INTO provenances (text) SELECT DISTINCT provenance FROM artifacts WHERE provenance IS NOT NULL;
+                ALTER TABLE artifacts ADD COLUMN provenance_id INTEGER REFERENCES provenances(id);
+                UPDATE artifacts SET provenance_id = (SELECT p.id FROM provenances p WHERE p.text = artifacts.provenance)
+                    WHERE provenance IS NOT NULL;
+                ALTER TABLE artifacts DROP COLUMN provenance;
+                CREATE INDEX artifacts_provenance ON artifacts (provenance_id);
+                CREATE INDEX jobs_errors ON jobs (id) WHERE last_error IS NOT NULL;
+                CREATE INDEX jobs_merges ON jobs (plate_id, state, kind) WHERE kind = 'merge';
+                CREATE INDEX jobs_blocked ON jobs (plate_id, state, waiting_on) WHERE state = 'queued' AND waiting_on > 0;
+                """)
+        }
         return m
     }
 
     /// A cell's row and index entries besides its mask, in bytes: what a plate's share of the
     /// database is estimated with.
     static let cellRowBytes = 96
+
+    /// A plate's jobs by state, its blocked jobs, its succeeded merges (argument: the plate's id),
+    /// each counted from an index alone.
+    static let plateProgress = [
+        "SELECT state, COUNT(*) FROM jobs INDEXED BY jobs_plate WHERE plate_id = ? GROUP BY state",
+        "SELECT COUNT(*) FROM jobs INDEXED BY jobs_blocked WHERE plate_id = ? AND state = 'queued' AND waiting_on > 0",
+        "SELECT COUNT(*) FROM jobs INDEXED BY jobs_merges WHERE plate_id = ? AND state = 'succeeded' AND kind = 'merge'",
+    ]
+
+    /// Each provenance record with the kind of the first succeeded job that holds it: an index
+    /// probe per record, not a pass over the jobs.
+    static let provenancesInUse = """
+        SELECT k, text FROM (
+            SELECT pr.text, (SELECT j.kind FROM artifacts a INDEXED BY artifacts_provenance JOIN jobs j ON j.id = a.job_id
+                             WHERE a.provenance_id = pr.id AND j.state = 'succeeded' LIMIT 1) AS k
+            FROM provenances pr)
+        WHERE k IS NOT NULL ORDER BY k, text
+        """
 
     /// The next ready job, of one plate if given, read in order from an index named here: with
     /// statistics the planner may choose to walk all ready jobs, or all jobs, in id order, reading

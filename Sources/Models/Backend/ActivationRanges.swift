@@ -91,6 +91,25 @@ extension ActivationRanges {
                                 modelFile: ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file))))
     }
 
+    /// Reads a ranges file (`file` names it in errors). Every range must be one the recorder can
+    /// make: finite, its bound (a percentile of |x|) not negative, or the layer's int8 scale
+    /// would be meaningless and its outputs silently wrong.
+    public static func decode(_ data: Data, file: String) throws -> ActivationRanges {
+        let ranges: ActivationRanges
+        do { ranges = try JSONDecoder().decode(ActivationRanges.self, from: data) } catch {
+            throw ModelError.calibration(file: file, reason: "cannot be read as int8 ranges (\(error)); run `plateseg calibrate-int8` again")
+        }
+        guard ranges.percentile > 0, ranges.percentile <= 100 else {
+            throw ModelError.calibration(file: file, reason: "gives percentile \(ranges.percentile), not in (0, 100]; run `plateseg calibrate-int8` again")
+        }
+        for (layer, range) in ranges.layers.merging(ranges.outputs, uniquingKeysWith: { a, _ in a }).sorted(by: { $0.key < $1.key })
+        where !range.minimum.isFinite || !range.bound.isFinite || range.bound < 0 {
+            throw ModelError.calibration(
+                file: file, reason: "layer \(layer) has range minimum \(range.minimum), bound \(range.bound) (a bound must be finite and not negative); run `plateseg calibrate-int8` again")
+        }
+        return ranges
+    }
+
     /// Writes the ranges beside the model file they were recorded for.
     public func write(besideModel file: String) throws {
         let encoder = JSONEncoder()

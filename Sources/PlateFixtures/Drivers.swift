@@ -1,15 +1,12 @@
 import Foundation
 import JobStore
 import Synchronization
-import Testing
 
 /// The drivers every store test runs against: a SQLite file, and a database on the PostgreSQL
 /// server that `make test` starts (ops/postgres/test-server.sh). Without that server the
 /// PostgreSQL half fails; it is never skipped.
-public enum Driver: String, CaseIterable, Sendable, CustomTestStringConvertible {
+public enum Driver: String, CaseIterable, Sendable {
     case sqlite, postgres
-
-    public var testDescription: String { rawValue }
 
     /// A new, empty database: a file path or a URL, as `--db` takes it.
     public func freshLocation() throws -> String {
