@@ -38,7 +38,7 @@ let package = Package(
         .target(name: "Coordinator", dependencies: ["JobStore", "Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
         .target(
             name: "Worker",
-            dependencies: ["JobStore", "Models", "Imaging", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["JobStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         .target(name: "Ensemble", dependencies: ["Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
         // What the command line and the benchmarks share: merge jobs, stale results, evaluation,

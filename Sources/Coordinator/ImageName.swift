@@ -100,7 +100,7 @@ public struct ImageIdentity: Sendable, Equatable {
         guard let m = s.firstMatch(of: incucytePattern), let col = int(m, 3), let field = int(m, 4) else { return nil }
         let time: TimePoint?
         if let d = int(m, 5), let h = int(m, 6), let min = int(m, 7) {
-            time = TimePoint(elapsedMinutes: (d * 24 + h) * 60 + min)
+            time = TimePoint(days: d, hours: h, minutes: min)
         } else if let y = int(m, 8), let mo = int(m, 9), let d = int(m, 10), let h = int(m, 11), let min = int(m, 12) {
             time = TimePoint(year: y, month: mo, day: d, hour: h, minute: min)
         } else {

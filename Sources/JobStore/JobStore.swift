@@ -26,6 +26,8 @@ public protocol JobQueue: Sendable {
     /// `ownerPrefix` hold go back to the queue at once, the attempt counted, with `why` as their
     /// error. Returns their ids.
     func releaseLeases(ofWorker ownerPrefix: String, why: String) throws -> [JobID]
+    /// Who holds the leases of the running jobs now, each owner once.
+    func leaseOwners() throws -> [String]
     /// Puts failed jobs (or chosen jobs) back in the queue with a fresh attempt budget. A merge
     /// run again whose tile outputs were removed takes those tiles with it.
     func retry(_ selection: RetrySelection) throws -> Int

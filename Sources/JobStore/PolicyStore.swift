@@ -67,6 +67,8 @@ final class PolicyStore: JobQueue, ResultStore {
         try driver.rescueLeases(heldBy: ownerPrefix, now: clock.now, reason: .abandoned(why))
     }
 
+    func leaseOwners() throws -> [String] { try driver.leaseOwners() }
+
     func retry(_ selection: RetrySelection) throws -> Int {
         try driver.retry(selection)
     }

@@ -16,6 +16,7 @@ protocol StoreDriver: Sendable {
     /// Running jobs back to the queue (or failed, attempts spent): those whose lease expired, or,
     /// with `ownerPrefix`, those whose lease a worker of that owner name holds. Returns their ids.
     func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID]
+    func leaseOwners() throws -> [String]
     func retry(_ selection: RetrySelection) throws -> Int
     func pruneArtifacts(plate: String) throws -> PrunedArtifacts
     func setKeepTileOutputs(plate: String, _ keep: Bool) throws

@@ -22,6 +22,17 @@ public struct TimePoint: Sendable, Hashable, Comparable {
         self.init(label: "\(Self.two(m / 1440))d\(Self.two(m / 60 % 24))h\(Self.two(m % 60))m", order: m)
     }
 
+    /// Days, hours and minutes since the first scan, as a name writes them; nil when they pass
+    /// what minutes can count (a name's digits are not bounded).
+    public init?(days: Int, hours: Int, minutes: Int) {
+        let (dayHours, o1) = days.multipliedReportingOverflow(by: 24)
+        let (allHours, o2) = dayHours.addingReportingOverflow(hours)
+        let (hourMinutes, o3) = allHours.multipliedReportingOverflow(by: 60)
+        let (total, o4) = hourMinutes.addingReportingOverflow(minutes)
+        guard !(o1 || o2 || o3 || o4) else { return nil }
+        self.init(elapsedMinutes: total)
+    }
+
     /// Minutes since 1970 in the imager's (unstated) time zone: only the order and the
     /// differences between a plate's scans matter.
     public init(year: Int, month: Int, day: Int, hour: Int, minute: Int) {
@@ -36,8 +47,9 @@ public struct TimePoint: Sendable, Hashable, Comparable {
         let t = text.trimmingCharacters(in: .whitespaces)
         if let n = Int(t), n >= 0 {
             self.init(scan: n)
-        } else if let m = t.wholeMatch(of: /(\d+)d(\d{1,2})h(\d{1,2})m/), let d = Int(m.1), let h = Int(m.2), let min = Int(m.3) {
-            self.init(elapsedMinutes: (d * 24 + h) * 60 + min)
+        } else if let m = t.wholeMatch(of: /(\d+)d(\d{1,2})h(\d{1,2})m/), let d = Int(m.1), let h = Int(m.2), let min = Int(m.3),
+                  let elapsed = TimePoint(days: d, hours: h, minutes: min) {
+            self = elapsed
         } else {
             return nil
         }

@@ -19,6 +19,10 @@ public struct MergeHandler: JobHandler {
     }
 
     public func run(_ job: ClaimedJob) throws -> JobResult {
+        try failingAtOnceOnBadInput { try mergeCells(job) }
+    }
+
+    private func mergeCells(_ job: ClaimedJob) throws -> JobResult {
         let args: MergeJob
         do { args = try MergeJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not a merge job (\(error))")

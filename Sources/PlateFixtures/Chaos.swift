@@ -16,15 +16,17 @@ public struct ChaosPlan: Sendable {
     public var killInterval: ClosedRange<Double>
     /// The run is abandoned (and reported as a problem) past this.
     public var timeoutSeconds: Double
-    /// `run --lease`: how long the job of a worker killed while no coordinator watched it (an
-    /// orphan of a killed coordinator) waits for its lease to expire.
+    /// `run --lease`. A worker killed while no coordinator watched it (an orphan of a killed
+    /// coordinator) has its job given back by the next coordinator, which sees it gone, not by its
+    /// lease expiring: a lease this long is a backstop, and a loaded machine's late heartbeat
+    /// cannot lose one.
     public var leaseSeconds: Double
     /// `run --max-attempts`: each kill of a job's worker counts an attempt (a job that kills
     /// every worker must end failed), so a chaos of many kills needs more than the default 3.
     public var maxAttempts: Int
 
     public init(seed: UInt64, workerKills: Int, databaseRestarts: Int, workers: Int = 2,
-                killInterval: ClosedRange<Double> = 0.2...1.2, timeoutSeconds: Double = 1200, leaseSeconds: Double = 6, maxAttempts: Int = 100) {
+                killInterval: ClosedRange<Double> = 0.2...1.2, timeoutSeconds: Double = 1200, leaseSeconds: Double = 60, maxAttempts: Int = 100) {
         self.leaseSeconds = leaseSeconds
         self.maxAttempts = maxAttempts
         self.seed = seed

@@ -35,17 +35,3 @@ public struct PathMap: Sendable, Equatable {
         a.rules.map { "\($0.from)=\($0.to)" } == b.rules.map { "\($0.from)=\($0.to)" }
     }
 }
-
-/// A worker could not read an image that the plate lists. Another host may see it: the attempt
-/// fails with the reason and the job is tried again (perhaps elsewhere) after its back-off.
-public struct ImageNotVisible: Error, CustomStringConvertible {
-    public let host: String
-    public let path: String
-    public let submittedPath: String
-    public let reason: String
-
-    public var description: String {
-        let mapped = path == submittedPath ? "" : " (mapped from \(submittedPath))"
-        return "host \(host) cannot read \(path)\(mapped): \(reason); every worker host must see the plate's images at the path they were submitted with (a shared filesystem such as NFS, Lustre or GPFS), or map it with `plateseg worker --path-map FROM=TO`"
-    }
-}

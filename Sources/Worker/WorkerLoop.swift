@@ -1,5 +1,4 @@
 import Foundation
-import Imaging
 import JobStore
 import Logging
 import Synchronization
@@ -169,8 +168,8 @@ public final class WorkerLoop: Sendable {
                 logger.info("job \(job.id) \(job.kind) done in \(String(format: "%.2f", options.clock.now - started)) s")
                 return (true, next)
             case let .failure(error):
-                // Bad input (a damaged image) fails at once: another attempt would read the same bytes.
-                let permanent = error is PermanentJobError || error is ImagingError
+                // What the handler says retrying cannot fix (bad input) fails at once.
+                let permanent = error is PermanentJobError
                 let message = "\(error)"
                 try patiently(job.id) { try store.fail(lease, error: message, retryable: !permanent) }
                 logger.warning("job \(job.id) \(job.kind) failed (attempt \(job.attempt)/\(job.maxAttempts)): \(message)")

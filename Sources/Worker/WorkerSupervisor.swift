@@ -4,7 +4,9 @@ import JobStore
 /// The worker processes of `plateseg run`. A worker that dies (killed for memory, a crash) is
 /// named with why and what it held, its leases go back to the queue at once instead of after
 /// the lease, and it is replaced — at most `maxRestarts` times within `window`, so that a fault
-/// that kills every worker at start does not spin forever.
+/// that kills every worker at start does not spin forever. A worker of this host that is not
+/// its own and is gone (one of a coordinator that was killed, or a `plateseg worker` stopped
+/// with SIGKILL) has its leases given back too, instead of after their deadline.
 public final class WorkerSupervisor {
     private let executable: URL
     private let arguments: [String]
@@ -71,7 +73,35 @@ public final class WorkerSupervisor {
                 lines.append("worker process \(p.processIdentifier) \(why), \(jobs); not replaced: \(maxRestarts) workers died within \(Int(window / 60)) minutes")
             }
         }
+        return lines + (try reclaimGoneWorkers(db))
+    }
+
+    /// Leases whose owner (`host:pid:slot`, as `plateseg worker` names itself) is a process of this
+    /// host that no longer runs. Another host's workers, and processes that still run, keep theirs:
+    /// a reused pid or a container of the same host name only leaves a lease to its deadline, and a
+    /// lease given back too early costs the work again, never a result (the fencing token).
+    private func reclaimGoneWorkers(_ db: any JobStore) throws -> [String] {
+        let ours = Set(processes.map(\.processIdentifier))
+        var lines: [String] = []
+        var seen = Set<Int32>()
+        for owner in try db.leaseOwners() {
+            let parts = owner.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 2, parts[0] == host, let pid = Int32(parts[1]), pid > 0, !ours.contains(pid),
+                  !seen.contains(pid), Self.isGone(pid) else { continue }
+            seen.insert(pid)
+            let held = try db.releaseLeases(ofWorker: "\(host):\(pid):", why: "process \(pid) is gone")
+            guard !held.isEmpty else { continue }
+            lines.append("worker process \(pid) of this host is gone, holding job \(held.map(String.init).joined(separator: ", ")), queued again at once")
+        }
         return lines
+    }
+
+    /// No such process, or a zombie nobody has reaped (a killed coordinator's dead worker).
+    static func isGone(_ pid: Int32) -> Bool {
+        if kill(pid, 0) != 0 { return errno == ESRCH }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 
     /// Why a worker ended, or nil when it finished as asked (exit 0: the plate is drained).

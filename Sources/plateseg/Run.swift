@@ -15,7 +15,7 @@ struct Run: ParsableCommand {
     @Option(help: "Worker processes to start.")
     var workers: Int = 2
 
-    @Option(help: "Seconds a worker's claim on a job lasts without a heartbeat (every third of it): how long a job of a worker that vanished without `run` seeing it (its coordinator killed too) waits before another takes it.")
+    @Option(help: "Seconds a worker's claim on a job lasts without a heartbeat (every third of it): how long a job of a worker that vanished waits before another takes it, unless a `run` on the worker's host sees its process gone first.")
     var lease: Double = 60
 
     @Flag(help: "Run again the tiles and merges of this plate that other model files or another ensemble.json made.")

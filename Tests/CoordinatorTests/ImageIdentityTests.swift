@@ -60,6 +60,15 @@ import Testing
         #expect(nextDay!.timepoint!.order - clock!.timepoint!.order == 24 * 60)
     }
 
+    /// Found by fuzzing (`names`, `manifest`): a time since the first scan whose days fit an
+    /// `Int` but whose minutes do not stopped the program (arithmetic overflow) instead of
+    /// being no time point.
+    @Test func aTimeTooLongForMinutesIsNoTimePoint() {
+        #expect(ImageIdentity.parse(fileName: "D_B86_1_06766666666666666667d44h00m") == nil)
+        #expect(TimePoint(parsing: "6666666666666600d02h00m") == nil)
+        #expect(TimePoint(parsing: "1000d02h00m")?.order == (1000 * 24 + 2) * 60)
+    }
+
     @Test func cellVoyagerAndCellomics() {
         #expect(ImageIdentity.parse(fileName: "CV8000-Minimal-DataSet-2C-3W-4S-FP2-stack_D08_T0001F001L01A02Z01C02.tif")
                 == ImageIdentity(well: "D08", field: 1, timepoint: TimePoint(scan: 1), channel: "C02", plane: 1))

@@ -29,11 +29,14 @@ struct DiskFullTests {
         let plateArgs = [plate.path, "--db", db, "--models", "maskrcnn", "--max-attempts", "1"]
         try plateseg(["submit"] + plateArgs)
 
-        // Room for SQLite's 32 KiB shared-memory file, the claim and the failure record (a few
-        // 4 KiB pages each), not for the tile's detections and masks (~100 KiB with this network).
+        // Room for SQLite's 32 KiB shared-memory file and 16 pages of write-ahead log: the claim
+        // and the failure record (each a page of the jobs table and one of each index its change
+        // moves: 12 in all), not the result (its tile output alone is ~100 KiB with this network).
         let filler = disk.appendingPathComponent("filler")
-        try fill(disk, leaving: 80 * 1024, with: filler)
-        let out = try plateseg(["run"] + plateArgs + ["--workers", "1", "--models-dir", models.path], expectStatus: 1)
+        try fill(disk, leaving: 100 * 1024, with: filler)
+        // A lease of an hour: no heartbeat writes while the tile runs, however slow the machine,
+        // so what is written before the result is the claim alone.
+        let out = try plateseg(["run"] + plateArgs + ["--workers", "1", "--lease", "3600", "--models-dir", models.path], expectStatus: 1)
         #expect(out.contains("Problems") && out.contains("cannot store the result"), "the summary says why:\n\(out)")
         #expect(out.contains("database or disk is full"))
 

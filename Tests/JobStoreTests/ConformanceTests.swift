@@ -124,6 +124,7 @@ import Testing
         #expect(try store.releaseLeases(ofWorker: "host:4:", why: "nothing") == [alive.id], "a prefix ends at the colon")
         let back = try #require(try store.claim(owner: "host:4:0", leaseSeconds: 3600))
         #expect(back.id == alive.id)
+        #expect(try store.leaseOwners() == ["host:41:0", "host:4:0"].sorted(), "who holds the running jobs, each once")
         #expect(try store.releaseLeases(ofWorker: "host:41:", why: "killed by signal 9 (SIGKILL)") == [dead.id])
         #expect(throws: JobStoreError.leaseLost(dead.id)) { try store.complete(dead.lease, artifact: [1], cells: nil) }
         let retrying = try store.retryingJobs(plate: "P1", limit: 10)

@@ -4,6 +4,7 @@ import Imaging
 import Testing
 import JobStore
 @_exported import PlateFixtures
+import Pipeline
 import Worker
 
 /// One 100x80 field with two rectangular cells of `cellType`, its three tile jobs completed with

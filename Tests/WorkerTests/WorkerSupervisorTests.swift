@@ -34,4 +34,27 @@ import Worker
         #expect(supervisor.deaths == 3)
         supervisor.stop()
     }
+
+    /// A killed coordinator's workers are nobody's children: the next coordinator on the host
+    /// gives back the leases of those that are gone at once, and only theirs.
+    @Test func leasesOfThisHostsGoneWorkersAreGivenBackAtOnce() throws {
+        let store = try Driver.sqlite.makeStore()
+        let jobs = (0..<3).map { NewJob(key: "hold\($0)", kind: "hold", imagePath: nil, args: "{}") }
+        _ = try store.submit(PlateSubmission(plate: "P1", root: "/P1", images: [], jobs: jobs))
+        let gone = Process()
+        gone.executableURL = URL(fileURLWithPath: "/bin/true")
+        try gone.run()
+        gone.waitUntilExit()
+        let host = ProcessInfo.processInfo.hostName
+        let orphan = try #require(try store.claim(owner: "\(host):\(gone.processIdentifier):0", leaseSeconds: 3600))
+        let living = try #require(try store.claim(owner: "\(host):\(getpid()):0", leaseSeconds: 3600))
+        let elsewhere = try #require(try store.claim(owner: "another-host:\(gone.processIdentifier):0", leaseSeconds: 3600))
+        let supervisor = try WorkerSupervisor(executable: URL(fileURLWithPath: "/bin/sleep"), arguments: ["60"], environment: [:], workers: 1)
+        defer { supervisor.stop() }
+        let lines = try supervisor.check(store)
+        #expect(lines == ["worker process \(gone.processIdentifier) of this host is gone, holding job \(orphan.id), queued again at once"])
+        let states = Dictionary(uniqueKeysWithValues: try store.jobs(plate: "P1").map { ($0.id, $0.state) })
+        #expect(states[orphan.id] == .queued && states[living.id] == .running && states[elsewhere.id] == .running, "\(states)")
+        #expect(try supervisor.check(store).isEmpty, "given back once")
+    }
 }

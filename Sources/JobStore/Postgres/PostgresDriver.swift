@@ -291,6 +291,12 @@ final class PostgresDriver: StoreDriver {
         guard rows.count == 1 else { throw JobStoreError.leaseLost(lease.jobID) }
     }
 
+    func leaseOwners() throws -> [String] {
+        try read { _ in
+            "SELECT DISTINCT lease_owner COLLATE \"C\" FROM jobs WHERE state = 'running' AND lease_owner IS NOT NULL ORDER BY 1"
+        }.map { try $0.decode(String.self) }
+    }
+
     func rescueLeases(heldBy ownerPrefix: String?, now: Double?, reason: LeaseRescuer.Reason) throws -> [JobID] {
         let s = Statement()
         let now = s.bind(now), owner = s.bind(ownerPrefix)

@@ -397,6 +397,15 @@ final class SQLiteDriver: StoreDriver {
         }
     }
 
+    func leaseOwners() throws -> [String] {
+        try reading { db in
+            try String.fetchAll(db, sql: """
+                SELECT DISTINCT lease_owner FROM jobs INDEXED BY jobs_running
+                WHERE state = 'running' AND lease_owner IS NOT NULL ORDER BY lease_owner
+                """)
+        }
+    }
+
     func retry(_ selection: RetrySelection) throws -> Int {
         try writing { db in
             var conditions = ["state != 'running'"]

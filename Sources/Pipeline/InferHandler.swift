@@ -3,6 +3,7 @@ import Imaging
 import JobStore
 import Models
 import Synchronization
+import Worker
 
 /// Runs one network on one tile and stores its output as a compressed tile artifact, with the
 /// model file it came from as provenance.
@@ -19,6 +20,10 @@ public final class InferHandler: JobHandler {
     }
 
     public func run(_ job: ClaimedJob) throws -> JobResult {
+        try failingAtOnceOnBadInput { try infer(job) }
+    }
+
+    private func infer(_ job: ClaimedJob) throws -> JobResult {
         let args: InferJob
         do { args = try InferJob(jobArgs: job.args) } catch {
             throw PermanentJobError("job \(job.id): arguments are not an infer job (\(error))")
@@ -106,4 +111,24 @@ public final class ModelCache: Sendable {
             return m
         }
     }
+}
+
+/// A worker could not read an image that the plate lists. Another host may see it: the attempt
+/// fails with the reason and the job is tried again (perhaps elsewhere) after its back-off.
+public struct ImageNotVisible: Error, CustomStringConvertible {
+    public let host: String
+    public let path: String
+    public let submittedPath: String
+    public let reason: String
+
+    public var description: String {
+        let mapped = path == submittedPath ? "" : " (mapped from \(submittedPath))"
+        return "host \(host) cannot read \(path)\(mapped): \(reason); every worker host must see the plate's images at the path they were submitted with (a shared filesystem such as NFS, Lustre or GPFS), or map it with `plateseg worker --path-map FROM=TO`"
+    }
+}
+
+/// Bad input (a damaged image, a damaged tile output) fails its job at once: another attempt
+/// would read the same bytes.
+func failingAtOnceOnBadInput<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ImagingError { throw PermanentJobError("\(error)") }
 }

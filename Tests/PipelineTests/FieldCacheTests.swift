@@ -1,7 +1,7 @@
 import Foundation
 import Imaging
 import Testing
-@testable import Worker
+@testable import Pipeline
 
 @Suite struct FieldCacheTests {
     static func file(_ bytes: [UInt8]) throws -> String {
