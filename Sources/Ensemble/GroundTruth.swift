@@ -201,7 +201,10 @@ public struct GroundTruth: Sendable {
                 errors.append(TruthError(file: file, location: location, image: nil, reason: "image_id names no image of the file"))
                 continue
             }
-            let shape = (ann["segmentation"]).flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
+            // Only an array or an object can be written back (anything else traps, not throws);
+            // a segmentation of another kind is refused below.
+            let shape = (ann["segmentation"]).flatMap { JSONSerialization.isValidJSONObject($0) ? $0 : nil }
+                .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
                 .map { String(decoding: $0, as: UTF8.self) }
             if let shape, let earlier = first[imageID]?[shape] {
                 repeats.append("\(file), \(location) (image \(image.id)): repeats \(earlier), the same cell; counted once")

@@ -11,7 +11,7 @@ public final class WorkerSupervisor {
     private let executable: URL
     private let arguments: [String]
     private let environment: [String: String]
-    private let host = ProcessInfo.processInfo.hostName
+    private let host = WorkerOwner.host
     public private(set) var processes: [Process] = []
     /// When each replacement was started, on `clock`.
     private var restarts: [Double] = []
@@ -73,13 +73,14 @@ public final class WorkerSupervisor {
                 lines.append("worker process \(p.processIdentifier) \(why), \(jobs); not replaced: \(maxRestarts) workers died within \(Int(window / 60)) minutes")
             }
         }
-        return lines + (try reclaimGoneWorkers(db))
+        // A database that does not answer this once is asked again at the next check.
+        return lines + ((try? reclaimGoneWorkers(db)) ?? [])
     }
 
-    /// Leases whose owner (`host:pid:slot`, as `plateseg worker` names itself) is a process of this
-    /// host that no longer runs. Another host's workers, and processes that still run, keep theirs:
-    /// a reused pid or a container of the same host name only leaves a lease to its deadline, and a
-    /// lease given back too early costs the work again, never a result (the fencing token).
+    /// Leases whose owner (`WorkerOwner`) is a process of this host and process namespace that no
+    /// longer runs. Another host's or container's workers, and processes that still run, keep
+    /// theirs: a reused pid only leaves a lease to its deadline, and a lease given back too early
+    /// would cost the work again, never a result (the fencing token).
     private func reclaimGoneWorkers(_ db: any JobStore) throws -> [String] {
         let ours = Set(processes.map(\.processIdentifier))
         var lines: [String] = []

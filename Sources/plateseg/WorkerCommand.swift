@@ -56,10 +56,8 @@ struct WorkerCommand: ParsableCommand {
         let folder = ModelsFolder(modelsDir)
         logger.log(level: precision.all == .auto ? .notice : .info, "networks run in \(precision.describe(modelFiles: folder.modelFiles))")
         let handlers = try folder.jobHandlers(store: db, paths: paths, precision: precision)
-        let host = ProcessInfo.processInfo.hostName
-        let pid = ProcessInfo.processInfo.processIdentifier
         let loops = (0..<max(1, concurrency)).map { i in
-            var options = WorkerLoop.Options(owner: "\(host):\(pid):\(i)")
+            var options = WorkerLoop.Options(owner: WorkerOwner.name(slot: i))
             options.leaseSeconds = lease
             options.once = once
             options.exitWhenDrained = exitWhenDrained

@@ -242,6 +242,17 @@ import Testing
         #expect(truth.errors.isEmpty)
     }
 
+    /// Found by fuzzing (`truth-coco`): a segmentation that is a string, not polygons or an RLE,
+    /// stopped `eval` (Foundation traps writing it back to compare it with the others).
+    @Test func aSegmentationOfAnotherKindIsNamedNotACrash() throws {
+        let json = """
+            {"annotations": [{"category_id": 9, "image_id": 1, "segmentation": "cort"}],
+             "images": [{"file_name": "x.png", "height": 520, "id": 1, "width": 704}]}
+            """
+        let truth = try GroundTruth.parseCOCO(Data(json.utf8), file: "truth.json")
+        #expect(truth.errors.count == 1 && truth.errors[0].description.contains("truth.json"), "\(truth.errors)")
+    }
+
     @Test func quotedFieldsCRLFAndAByteOrderMarkAreRead() throws {
         let csv = "\u{FEFF}\"id\",\"annotation\",\"width\",\"height\",\"cell_type\"\r\n\"b/x\",\"1 5\",\"10\",\"10\",\"astro\"\r\n"
         let truth = try GroundTruth.read(path: try temporary("quoted.csv", csv))

@@ -45,7 +45,7 @@ import Worker
         gone.executableURL = URL(fileURLWithPath: "/bin/true")
         try gone.run()
         gone.waitUntilExit()
-        let host = ProcessInfo.processInfo.hostName
+        let host = WorkerOwner.host
         let orphan = try #require(try store.claim(owner: "\(host):\(gone.processIdentifier):0", leaseSeconds: 3600))
         let living = try #require(try store.claim(owner: "\(host):\(getpid()):0", leaseSeconds: 3600))
         let elsewhere = try #require(try store.claim(owner: "another-host:\(gone.processIdentifier):0", leaseSeconds: 3600))
