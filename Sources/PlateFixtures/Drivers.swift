@@ -88,12 +88,14 @@ public enum TestPostgres {
         return (output.trimmingCharacters(in: .whitespacesAndNewlines), messages)
     }
 
-    /// `pg_ctl restart -m immediate`: the server dies as in a crash and starts again.
+    /// `pg_ctl restart -m immediate`: the server dies as in a crash and starts again. It replays
+    /// its write-ahead log before it answers, which on a busy machine took longer than
+    /// pg_ctl's default minute: it may take ten.
     public static func crashAndRestart() throws {
         guard let pgctl = ProcessInfo.processInfo.environment["PLATESEG_TEST_PGCTL"] else {
             throw TestSetupError("PLATESEG_TEST_PGCTL is not set: run under ops/postgres/test-server.sh")
         }
-        let status = try shell("\(pgctl) -w -m immediate restart >/dev/null")
+        let status = try shell("\(pgctl) -w -t 600 -m immediate restart >/dev/null")
         guard status == 0 else { throw TestSetupError("pg_ctl restart failed (\(status))") }
     }
 }
