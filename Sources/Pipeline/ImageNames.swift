@@ -14,11 +14,11 @@ public struct ImageNames: Sendable {
         roots = Dictionary(plates.map { ($0.name, $0.root) }, uniquingKeysWith: { a, _ in a })
         for image in images {
             let relative = relativePath(image.path, root: roots[image.plate] ?? "")
-            for name in Set([image.path, relative, (relative as NSString).deletingPathExtension]) {
+            for name in Set([image.path, relative, Self.withoutExtension(relative)]) {
                 byName[name, default: []].append(image)
             }
-            let file = (relative as NSString).lastPathComponent
-            for name in Set([file, (file as NSString).deletingPathExtension]) {
+            let file = Self.fileName(relative)
+            for name in Set([file, Self.withoutExtension(file)]) {
                 byFileName[name, default: []].append(image)
             }
         }
@@ -39,6 +39,23 @@ public struct ImageNames: Sendable {
             throw ImageNameError("\(name) names \(found.count) images (\(found.prefix(4).map { "\($0.plate): \(self.name(of: $0))" }.joined(separator: ", "))); give the path in the plate folder, e.g. \(self.name(of: found[0]))")
         }
         return found.first
+    }
+}
+
+extension ImageNames {
+    // Not NSString's path methods: swift-corelibs-foundation traps on a path where "//" comes
+    // before a letter beyond ASCII ("a//é.png"), as a manifest may write one (found by fuzzing).
+
+    /// The last part of a path: `b/x.png` → `x.png`.
+    static func fileName(_ path: String) -> String {
+        path.split(separator: "/").last.map(String.init) ?? path
+    }
+
+    /// The path without its file name's extension: `b/x.png` → `b/x`; `b/.hidden` and `b/x` as they are.
+    static func withoutExtension(_ path: String) -> String {
+        let file = fileName(path)
+        guard let dot = file.lastIndex(of: "."), dot != file.startIndex, path.hasSuffix(file) else { return path }
+        return String(path.dropLast(file.distance(from: dot, to: file.endIndex)))
     }
 }
 

@@ -23,6 +23,18 @@ import Testing
         #expect(names.name(of: Self.image(2, "b/x.png")) == "b/x.png")
     }
 
+    /// Found by fuzzing (`truth-names`): "//" before a letter beyond ASCII made Foundation's path
+    /// methods trap.
+    @Test func pathsWithADoubleSlashAndLettersBeyondASCIIAreNamed() throws {
+        let names = ImageNames([Self.image(1, "scans//étoile.png"), Self.image(2, "Zelle.ä.tif"), Self.image(3, ".hidden")],
+                               plates: [PlateInfo(name: "P", root: "/plates/P", settings: "", keepTileOutputs: false, created: 0)])
+        #expect(try names.image(named: "scans//étoile")?.id == 1)
+        #expect(try names.image(named: "étoile.png")?.id == 1)
+        #expect(try names.image(named: "Zelle.ä")?.id == 2)
+        #expect(try names.image(named: ".hidden")?.id == 3)
+        #expect(ImageNames.withoutExtension("b/x") == "b/x" && ImageNames.withoutExtension("b.d/x") == "b.d/x")
+    }
+
     @Test func aFileNameTwoImagesShareIsRefusedNamingBoth() throws {
         let error = try #require(throws: ImageNameError.self) { _ = try names.image(named: "x.png") }
         #expect(error.description.contains("P: a/x.png") && error.description.contains("P: b/x.png"))
