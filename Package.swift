@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
         .package(url: "https://github.com/yaslab/CSV.swift", from: "2.5.2"),
+        // FilePath: Foundation's NSString path methods trap on "//" before a letter beyond ASCII.
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
@@ -24,8 +26,8 @@ let package = Package(
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
 
-        .target(name: "Imaging", dependencies: ["CZstd", "CPNG", "CTIFF"], swiftSettings: strict),
-        .target(name: "Models", dependencies: ["Imaging", "CDNNL"], swiftSettings: strict),
+        .target(name: "Imaging", dependencies: ["CZstd", "CPNG", "CTIFF", .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
+        .target(name: "Models", dependencies: ["Imaging", "CDNNL", .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         .target(
             name: "JobStore",
             dependencies: [
@@ -33,24 +35,26 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
-        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging", .product(name: "CSV", package: "CSV.swift"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         .target(
             name: "Worker",
             dependencies: ["JobStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
-        .target(name: "Ensemble", dependencies: ["Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
+        .target(name: "Ensemble", dependencies: ["Imaging", .product(name: "CSV", package: "CSV.swift"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
         // What the command line and the benchmarks share: merge jobs, stale results, evaluation,
         // calibration, the HTML report.
         .target(
-            name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging", .product(name: "CSV", package: "CSV.swift")],
+            name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging", .product(name: "CSV", package: "CSV.swift"), .product(name: "SystemPackage", package: "swift-system")],
             swiftSettings: strict),
         .executableTarget(
             name: "plateseg",
             dependencies: [
                 "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

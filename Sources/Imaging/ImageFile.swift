@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 
 public enum ImageFormat: String, Sendable, Codable {
     case png = "PNG"
@@ -32,7 +33,7 @@ public enum ImageFile {
 
     /// Names a plate scan picks up.
     public static func isImageName(_ name: String) -> Bool {
-        ["png", "tif", "tiff"].contains((name as NSString).pathExtension.lowercased())
+        ["png", "tif", "tiff"].contains(FilePath(name).extension?.lowercased() ?? "")
     }
 
     public static func format(of data: Data) -> ImageFormat? {

@@ -1,5 +1,6 @@
 import Foundation
 import JobStore
+import SystemPackage
 
 /// How a user names an image: by its path relative to the plate folder (as `query --cells`,
 /// `export` and the report write it), with or without its extension, or by its bare file name
@@ -29,7 +30,7 @@ public struct ImageNames: Sendable {
 
     /// The images `name` names: by path first, else by bare file name.
     public func images(named name: String) -> [StoredImage] {
-        byName[name] ?? byFileName[name] ?? []
+        byName[name] ?? byName[FilePath(name).string] ?? byFileName[name] ?? []
     }
 
     /// The one image `name` names; a bare name two images share is refused naming both.
@@ -43,19 +44,17 @@ public struct ImageNames: Sendable {
 }
 
 extension ImageNames {
-    // Not NSString's path methods: swift-corelibs-foundation traps on a path where "//" comes
-    // before a letter beyond ASCII ("a//é.png"), as a manifest may write one (found by fuzzing).
+    // FilePath, not NSString's path methods: swift-corelibs-foundation traps on a path where "//"
+    // comes before a letter beyond ASCII ("a//é.png"), as a manifest may write one (found by fuzzing).
 
     /// The last part of a path: `b/x.png` → `x.png`.
-    static func fileName(_ path: String) -> String {
-        path.split(separator: "/").last.map(String.init) ?? path
-    }
+    public static func fileName(_ path: String) -> String { FilePath(path).lastComponent?.string ?? path }
 
     /// The path without its file name's extension: `b/x.png` → `b/x`; `b/.hidden` and `b/x` as they are.
-    static func withoutExtension(_ path: String) -> String {
-        let file = fileName(path)
-        guard let dot = file.lastIndex(of: "."), dot != file.startIndex, path.hasSuffix(file) else { return path }
-        return String(path.dropLast(file.distance(from: dot, to: file.endIndex)))
+    public static func withoutExtension(_ path: String) -> String {
+        var file = FilePath(path)
+        file.extension = nil
+        return file.string
     }
 }
 

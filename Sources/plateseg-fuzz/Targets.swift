@@ -89,8 +89,8 @@ enum FuzzTargets {
         for id in lines[split...].dropFirst().map(String.init) {
             let found = names.images(named: id)
             for image in found {
-                let relative = names.name(of: image), file = (relative as NSString).lastPathComponent
-                let forms = [image.path, relative, (relative as NSString).deletingPathExtension, file, (file as NSString).deletingPathExtension]
+                let relative = names.name(of: image), file = ImageNames.fileName(relative)
+                let forms = [image.path, relative, ImageNames.withoutExtension(relative), file, ImageNames.withoutExtension(file)]
                 precondition(forms.contains(id), "\(id) named \(image.path), which it is no name of")
             }
             switch Result(catching: { try names.image(named: id) }) {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Imaging
+import SystemPackage
 
 struct FitIntensity: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,7 +23,7 @@ struct FitIntensity: ParsableCommand {
         }
         let images = try training.paths().map { try ImageFile.read($0) }
         let reference = IntensityReference.fit(images, lowPercentile: bounds[0], highPercentile: bounds[1],
-                                               source: "split \(training.split) of \((training.list as NSString).lastPathComponent)")
+                                               source: "split \(training.split) of \(FilePath(training.list).lastComponent?.string ?? training.list)")
         try reference.jsonData().write(to: URL(fileURLWithPath: out))
         print(String(format: "%d images: percentile %g at %.2f, percentile %g at %.2f; wrote %@", images.count,
                      reference.lowPercentile, reference.lowValue, reference.highPercentile, reference.highValue, out))
@@ -50,9 +51,9 @@ struct SplitImages: ParsableArguments {
         }
         let ids = Set(rows.dropFirst().filter { $0.count > max(id, s) && $0[s] == split }.map { $0[id] })
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
-            ImageFile.isImageName($0) && ids.contains(($0 as NSString).deletingPathExtension)
+            ImageFile.isImageName($0) && ids.contains(FilePath($0).stem ?? $0)
         }.sorted()
         guard !files.isEmpty else { throw ValidationError("no image in \(folder) is in split \(split) of \(list)") }
-        return files.map { (folder as NSString).appendingPathComponent($0) }
+        return files.map { FilePath(folder).appending($0).string }
     }
 }

@@ -4,6 +4,7 @@ import JobStore
 import Models
 import Pipeline
 import Worker
+import SystemPackage
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -99,7 +100,7 @@ struct Run: ParsableCommand {
         if !failed.isEmpty || !unreadable.isEmpty {
             print("\nProblems (see `plateseg status`, fix the cause, then `plateseg retry --plate \(name)` or submit again):")
             for u in unreadable { print("  image: \(u.error)") }
-            for f in failed { print("  job \(f.id) \(f.kind) \(f.imagePath.map { ($0 as NSString).lastPathComponent } ?? ""): \(f.error)") }
+            for f in failed { print("  job \(f.id) \(f.kind) \(f.imagePath.map { FilePath($0).lastComponent?.string ?? $0 } ?? ""): \(f.error)") }
         }
         // Scripts can tell: 0 = every image segmented, 1 = something failed or was left undone;
         // the last line says which, and what is left.

@@ -192,6 +192,21 @@ import Testing
         #expect(truth.errors[0].location == "annotation 3 (id 4)" && truth.errors[0].image == "other")
     }
 
+    /// Found by fuzzing: Foundation's path methods trap on "//" before a letter beyond ASCII.
+    @Test func cocoFileNamesBecomeIDsWithoutTrapping() throws {
+        let json = """
+            {"images": [{"id": 1, "file_name": "scans//étoile.png", "width": 8, "height": 8},
+                        {"id": 2, "file_name": "/data//plaque/Zelle.ä.tif", "width": 8, "height": 8},
+                        {"id": 3, "file_name": "b.d/x", "width": 8, "height": 8}],
+             "categories": [{"id": 1, "name": "astro"}],
+             "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 4, 1, 4, 4, 1, 4]]},
+                             {"id": 2, "image_id": 2, "category_id": 1, "segmentation": [[1, 1, 4, 1, 4, 4, 1, 4]]},
+                             {"id": 3, "image_id": 3, "category_id": 1, "segmentation": [[1, 1, 4, 1, 4, 4, 1, 4]]}]}
+            """
+        let truth = try GroundTruth.read(path: try temporary("names.json", json))
+        #expect(truth.images.map(\.id).sorted() == ["Zelle.ä", "b.d/x", "scans/étoile"])
+    }
+
     /// As in the competition's COCO files: Kaggle id strings as ids, counts lists without a size.
     @Test func readsCOCOKeyedByKaggleIDs() throws {
         let truth = try GroundTruth.read(path: demoTruthPath)

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Synchronization
+import SystemPackage
 
 /// The embedded driver: one SQLite file in WAL mode, shared by the processes of one machine.
 /// Its clock is this machine's.
@@ -53,7 +54,7 @@ final class SQLiteDriver: StoreDriver {
                 throw JobStoreError.database(path: path, reason: "was written by a newer plateseg (its schema is ahead of this one's); use that version or a newer one")
             } catch let error as DatabaseError where [.SQLITE_CORRUPT, .SQLITE_NOTADB, .SQLITE_READONLY, .SQLITE_CANTOPEN].contains(error.resultCode) {
                 switch error.resultCode {
-                case .SQLITE_CANTOPEN where !FileManager.default.fileExists(atPath: (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent):
+                case .SQLITE_CANTOPEN where !FileManager.default.fileExists(atPath: FilePath(path).removingLastComponent().isEmpty ? "." : FilePath(path).removingLastComponent().string):
                     throw JobStoreError.database(path: path, reason: "its folder does not exist; create the folder or pass --db another path")
                 case .SQLITE_READONLY, .SQLITE_CANTOPEN: throw JobStoreError.database(path: path, reason: Self.readOnlyHint)
                 case .SQLITE_NOTADB: throw JobStoreError.database(path: path, reason: "is not a SQLite database; pass --db a plateseg database file (or a new path, which is created) or a postgres:// URL")

@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import SystemPackage
 
 /// The range of the values each layer reads, recorded from float32 runs on calibration images:
 /// what int8 quantisation scales its input by. A percentile of |x| rather than the maximum, so
@@ -87,7 +88,7 @@ extension ActivationRanges {
         }
         return ActivationRanges(layers: recorder.ranges(percentile: percentile), outputs: recorder.outputRanges(percentile: percentile),
                                 percentile: percentile,
-                                images: images.map { ($0 as NSString).lastPathComponent },
+                                images: images.map { FilePath($0).lastComponent?.string ?? $0 },
                                 modelFile: ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file))))
     }
 
