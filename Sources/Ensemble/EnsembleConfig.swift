@@ -20,8 +20,11 @@ public enum EnsembleModel: String, Sendable, Codable, CaseIterable, CodingKeyRep
 /// The defaults are hand-set starting points; `WeightFitter` replaces them with values fitted
 /// on a validation split and records which split and what score in `fit`.
 public struct EnsembleConfig: Sendable, Equatable, Codable {
+    /// The cell types the shipped networks know (the Sartorius data's), in their class order.
+    public static let cellTypes = ["shsy5y", "astro", "cort"]
+
     /// Cell types, in the order of the class probabilities the merge reports.
-    public var classes: [String] = ["shsy5y", "astro", "cort"]
+    public var classes: [String] = Self.cellTypes
     /// Classes a semantic map may carry beside background and cell types that belong to no cell,
     /// such as the boundary between touching cells (training/ can add one to UPerNet).
     public var separatorClasses: [String] = ["boundary"]

@@ -4,6 +4,10 @@ public struct TileLayout: Sendable, Hashable, Codable {
     public let size: Int
     public let overlap: Int
 
+    /// `plateseg submit`'s: a whole 704x520 Sartorius field in one tile, larger fields cut with
+    /// an overlap larger than the largest cell.
+    public static let standard = TileLayout(size: 768, overlap: 96)
+
     public init(size: Int, overlap: Int) {
         precondition(size > 0 && overlap >= 0 && overlap < size, "tile overlap must be smaller than the tile")
         self.size = size

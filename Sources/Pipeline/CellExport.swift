@@ -1,3 +1,4 @@
+import Ensemble
 import Foundation
 import Imaging
 import JobStore
@@ -16,7 +17,7 @@ public enum CellExport {
     }
 
     /// The categories of COCO files, in id order (1, 2, 3).
-    public static let categories = ["shsy5y", "astro", "cort"]
+    public static let categories = EnsembleConfig.cellTypes
 
     /// The columns of a cell's row in `query --cells` and the CSV export (which adds `rle`).
     public static let header = ["plate", "well", "field", "timepoint", "channel", "image", "cell_type", "score", "area", "box_x", "box_y",

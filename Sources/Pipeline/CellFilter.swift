@@ -1,3 +1,4 @@
+import Ensemble
 import Foundation
 import JobStore
 
@@ -7,7 +8,7 @@ import JobStore
 /// empty answer that looks like "no cells".
 public enum CellFilter {
     /// The cell types the networks tell apart.
-    public static let cellTypes = ["shsy5y", "astro", "cort"]
+    public static let cellTypes = EnsembleConfig.cellTypes
 
     public static func query(_ db: any JobStore, plate: String?, well: String?, cellType: String?, timepoint: String?) throws -> CellQuery {
         let plates = try db.plates()

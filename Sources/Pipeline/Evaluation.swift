@@ -142,3 +142,47 @@ public struct EvaluationError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+extension Evaluation {
+    /// A table row per output scored (header first: images, score, score per type, cells found
+    /// against annotated, count bias), telling `say` what each left out, each image's score when
+    /// `perImage`, and the score per well when one output is scored. Fails when nothing could be
+    /// scored, and says when the stored cells were made by other model files than `modelsDir`'s.
+    public func table(_ outputs: [ScoredOutput], perImage: Bool, modelsDir: String, say: (String) -> Void) throws -> [[String]] {
+        var table = [["scored", "images", "score"] + EnsembleConfig.cellTypes + ["cells/annotated", "count bias"]]
+        var scoredAny = false
+        for scored in outputs {
+            let result = try score(scored)
+            result.leftOut.forEach(say)
+            scoredAny = scoredAny || !result.imageScores.isEmpty
+            let report = result.report
+            let byType = EnsembleConfig.cellTypes.map { report.groups["cell type"]?[$0].map { String(format: "%.3f", $0.score) } ?? "-" }
+            table.append([scored.rawValue, "\(result.imageScores.count)", report.score.map { String(format: "%.3f", $0) } ?? "-"] + byType
+                         + ["\(report.predictedCells)/\(report.annotatedCells)", String(format: "%+.1f %%", report.countBias * 100)])
+            if perImage {
+                for (id, s) in result.imageScores.sorted(by: { $0.key < $1.key }) {
+                    say("  \(scored.rawValue) \(id) [\(result.cellTypes[id] ?? "?")] \(String(format: "%.3f", s.score)), \(s.predictedCells) cells of \(s.annotatedCells) annotated")
+                }
+            }
+            if outputs.count == 1, let wellGroups = report.groups["well"], !wellGroups.isEmpty {
+                say("Per well:")
+                for (well, g) in wellGroups.sorted(by: { $0.key < $1.key }) {
+                    say("  \(well): \(String(format: "%.3f", g.score)) over \(g.images) image(s), \(g.predictedCells) cells of \(g.annotatedCells) annotated")
+                }
+            }
+        }
+        guard scoredAny else {
+            throw EvaluationError("nothing scored: each of the \(images.count) annotated image(s) was left out, as said above")
+        }
+        return table
+    }
+
+    /// Right after `calibrate` the stored cells are still the old fit's merges, while the
+    /// single-network rows are re-merged with the new ensemble.json: which is which.
+    public func staleNotes(modelsDir: String) throws -> [String] {
+        let plates = Set(images.map(\.plate)).sorted()
+        return try StaleResults.find(in: db, plates: plates, modelsDir: modelsDir).sorted(by: { $0.key < $1.key }).map { p, stale in
+            "note: \(stale.describe(plate: p)) than those in \(modelsDir): the ensemble row scores those stored cells; `plateseg run --redo-stale` makes them again"
+        }
+    }
+}

@@ -72,6 +72,15 @@ public struct MergeHandler: JobHandler {
 
 /// Tile outputs are removed once their merge has stored the cells, unless the plate keeps them.
 public enum TileOutputs {
+    /// Keeps the plate's tile outputs from now on, and queues again the merges that removed
+    /// theirs: each runs again the tiles it takes. Returns the jobs queued.
+    public static func keep(plate: String, in db: any JobStore) throws -> Int {
+        _ = try CellFilter.query(db, plate: plate, well: nil, cellType: nil, timepoint: nil)
+        try db.setKeepTileOutputs(plate: plate, true)
+        let merges = try db.images(plate: plate).filter { $0.mergeState == .succeeded }.compactMap(\.mergeJobID)
+        return try db.retry(RetrySelection(jobIDs: merges, failedOnly: false))
+    }
+
     static func removedMessage(image: String, removed: Int, of total: Int, mergeJob: JobID) -> String {
         "\(image): \(removed == 0 ? "its tile outputs are" : "\(removed) of its \(total) tile outputs were") removed after an earlier merge; `plateseg retry --job \(mergeJob)` runs its tiles and this merge again"
     }

@@ -75,3 +75,48 @@ public struct ModelFile: Sendable, Equatable {
     public var hash: String
     public var bytes: Int
 }
+
+extension ModelsFolder {
+    /// The networks a plate runs by default: all three.
+    public static let networks = ModelKind.allCases.map(\.rawValue)
+
+    /// How fields of `pixelSize` µm are resized to the pixel size of the networks in `dir`, which
+    /// every model file must record and agree on; nil without a pixel size or when they match.
+    public static func fieldScale(pixelSize: Double?, networks: [String], in dir: String) throws -> FieldScale? {
+        guard let pixelSize else { return nil }
+        var sizes: [String: Double] = [:]
+        for name in networks {
+            let path = "\(dir)/\(name).safetensors"
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ModelsFolderError("\(path): no such model file; --pixel-size reads the training images' pixel size from it (pass --models-dir)")
+            }
+            guard let size = try ModelLoader.pixelSize(path: path) else {
+                throw ModelsFolderError("\(path) does not record the pixel size of its training images (metadata `pixel_size`); re-export it with training/, or leave out --pixel-size")
+            }
+            sizes[path] = size
+        }
+        guard let network = sizes.values.first else { return nil }
+        guard sizes.values.allSatisfy({ abs($0 - network) < 1e-9 }) else {
+            throw ModelsFolderError("the model files were trained at different pixel sizes (\(sizes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value) µm" }.joined(separator: ", "))); use files of one scale")
+        }
+        let scale = FieldScale(fieldPixelSize: pixelSize, networkPixelSize: network)
+        return abs(scale.factor - 1) < 1e-9 ? nil : scale
+    }
+
+    /// The intensity rule `text` names (`auto`, `fixed:LO,HI`, `none`); `auto` needs the
+    /// training images' reference, `intensity.json` in `dir`.
+    public static func intensityRule(_ text: String, in dir: String) throws -> IntensityRule {
+        let reference = "\(dir)/intensity.json"
+        return try IntensityRule(parsing: text, reference: try {
+            guard FileManager.default.fileExists(atPath: reference) else {
+                throw ModelsFolderError("\(reference): no intensity reference for --intensity auto; restore it (models/ ships one), fit one with `plateseg fit-intensity`, or pass --intensity none or fixed:LO,HI")
+            }
+            return try IntensityReference.load(path: reference)
+        }())
+    }
+}
+
+public struct ModelsFolderError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -19,6 +19,22 @@ public enum PlateReport {
     /// some wells, none, or (`automatic`) every field of a report of at most `smallReportFields`.
     public enum FullOverlays: Sendable, Equatable {
         case automatic, all, none, wells(Set<String>)
+
+        /// `all`, `none`, or wells (`B03,C04`); nil: `automatic`.
+        public init(parsing text: String?) throws {
+            switch text?.lowercased() {
+            case nil: self = .automatic
+            case "all": self = .all
+            case "none": self = .none
+            case let wells?:
+                self = .wells(Set(try wells.split(separator: ",").map { name in
+                    guard let well = WellName.normalized(String(name)) else {
+                        throw FilterError("--overlays \(wells): \(name) is not a well name like B03; give all, none, or wells")
+                    }
+                    return well
+                }))
+            }
+        }
     }
 
     public static let thumbnailSide = 240

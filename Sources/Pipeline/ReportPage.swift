@@ -1,10 +1,11 @@
+import Ensemble
 import Foundation
 import JobStore
 
 /// The report's HTML, page by page. Every name and message is escaped: plate and file names are
 /// the user's and may hold anything.
 enum ReportPage {
-    static let cellTypes = ["shsy5y", "astro", "cort"]
+    static let cellTypes = EnsembleConfig.cellTypes
     static let typeColours = ["shsy5y": "#009e73", "astro": "#e69f00", "cort": "#cc79a7"]
     static let typeRGB = ["shsy5y": "0,158,115", "astro": "230,159,0", "cort": "204,121,167"]
     static let otherRGB = "86,180,233"

@@ -33,4 +33,16 @@ public enum WorkerProcess {
         sources.forEach { $0.cancel() }
         return loops.lazy.compactMap(\.failure).first
     }
+
+    /// `slots` loops on one store (`plateseg worker --concurrency`), each its own owner
+    /// (`WorkerOwner.name(slot:)`) and otherwise as `options` says.
+    @discardableResult
+    public static func run(store: any JobStore, handlers: [String: any JobHandler], slots: Int, options: WorkerLoop.Options,
+                           logger: Logger) -> JobStoreError? {
+        run((0..<max(1, slots)).map { i in
+            var own = options
+            own.owner = WorkerOwner.name(slot: i)
+            return WorkerLoop(store: store, handlers: handlers, options: own, logger: logger)
+        }, logger: logger)
+    }
 }

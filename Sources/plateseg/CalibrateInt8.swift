@@ -18,7 +18,7 @@ struct CalibrateInt8: ParsableCommand {
     var percentile: Double = 99.99
 
     @Option(help: "Comma-separated networks.")
-    var networks: String = "yolox,maskrcnn,upernet"
+    var networks: String = ModelsFolder.networks.joined(separator: ",")
 
     @Option(help: "How fields become the networks' input, as `submit --intensity`.")
     var intensity: String = "auto"
@@ -40,27 +40,18 @@ struct CalibrateInt8: ParsableCommand {
 
     func run() throws {
         let images = Array(try training.paths().prefix(limit))
-        let reference = "\(modelsDir)/intensity.json"
-        let rule = try IntensityRule(parsing: intensity, reference: try IntensityReference.load(path: reference))
+        let rule = try ModelsFolder.intensityRule(intensity, in: modelsDir)
         let folder = ModelsFolder(modelsDir).path
         for network in networks.split(separator: ",").map(String.init) {
             let file = "\(folder)/\(network).safetensors"
             let floatLayers = keepFloat.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            // A layer is named by its weights without ".weight" (convolutions and fully connected).
-            let layers = try SafeTensorsFile(path: file).entries.filter { $0.key.hasSuffix(".weight") && $0.value.shape.count >= 2 }
-                .keys.map { String($0.dropLast(".weight".count)) }
-            for scope in floatLayers where !layers.contains(where: { ActivationRanges.scope(scope, holds: $0) }) {
-                throw ValidationError("--keep-float \(scope) names no layer of \(network) (\(file)); give its layers' weight names, and calibrate each network alone")
-            }
             var done = 0
-            var ranges = try ActivationRanges.record(modelFile: file, images: images, intensity: rule, percentile: percentile) { _ in
+            let ranges = try ActivationRanges.calibrate(modelFile: file, images: images, intensity: rule, percentile: percentile,
+                                                        floatLayers: floatLayers, inputsOnly: inputsOnly) { _ in
                 done += 1
                 FileHandle.standardError.write(Data("\r\(network): \(done)/\(images.count) images".utf8))
             }
             FileHandle.standardError.write(Data("\n".utf8))
-            if inputsOnly { ranges.outputs = [:] }
-            ranges.floatLayers = floatLayers
-            try ranges.write(besideModel: file)
             let kept = ranges.floatLayers.isEmpty ? "" : " (\(ranges.layers.keys.filter(ranges.keepsFloat).count) kept in float)"
             print("\(network): \(ranges.layers.count) layers\(kept) from \(images.count) images of split \(training.split); wrote \(ActivationRanges.path(besideModel: file))")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Imaging
+import Pipeline
 import SystemPackage
 
 struct FitIntensity: ParsableCommand {
@@ -44,16 +45,6 @@ struct SplitImages: ParsableArguments {
 
     /// The split's images in the folder, sorted by name.
     func paths() throws -> [String] {
-        let text = try String(contentsOfFile: list, encoding: .utf8)
-        let rows = text.split(whereSeparator: \.isNewline).map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-        guard let header = rows.first, let id = header.firstIndex(of: "id"), let s = header.firstIndex(of: "split") else {
-            throw ValidationError("\(list): needs columns id and split")
-        }
-        let ids = Set(rows.dropFirst().filter { $0.count > max(id, s) && $0[s] == split }.map { $0[id] })
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
-            ImageFile.isImageName($0) && ids.contains(FilePath($0).stem ?? $0)
-        }.sorted()
-        guard !files.isEmpty else { throw ValidationError("no image in \(folder) is in split \(split) of \(list)") }
-        return files.map { FilePath(folder).appending($0).string }
+        do { return try TrainingSplit.paths(folder: folder, list: list, split: split) } catch let e as TrainingSplitError { throw ValidationError(e.description) }
     }
 }

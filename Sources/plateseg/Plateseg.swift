@@ -27,9 +27,3 @@ struct StoreOptions: ParsableArguments {
         try openJobStore(db, settings: StoreSettings(readOnly: true))
     }
 }
-
-/// A command that cannot do what was asked: one line (`Error: …`), exit status 1.
-struct CommandError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}

@@ -22,21 +22,9 @@ struct Report: ParsableCommand {
     }
 
     func run() throws {
-        let full: PlateReport.FullOverlays
-        switch overlays?.lowercased() {
-        case nil: full = .automatic
-        case "all": full = .all
-        case "none": full = .none
-        case let wells?:
-            full = .wells(Set(try wells.split(separator: ",").map { text in
-                guard let well = WellName.normalized(String(text)) else {
-                    throw ValidationError("--overlays \(wells): \(text) is not a well name like B03; give all, none, or wells")
-                }
-                return well
-            }))
-        }
         let choice: PlateReport.Plates = allPlates ? .all : plate.map { .named($0) } ?? .newest
-        let index = try PlateReport.write(from: try store.openForReading(), plates: choice, to: out, modelsDir: modelsDir, overlays: full)
+        let index = try PlateReport.write(from: try store.openForReading(), plates: choice, to: out, modelsDir: modelsDir,
+                                         overlays: try PlateReport.FullOverlays(parsing: overlays))
         print("report: \(index.path)")
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 import Imaging
 import JobStore
 import Models
+import Pipeline
 
 /// Tiling and model choices shared by `submit` and `run`.
 struct PlateOptions: ParsableArguments {
@@ -24,15 +25,14 @@ struct PlateOptions: ParsableArguments {
     @Option(help: "Plate name (default: the folder's name).")
     var plate: String?
 
-    // 768 keeps a whole 704x520 Sartorius field in one tile; larger images are cut.
     @Option(help: "Tile size in pixels.")
-    var tile: Int = 768
+    var tile: Int = TileLayout.standard.size
 
     @Option(help: "Overlap between neighbouring tiles in pixels; larger than the largest cell.")
-    var overlap: Int = 96
+    var overlap: Int = TileLayout.standard.overlap
 
     @Option(help: "Comma-separated networks to run on every tile.")
-    var models: String = "yolox,maskrcnn,upernet"
+    var models: String = ModelsFolder.networks.joined(separator: ",")
 
     @Option(help: "Attempts before a job is failed.")
     var maxAttempts: Int = 3
@@ -60,9 +60,8 @@ struct PlateOptions: ParsableArguments {
         }
         guard maxAttempts >= 1 else { throw ValidationError("--max-attempts \(maxAttempts): give at least 1 (each job runs at most that many times)") }
         guard !modelNames.isEmpty else { throw ValidationError("--models names no network") }
-        let known = ["yolox", "maskrcnn", "upernet"]
-        if let unknown = modelNames.first(where: { !known.contains($0) }) {
-            throw ValidationError("--models: no network named \(unknown); the networks are \(known.joined(separator: ", "))")
+        if let unknown = modelNames.first(where: { !ModelsFolder.networks.contains($0) }) {
+            throw ValidationError("--models: no network named \(unknown); the networks are \(ModelsFolder.networks.joined(separator: ", "))")
         }
         if let pixelSize, !(pixelSize > 0 && pixelSize.isFinite) {
             throw ValidationError("--pixel-size \(pixelSize): give the fields' µm per pixel, above 0")
@@ -74,44 +73,11 @@ struct PlateOptions: ParsableArguments {
 
     var modelNames: [String] { models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
-    /// The plate's intensity rule; `auto` needs the reference shipped beside the models.
-    func intensityRule() throws -> IntensityRule {
-        let reference = "\(modelsDir)/intensity.json"
-        return try IntensityRule(parsing: intensity, reference: try {
-            guard FileManager.default.fileExists(atPath: reference) else {
-                throw ValidationError("\(reference): no intensity reference for --intensity auto; restore it (models/ ships one), fit one with `plateseg fit-intensity`, or pass --intensity none or fixed:LO,HI")
-            }
-            return try IntensityReference.load(path: reference)
-        }())
-    }
-
-    /// How the fields are resized to the networks' pixel size, which every model file of the
-    /// plate must record and agree on; nil without --pixel-size or when the sizes match.
-    func fieldScale() throws -> FieldScale? {
-        guard let pixelSize else { return nil }
-        var sizes: [String: Double] = [:]
-        for name in modelNames {
-            let path = "\(modelsDir)/\(name).safetensors"
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw ValidationError("\(path): no such model file; --pixel-size reads the training images' pixel size from it (pass --models-dir)")
-            }
-            guard let size = try ModelLoader.pixelSize(path: path) else {
-                throw ValidationError("\(path) does not record the pixel size of its training images (metadata `pixel_size`); re-export it with training/, or leave out --pixel-size")
-            }
-            sizes[path] = size
-        }
-        guard let network = sizes.values.first else { return nil }
-        guard sizes.values.allSatisfy({ abs($0 - network) < 1e-9 }) else {
-            throw ValidationError("the model files were trained at different pixel sizes (\(sizes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value) µm" }.joined(separator: ", "))); use files of one scale")
-        }
-        let scale = FieldScale(fieldPixelSize: pixelSize, networkPixelSize: network)
-        return abs(scale.factor - 1) < 1e-9 ? nil : scale
-    }
-
     func submit(to store: any JobStore) throws -> SubmitSummary {
         let manifest = try self.manifest.map { try Manifest(path: $0) }
         let submitter = PlateSubmitter(layout: TileLayout(size: tile, overlap: overlap), models: modelNames, maxAttempts: maxAttempts,
-                                       intensity: try intensityRule(), channel: channel, scale: try fieldScale(),
+                                       intensity: try ModelsFolder.intensityRule(intensity, in: modelsDir), channel: channel,
+                                       scale: try ModelsFolder.fieldScale(pixelSize: pixelSize, networks: modelNames, in: modelsDir),
                                        keepTileOutputs: keepTileOutputs)
         return try submitter.submit(folder: plateFolder, plate: plate, manifest: manifest,
                                     timepoint: timepoint.flatMap(TimePoint.init(parsing:)), to: store)

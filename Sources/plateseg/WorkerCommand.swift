@@ -56,15 +56,9 @@ struct WorkerCommand: ParsableCommand {
         let folder = ModelsFolder(modelsDir)
         logger.log(level: precision.all == .auto ? .notice : .info, "networks run in \(precision.describe(modelFiles: folder.modelFiles))")
         let handlers = try folder.jobHandlers(store: db, paths: paths, precision: precision)
-        let loops = (0..<max(1, concurrency)).map { i in
-            var options = WorkerLoop.Options(owner: WorkerOwner.name(slot: i))
-            options.leaseSeconds = lease
-            options.once = once
-            options.exitWhenDrained = exitWhenDrained
-            options.plate = plate
-            return WorkerLoop(store: db, handlers: handlers, options: options, logger: logger)
-        }
-        if let failure = WorkerProcess.run(loops, logger: logger) { throw failure }
+        var options = WorkerLoop.Options(owner: WorkerOwner.name(slot: 0))
+        (options.leaseSeconds, options.once, options.exitWhenDrained, options.plate) = (lease, once, exitWhenDrained, plate)
+        if let failure = WorkerProcess.run(store: db, handlers: handlers, slots: concurrency, options: options, logger: logger) { throw failure }
     }
 }
 

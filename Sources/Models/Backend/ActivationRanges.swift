@@ -70,7 +70,7 @@ extension ActivationRanges {
     }
 
     /// The tiling `plateseg submit` uses by default: the network sees what it sees on a plate.
-    static let layout = TileLayout(size: 768, overlap: 96)
+    static let layout = TileLayout.standard
 
     /// Runs the network of `file` in float32 on each of `images` (a training split, never the
     /// images a score is read on) and records its layers' input ranges; `progress` is told each
@@ -108,6 +108,25 @@ extension ActivationRanges {
             throw ModelError.calibration(
                 file: file, reason: "layer \(layer) has range minimum \(range.minimum), bound \(range.bound) (a bound must be finite and not negative); run `plateseg calibrate-int8` again")
         }
+        return ranges
+    }
+
+    /// Records the ranges of the network in `file` (as `record`) and writes them beside it.
+    /// `floatLayers`: layers, or scopes of them, that keep the activations' precision in int8,
+    /// each checked to name a layer (its weights without ".weight": convolutions and fully
+    /// connected). `inputsOnly`: no output ranges, so that in int8 the layers keep bf16 between them.
+    public static func calibrate(modelFile file: String, images: [String], intensity: IntensityRule, percentile: Double,
+                                 floatLayers: [String] = [], inputsOnly: Bool = false,
+                                 progress: (String) -> Void = { _ in }) throws -> ActivationRanges {
+        let layers = try SafeTensorsFile(path: file).entries.filter { $0.key.hasSuffix(".weight") && $0.value.shape.count >= 2 }
+            .keys.map { String($0.dropLast(".weight".count)) }
+        for scope in floatLayers where !layers.contains(where: { Self.scope(scope, holds: $0) }) {
+            throw ModelError.calibration(file: file, reason: "--keep-float \(scope) names no layer of this network; give its layers' weight names, and calibrate each network alone")
+        }
+        var ranges = try record(modelFile: file, images: images, intensity: intensity, percentile: percentile, progress: progress)
+        if inputsOnly { ranges.outputs = [:] }
+        ranges.floatLayers = floatLayers
+        try ranges.write(besideModel: file)
         return ranges
     }
 
