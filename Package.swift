@@ -27,7 +27,7 @@ let package = Package(
         .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
 
         .target(name: "Imaging", dependencies: ["CZstd", "CPNG", "CTIFF", .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
-        .target(name: "Models", dependencies: ["Imaging", "CDNNL", .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
+        .target(name: "Models", dependencies: ["Imaging", "CDNNL"], swiftSettings: strict),
         .target(
             name: "JobStore",
             dependencies: [
@@ -38,23 +38,22 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: strict),
-        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging", .product(name: "CSV", package: "CSV.swift"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
+        .target(name: "Coordinator", dependencies: ["JobStore", "Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
         .target(
             name: "Worker",
             dependencies: ["JobStore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
-        .target(name: "Ensemble", dependencies: ["Imaging", .product(name: "CSV", package: "CSV.swift"), .product(name: "SystemPackage", package: "swift-system")], swiftSettings: strict),
+        .target(name: "Ensemble", dependencies: ["Imaging", .product(name: "CSV", package: "CSV.swift")], swiftSettings: strict),
         // What the command line and the benchmarks share: merge jobs, stale results, evaluation,
         // calibration, the HTML report.
         .target(
-            name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging", .product(name: "CSV", package: "CSV.swift"), .product(name: "SystemPackage", package: "swift-system")],
+            name: "Pipeline", dependencies: ["Worker", "Ensemble", "JobStore", "Models", "Imaging", .product(name: "CSV", package: "CSV.swift")],
             swiftSettings: strict),
         .executableTarget(
             name: "plateseg",
             dependencies: [
                 "Imaging", "Models", "JobStore", "Coordinator", "Worker", "Ensemble", "Pipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

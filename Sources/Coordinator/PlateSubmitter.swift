@@ -1,7 +1,6 @@
 import Foundation
 import Imaging
 import JobStore
-import SystemPackage
 
 /// Turns a plate folder into its job graph: per readable image, one `infer` job per
 /// (tile, model) and one `merge` job that waits on all of them.
@@ -115,7 +114,7 @@ public struct PlateSubmitter: Sendable {
                 var refused = image
                 let place = "well \(well), field \(image.field.map(String.init) ?? "-"), time point \(image.timepoint?.label ?? "-") and channel \(image.channel ?? "-")"
                 if let manifest, let first = manifestRows[other], let second = manifestRows[image.path] {
-                    refused.error = "\(manifest) rows \(first) and \(second) place \(FilePath(other).lastComponent?.string ?? other) and \(FilePath(image.path).lastComponent?.string ?? image.path) at one \(place); correct one of the rows and submit again"
+                    refused.error = "\(manifest) rows \(first) and \(second) place \(PathName.file(other)) and \(PathName.file(image.path)) at one \(place); correct one of the rows and submit again"
                 } else {
                     refused.error = "\(image.path): same \(place) as \(other); give each scan its own time point (submit --timepoint N, or a manifest `timepoint` column)"
                 }

@@ -1,7 +1,6 @@
 import CSV
 import Foundation
 import Imaging
-import SystemPackage
 
 /// The annotated cells of one image.
 public struct TruthImage: Sendable, Equatable {
@@ -187,10 +186,7 @@ public struct GroundTruth: Sendable {
             // writes it, or the Kaggle id; an absolute path is named by its file (ids may be numbers).
             var name = id
             if let fileName = image["file_name"] as? String, !fileName.isEmpty {
-                var file = FilePath(fileName)
-                if file.isAbsolute { file = file.lastComponent.map { FilePath(root: nil, [$0]) } ?? file }
-                file.extension = nil
-                name = file.string
+                name = PathName.withoutExtension(fileName.hasPrefix("/") ? PathName.file(fileName) : fileName)
             }
             order.append(id)
             byID[id] = TruthImage(id: name, width: w, height: h, cellType: image["cell_type"] as? String, masks: [])

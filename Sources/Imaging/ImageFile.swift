@@ -1,5 +1,4 @@
 import Foundation
-import SystemPackage
 
 public enum ImageFormat: String, Sendable, Codable {
     case png = "PNG"
@@ -33,7 +32,7 @@ public enum ImageFile {
 
     /// Names a plate scan picks up.
     public static func isImageName(_ name: String) -> Bool {
-        ["png", "tif", "tiff"].contains(FilePath(name).extension?.lowercased() ?? "")
+        ["png", "tif", "tiff"].contains(PathName.fileExtension(name).lowercased())
     }
 
     public static func format(of data: Data) -> ImageFormat? {

@@ -179,7 +179,7 @@ public enum CellExport {
             let cells = try db.cells(ofImages: batch.map(\.id), cellType: q.cellType)
             for image in batch {
                 let relative = relativePath(image.path, root: roots[image.plate] ?? "")
-                let labelFile = "\(PlateReport.fileSafe(image.plate))/\(ImageNames.withoutExtension(relative)).tif"
+                let labelFile = "\(PlateReport.fileSafe(image.plate))/\(PathName.withoutExtension(relative)).tif"
                 let url = folder.appendingPathComponent(labelFile)
                 try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
                 var picture = LabelImage(width: image.width, height: image.height)

@@ -50,7 +50,7 @@ public struct Evaluation {
             do {
                 // A COCO file of another tool may name its images under a folder of its own
                 // (`train/<id>.png`): then the file name names them.
-                let named = try names.image(named: t.id) ?? (t.id.contains("/") ? try names.image(named: ImageNames.fileName(t.id)) : nil)
+                let named = try names.image(named: t.id) ?? (t.id.contains("/") ? try names.image(named: PathName.file(t.id)) : nil)
                 guard let image = named else { continue }
                 ids[image.id] = t.id
             } catch let e as ImageNameError {

@@ -2,7 +2,6 @@ import Ensemble
 import Foundation
 import Imaging
 import JobStore
-import SystemPackage
 
 /// The HTML report of plates: one self-contained folder that opens offline. Its first page holds
 /// each plate's map (one per time point behind a slider), growth curves, a row per well, what
@@ -122,7 +121,7 @@ public struct ReportError: Error, CustomStringConvertible {
 
 /// An image's id in annotations and reports: its file name without the extension.
 public func imageID(of path: String) -> String {
-    FilePath(path).stem ?? path
+    PathName.stem(path)
 }
 
 /// An image's path relative to its plate's folder: the name a user reads and gives.

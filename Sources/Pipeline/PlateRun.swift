@@ -1,7 +1,7 @@
 import Foundation
+import Imaging
 import JobStore
 import Models
-import SystemPackage
 import Worker
 
 /// `plateseg run` on one machine: worker processes of this program on one plate until it is
@@ -54,7 +54,8 @@ public struct PlateRun: Sendable {
     /// Watches the workers until none is left: a dead one is named (and replaced), the bar
     /// refreshed every second. Ctrl-C, SIGTERM or a closed terminal stop the workers gracefully:
     /// each finishes the job in hand and exits; `plateseg run` again resumes. Returns the
-    /// plate's progress at the end.
+    /// plate's progress at the end. Call it on the main thread: the signals are taken there, and
+    /// the wait between looks runs the main run loop.
     public func watch(_ supervisor: WorkerSupervisor, db: any JobStore, bar: ProgressBar) throws -> PlateProgress? {
         let signals = [SIGINT, SIGTERM, SIGHUP].map { sig in
             signal(sig, SIG_IGN)
@@ -104,7 +105,7 @@ public struct PlateRun: Sendable {
         let failed = try db.failedJobs(plate: plate, limit: 20)
         let unreadable = try db.unreadableImages(plate: plate)
         let problems = unreadable.map { "image: \($0.error)" }
-            + failed.map { "job \($0.id) \($0.kind) \($0.imagePath.map { FilePath($0).lastComponent?.string ?? $0 } ?? ""): \($0.error)" }
+            + failed.map { "job \($0.id) \($0.kind) \($0.imagePath.map(PathName.file) ?? ""): \($0.error)" }
         let died = deaths > 0 ? "; \(deaths) worker process(es) died and their jobs were queued again" : ""
         if (final?.done ?? false) && failed.isEmpty && unreadable.isEmpty {
             return Outcome(complete: true, problems: [], verdict: "plate \(plate): complete, \(final?.imagesMerged ?? 0) images segmented\(died)")

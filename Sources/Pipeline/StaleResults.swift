@@ -3,7 +3,6 @@ import Imaging
 import JobStore
 import Models
 import Worker
-import SystemPackage
 
 /// A plate's results made by model files, int8 ranges or an ensemble config other than those in
 /// the models folder now (a model was retrained, `calibrate-int8` recorded new ranges for a
@@ -35,7 +34,7 @@ public struct StaleResults: Sendable {
         var current = Dictionary(try folder.files().map { ($0.name, $0.hash) }, uniquingKeysWith: { a, _ in a })
         for file in folder.modelFiles {
             let ranges = ActivationRanges.path(besideModel: file)
-            if let data = FileManager.default.contents(atPath: ranges) { current[FilePath(ranges).lastComponent?.string ?? ranges] = ContentHash.of(data) }
+            if let data = FileManager.default.contents(atPath: ranges) { current[PathName.file(ranges)] = ContentHash.of(data) }
         }
         let config = ContentHash.of(try folder.ensembleConfig().jsonData())
         let stale = records.compactMap { record in
@@ -71,7 +70,7 @@ public struct StaleResults: Sendable {
         switch kind {
         case InferJob.kind:
             guard let made = try? ModelSource(jobArgs: provenance) else { return nil }
-            let model = FilePath(made.file).stem ?? made.file
+            let model = PathName.stem(made.file)
             let weights = "\(model).safetensors", ranges = "\(model).int8.json"
             if let now = current[weights], now != made.contentHash { return weights }
             if let used = made.calibration, let now = current[ranges], now != used { return ranges }

@@ -1,7 +1,6 @@
 import CSV
 import Foundation
 import Imaging
-import SystemPackage
 
 /// The images of one split of a folder of training images, as a CSV that names each image's
 /// split lists them: columns `id` and `split`, ids being file names without extension (as
@@ -27,10 +26,10 @@ public enum TrainingSplit {
         }
         if let error = reader.error { throw TrainingSplitError("\(list): is not CSV (\(error))") }
         let files = try FileManager.default.contentsOfDirectory(atPath: folder).filter {
-            ImageFile.isImageName($0) && ids.contains(FilePath($0).stem ?? $0)
+            ImageFile.isImageName($0) && ids.contains(PathName.stem($0))
         }.sorted()
         guard !files.isEmpty else { throw TrainingSplitError("no image in \(folder) is in split \(split) of \(list)") }
-        return files.map { FilePath(folder).appending($0).string }
+        return files.map { PathName.joined(folder, $0) }
     }
 }
 

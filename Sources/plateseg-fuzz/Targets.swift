@@ -89,9 +89,10 @@ enum FuzzTargets {
         for id in lines[split...].dropFirst().map(String.init) {
             let found = names.images(named: id)
             for image in found {
-                let relative = names.name(of: image), file = ImageNames.fileName(relative)
-                let forms = [image.path, relative, ImageNames.withoutExtension(relative), file, ImageNames.withoutExtension(file)]
-                precondition(forms.contains(id), "\(id) named \(image.path), which it is no name of")
+                let relative = names.name(of: image), file = PathName.file(relative)
+                // Repeated slashes are one: a name given either way names the image.
+                let forms = [image.path, relative, PathName.withoutExtension(relative), file, PathName.withoutExtension(file)].map(PathName.normalized)
+                precondition(forms.contains(PathName.normalized(id)), "\(id) named \(image.path), which it is no name of")
             }
             switch Result(catching: { try names.image(named: id) }) {
             case .success(let one): precondition(found.count <= 1 && one?.id == found.first?.id, "\(id): \(found.count) images, one given")

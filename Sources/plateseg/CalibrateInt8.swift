@@ -45,6 +45,9 @@ struct CalibrateInt8: ParsableCommand {
         for network in networks.split(separator: ",").map(String.init) {
             let file = "\(folder)/\(network).safetensors"
             let floatLayers = keepFloat.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            if let scope = try ActivationRanges.unknownLayers(floatLayers, of: file).first {
+                throw ValidationError("--keep-float \(scope) names no layer of \(network) (\(file)); give its layers' weight names, and calibrate each network alone")
+            }
             var done = 0
             let ranges = try ActivationRanges.calibrate(modelFile: file, images: images, intensity: rule, percentile: percentile,
                                                         floatLayers: floatLayers, inputsOnly: inputsOnly) { _ in

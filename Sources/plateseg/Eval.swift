@@ -4,6 +4,11 @@ import Foundation
 import JobStore
 import Pipeline
 
+/// What `eval` scores: one of `ScoredOutput`, or all of them side by side.
+enum Scored: String, ExpressibleByArgument, CaseIterable {
+    case ensemble, yolox, maskrcnn, upernet, all
+}
+
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Score the segmentation against annotations with the Sartorius metric (mAP over IoU 0.50–0.95).",
@@ -12,15 +17,9 @@ struct Eval: ParsableCommand {
     @OptionGroup var store: StoreOptions
     @Option(help: "Annotations: the competition CSV (id,annotation,width,height,cell_type) or COCO json.") var truth: String
     @Option var plate: String?
-    @Option(help: "ensemble (stored cells), one model alone (yolox, maskrcnn, upernet), or all of them side by side.") var model = "ensemble"
+    @Option(help: "ensemble (stored cells), one model alone, or all of them side by side.") var model: Scored = .ensemble
     @Option(help: "Folder with ensemble.json (for re-merging single models).") var modelsDir: String = "models"
     @Flag(help: "Print the score of every image.") var perImage = false
-
-    func validate() throws {
-        guard model == "all" || ScoredOutput(rawValue: model) != nil else {
-            throw ValidationError("--model \(model): give ensemble, \(ScoredOutput.allCases.dropFirst().map(\.rawValue).joined(separator: ", ")) or all")
-        }
-    }
 
     func run() throws {
         let db = try store.openForReading()
@@ -28,7 +27,7 @@ struct Eval: ParsableCommand {
         for e in truthFile.errors { print("truth: \(e)") }
         for r in truthFile.repeats { print("truth: \(r)") }
         let evaluation = try Evaluation(db, truth: truthFile, truthPath: truth, plate: plate, modelsDir: modelsDir)
-        let outputs = try ScoredOutput(rawValue: model).map { [$0] } ?? evaluation.everyOutput()
+        let outputs = try ScoredOutput(rawValue: model.rawValue).map { [$0] } ?? evaluation.everyOutput()
         printTable(try evaluation.table(outputs, perImage: perImage, modelsDir: modelsDir) { print($0) })
         if outputs.contains(.ensemble) { try evaluation.staleNotes(modelsDir: modelsDir).forEach { print($0) } }
     }
@@ -46,31 +45,19 @@ struct Calibrate: ParsableCommand {
     @Option(help: "Also fit on all folds but one and score the one left out, for each of this many folds of the images (each cell type spread evenly): the score a fit reaches on images it has not seen. 0: no cross-validation.")
     var folds: Int = 0
     @Option(help: "Only accept configs whose cell count per image is, on the median image of each cell type, within this share of the annotated count (0.2: 20 %); 'off' fits the score alone, which rewards dropping doubtful cells and undercounts.")
-    var countTolerance: CountTolerance = CountTolerance(share: 0.2)
+    var countTolerance = "0.2"
 
     func validate() throws {
         if folds == 1 || folds < 0 { throw ValidationError("--folds \(folds): give 0 (none) or at least 2") }
+        if countTolerance != "off" && !(Double(countTolerance).map { $0 >= 0 } ?? false) {
+            throw ValidationError("--count-tolerance \(countTolerance): give a share of at least 0 (0.2: 20 %) or off")
+        }
     }
 
     func run() throws {
         let db = try store.openForReading()
         let images = try Calibration.images(from: db, truth: try GroundTruth.read(path: truth), plate: plate)
         guard !images.isEmpty else { throw EvaluationError("no image of \(plate ?? "any plate") in \(db.location) has both annotations in \(truth) and stored tile outputs; run the plate first (after `plateseg prune` run it again with `plateseg retry`)") }
-        try Calibration.fit(images, split: split, folds: folds, countTolerance: countTolerance.share, out: out) { print($0) }
+        try Calibration.fit(images, split: split, folds: folds, countTolerance: Double(countTolerance), out: out) { print($0) }
     }
-}
-
-/// A share of the annotated count, or "off".
-struct CountTolerance: ExpressibleByArgument {
-    var share: Double?
-
-    init(share: Double?) { self.share = share }
-
-    init?(argument: String) {
-        if argument == "off" { share = nil; return }
-        guard let v = Double(argument), v >= 0 else { return nil }
-        share = v
-    }
-
-    var defaultValueDescription: String { share.map { "\($0)" } ?? "off" }
 }

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Imaging
 import Pipeline
-import SystemPackage
 
 struct FitIntensity: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +23,7 @@ struct FitIntensity: ParsableCommand {
         }
         let images = try training.paths().map { try ImageFile.read($0) }
         let reference = IntensityReference.fit(images, lowPercentile: bounds[0], highPercentile: bounds[1],
-                                               source: "split \(training.split) of \(FilePath(training.list).lastComponent?.string ?? training.list)")
+                                               source: "split \(training.split) of \(PathName.file(training.list))")
         try reference.jsonData().write(to: URL(fileURLWithPath: out))
         print(String(format: "%d images: percentile %g at %.2f, percentile %g at %.2f; wrote %@", images.count,
                      reference.lowPercentile, reference.lowValue, reference.highPercentile, reference.highValue, out))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobStore
+import Pipeline
 
 @main
 struct Plateseg: ParsableCommand {
@@ -8,6 +9,11 @@ struct Plateseg: ParsableCommand {
         commandName: "plateseg",
         abstract: "Segment every cell of every image of a microscope plate, and ask where they are.",
         subcommands: [Submit.self, Run.self, WorkerCommand.self, Status.self, Retry.self, Prune.self, Query.self, Export.self, Eval.self, Calibrate.self, CalibrateInt8.self, Report.self, Trace.self, FitIntensity.self])
+}
+
+/// A module's complaint about an option's value is a usage error (exit 64), as ArgumentParser's own.
+func asUsageError<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as ModelsFolderError { throw ValidationError(e.description) } catch let e as FilterError { throw ValidationError(e.description) }
 }
 
 /// Options every command that reads or writes the job database takes.

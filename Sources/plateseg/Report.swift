@@ -19,6 +19,7 @@ struct Report: ParsableCommand {
 
     func validate() throws {
         if plate != nil && allPlates { throw ValidationError("--plate and --all-plates: choose one") }
+        _ = try asUsageError { try PlateReport.FullOverlays(parsing: overlays) }
     }
 
     func run() throws {

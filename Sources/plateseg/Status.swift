@@ -58,7 +58,7 @@ struct Retry: ParsableCommand {
         let db = try store.open(mustExist: true)
         var n = 0
         if keepTileOutputs, let plate {
-            n = try TileOutputs.keep(plate: plate, in: db)
+            n = try asUsageError { try TileOutputs.keep(plate: plate, in: db) }
             print("plate \(plate) keeps its tile outputs from now on; ", terminator: "")
         } else if stale, let plate {
             let found = try StaleResults.find(in: db, plate: plate, modelsDir: modelsDir)

@@ -76,8 +76,8 @@ struct PlateOptions: ParsableArguments {
     func submit(to store: any JobStore) throws -> SubmitSummary {
         let manifest = try self.manifest.map { try Manifest(path: $0) }
         let submitter = PlateSubmitter(layout: TileLayout(size: tile, overlap: overlap), models: modelNames, maxAttempts: maxAttempts,
-                                       intensity: try ModelsFolder.intensityRule(intensity, in: modelsDir), channel: channel,
-                                       scale: try ModelsFolder.fieldScale(pixelSize: pixelSize, networks: modelNames, in: modelsDir),
+                                       intensity: try asUsageError { try ModelsFolder.intensityRule(intensity, in: modelsDir) }, channel: channel,
+                                       scale: try asUsageError { try ModelsFolder.fieldScale(pixelSize: pixelSize, networks: modelNames, in: modelsDir) },
                                        keepTileOutputs: keepTileOutputs)
         return try submitter.submit(folder: plateFolder, plate: plate, manifest: manifest,
                                     timepoint: timepoint.flatMap(TimePoint.init(parsing:)), to: store)

@@ -1,5 +1,6 @@
 import Ensemble
 import Foundation
+import Imaging
 import JobStore
 @testable import Pipeline
 import Testing
@@ -32,7 +33,9 @@ import Testing
         #expect(try names.image(named: "étoile.png")?.id == 1)
         #expect(try names.image(named: "Zelle.ä")?.id == 2)
         #expect(try names.image(named: ".hidden")?.id == 3)
-        #expect(ImageNames.withoutExtension("b/x") == "b/x" && ImageNames.withoutExtension("b.d/x") == "b.d/x")
+        #expect(PathName.withoutExtension("b/x") == "b/x" && PathName.withoutExtension("b.d/x") == "b.d/x")
+        // A NUL ends no name early: "a/x.png" and a name holding a NUL are two names.
+        #expect(try names.image(named: "scans/étoile.png\u{0}.tif") == nil && PathName.file("a/x.png\u{0}/y") == "a/x.png\u{0}/y")
     }
 
     @Test func aFileNameTwoImagesShareIsRefusedNamingBoth() throws {

@@ -1,6 +1,5 @@
 import Foundation
 import Imaging
-import SystemPackage
 
 /// The range of the values each layer reads, recorded from float32 runs on calibration images:
 /// what int8 quantisation scales its input by. A percentile of |x| rather than the maximum, so
@@ -88,7 +87,7 @@ extension ActivationRanges {
         }
         return ActivationRanges(layers: recorder.ranges(percentile: percentile), outputs: recorder.outputRanges(percentile: percentile),
                                 percentile: percentile,
-                                images: images.map { FilePath($0).lastComponent?.string ?? $0 },
+                                images: images.map { PathName.file($0) },
                                 modelFile: ContentHash.of(try Data(contentsOf: URL(fileURLWithPath: file))))
     }
 
@@ -111,18 +110,21 @@ extension ActivationRanges {
         return ranges
     }
 
+    /// Those of `scopes` (layers, or scopes of them) that name no layer of the network in `file`:
+    /// a layer is named by its weights without ".weight" (convolutions and fully connected).
+    public static func unknownLayers(_ scopes: [String], of file: String) throws -> [String] {
+        let layers = try SafeTensorsFile(path: file).entries.filter { $0.key.hasSuffix(".weight") && $0.value.shape.count >= 2 }
+            .keys.map { String($0.dropLast(".weight".count)) }
+        return scopes.filter { scope in !layers.contains { Self.scope(scope, holds: $0) } }
+    }
+
     /// Records the ranges of the network in `file` (as `record`) and writes them beside it.
-    /// `floatLayers`: layers, or scopes of them, that keep the activations' precision in int8,
-    /// each checked to name a layer (its weights without ".weight": convolutions and fully
-    /// connected). `inputsOnly`: no output ranges, so that in int8 the layers keep bf16 between them.
+    /// `floatLayers`: layers, or scopes of them, that keep the activations' precision in int8
+    /// (`unknownLayers` checks them). `inputsOnly`: no output ranges, so that in int8 the layers
+    /// keep bf16 between them.
     public static func calibrate(modelFile file: String, images: [String], intensity: IntensityRule, percentile: Double,
                                  floatLayers: [String] = [], inputsOnly: Bool = false,
                                  progress: (String) -> Void = { _ in }) throws -> ActivationRanges {
-        let layers = try SafeTensorsFile(path: file).entries.filter { $0.key.hasSuffix(".weight") && $0.value.shape.count >= 2 }
-            .keys.map { String($0.dropLast(".weight".count)) }
-        for scope in floatLayers where !layers.contains(where: { Self.scope(scope, holds: $0) }) {
-            throw ModelError.calibration(file: file, reason: "--keep-float \(scope) names no layer of this network; give its layers' weight names, and calibrate each network alone")
-        }
         var ranges = try record(modelFile: file, images: images, intensity: intensity, percentile: percentile, progress: progress)
         if inputsOnly { ranges.outputs = [:] }
         ranges.floatLayers = floatLayers

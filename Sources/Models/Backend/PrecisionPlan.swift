@@ -1,5 +1,5 @@
 import Foundation
-import SystemPackage
+import Imaging
 
 /// What each network of a models folder computes in: one precision for all or `auto`, with
 /// exceptions per network, written as `--precision` takes it: `auto`, `bf16`, `bf16,upernet=int8`.
@@ -49,7 +49,7 @@ public struct PrecisionPlan: Sendable, Equatable, CustomStringConvertible {
 
     /// The precision of the network in `file` (`<network>.safetensors`).
     public func precision(forModel file: String) -> Precision {
-        let network = FilePath(file).stem ?? file
+        let network = PathName.stem(file)
         if let p = byNetwork[network] { return p }
         switch all {
         case let .fixed(p): return p
@@ -64,7 +64,7 @@ public struct PrecisionPlan: Sendable, Equatable, CustomStringConvertible {
     /// "bf16 (auto: …)" when every file computes in one precision, else the networks by
     /// precision: "maskrcnn int8, upernet int8, yolox bf16 (auto: …)".
     public func describe(modelFiles files: [String]) -> String {
-        let chosen = files.map { (network: FilePath($0).stem ?? $0, precision: precision(forModel: $0)) }
+        let chosen = files.map { (network: PathName.stem($0), precision: precision(forModel: $0)) }
             .sorted { $0.network < $1.network }
         let kinds = Set(chosen.map(\.precision))
         var text = kinds.count == 1 ? kinds.first!.rawValue : chosen.map { "\($0.network) \($0.precision.rawValue)" }.joined(separator: ", ")
