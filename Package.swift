@@ -82,7 +82,7 @@ let package = Package(
 
         // What the tests, the benchmarks and the fuzzer's seeds build plates and databases with: the
         // drivers and their scratch databases, a TIFF writer, the chaos harness. No test framework.
-        .target(name: "PlateFixtures", dependencies: ["JobStore", "CTIFF"], swiftSettings: strict),
+        .target(name: "PlateFixtures", dependencies: ["JobStore", "Imaging", "CTIFF"], swiftSettings: strict),
 
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "CTIFF", "PlateFixtures"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Imaging"], resources: [.copy("Fixtures")], swiftSettings: strict),

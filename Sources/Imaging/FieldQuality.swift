@@ -218,7 +218,7 @@ public struct FieldFault: Sendable {
             // Noise as large as the field's own pixel noise: what it differs from its smoothed self by.
             let smooth = Self.blur(pixels, width: field.width, height: field.height, sigma: 1)
             let sigma = FieldQuality.variance(zip(pixels, smooth).map { $0 - $1 }).squareRoot()
-            var random = SplitMix(seed: seed)
+            var random = SeededRandom(seed: seed)
             out = pixels.map { _ in median + sigma * random.gaussian() }
         case .dim:
             out = pixels.map { $0 * 0.12 }
@@ -254,13 +254,14 @@ public struct FieldFault: Sendable {
     }
 }
 
-/// A small seeded generator (SplitMix64) with Gaussian draws: the same fault for the same field.
-struct SplitMix {
+/// SplitMix64: the same numbers from the same seed on every machine (a fault for a field, the
+/// kills of a chaos run, noise in tests), with Gaussian draws.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public init(seed: UInt64) { state = seed }
 
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -269,7 +270,7 @@ struct SplitMix {
     }
 
     /// Box–Muller.
-    mutating func gaussian() -> Double {
+    public mutating func gaussian() -> Double {
         let u = (Double(next() >> 11) + 1) / Double(1 << 53)
         let v = Double(next() >> 11) / Double(1 << 53)
         return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)

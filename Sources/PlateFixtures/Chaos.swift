@@ -1,4 +1,5 @@
 import Foundation
+import Imaging
 import JobStore
 
 /// A plate run while everything around it dies: worker processes SIGKILLed at random moments,
@@ -78,7 +79,7 @@ public final class ChaosRun {
     let models: URL
     let plan: ChaosPlan
     let log: (String) -> Void
-    private var random: SplitMix64
+    private var random: SeededRandom
     private let marker = UUID().uuidString
 
     public init(plateseg: URL, plate: URL, models: URL, plan: ChaosPlan, log: @escaping (String) -> Void = { _ in }) {
@@ -87,7 +88,7 @@ public final class ChaosRun {
         self.models = models
         self.plan = plan
         self.log = log
-        random = SplitMix64(seed: plan.seed)
+        random = SeededRandom(seed: plan.seed)
     }
 
     /// Runs the plate undisturbed into `reference`, then under chaos into `db`, and compares.
@@ -229,15 +230,3 @@ public final class ChaosRun {
     }
 }
 
-/// A small seeded generator: the same seed kills the same way (up to the processes' timing).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

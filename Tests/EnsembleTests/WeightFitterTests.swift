@@ -3,24 +3,12 @@ import Imaging
 import Testing
 @testable import Ensemble
 
-/// SplitMix64: the same noise on every machine.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 enum FitScenes {
     static let size = (160, 120)
 
     /// Non-overlapping discs scattered over the image.
     static func cells(seed: UInt64, count: Int = 10) -> [Mask] {
-        var rng = SeededRandom(state: seed)
+        var rng = SeededRandom(seed: seed)
         var placed: [(Double, Double, Double)] = []
         while placed.count < count {
             let r = Double.random(in: 5...11, using: &rng)
@@ -35,7 +23,7 @@ enum FitScenes {
     /// replaced by confident random boxes when `noisyBoxes`.
     static func image(seed: UInt64, noisySemantic: Bool = false, noisyBoxes: Bool = false) -> CalibrationImage {
         let truth = cells(seed: seed)
-        var rng = SeededRandom(state: seed ^ 0xABCDEF)
+        var rng = SeededRandom(seed: seed ^ 0xABCDEF)
         let artifacts = PerfectModels.artifacts(masks: truth, cellType: "astro", width: size.0, height: size.1).map { a -> TileArtifact in
             var a = a
             if noisySemantic, let s = a.semantic {
