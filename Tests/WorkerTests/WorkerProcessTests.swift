@@ -186,7 +186,10 @@ func waitUntil(timeout: Double = 60, _ condition: () throws -> Bool) throws {
             }
         }
         sampler.start()
-        let workers = try (0..<64).map { try f.startWorker(lease: 3, name: "w\($0)", loops: 2) }
+        // One stopped clock for all: each worker's own start time, on a machine slow to start 64
+        // processes, put later ones past the leases of the first and made them take jobs again.
+        let now = Date().timeIntervalSince1970
+        let workers = try (0..<64).map { try f.startWorker(lease: 3, name: "w\($0)", loops: 2, clockAt: now) }
         workers.forEach { $0.waitUntilExit() }
         sampling.going.store(false, ordering: .relaxed)
         #expect(workers.allSatisfy { $0.terminationStatus == 0 })
